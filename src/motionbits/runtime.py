@@ -15,7 +15,11 @@ def pick_device(name: str = "auto") -> torch.device:
 def cpu_has_fast_bf16() -> bool:
     # AMX (Sapphire Rapids and later) makes CPU bf16 matmuls ~4x faster than fp32; without it
     # bf16 on the CPU is emulated and slower, so autocast only where the hardware helps.
-    return torch.backends.cpu.get_cpu_capability() == "AMX" or "amx" in torch.backends.cpu.get_cpu_capability().lower()
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "amx_bf16" in f.read()
+    except OSError:  # not Linux: stay in fp32, always correct
+        return False
 
 
 def use_bf16(device: torch.device, amp: str = "auto") -> bool:
