@@ -1,0 +1,242 @@
+"""The `motionbits` command: data, train, reconstruct, transfer, evaluate, demo.
+
+Every user-facing problem is a MotionbitsError, printed as one line `motionbits: error: ...`
+with exit code 2; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from motionbits.errors import MotionbitsError
+
+DEFAULT_SHEETS_HINT = "LPC sheets folder (default: download from github.com/YingzhenLi/Sprites)"
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    if args.kind == "sprites":
+        from motionbits.data.sprites import compose_sprites, download_sheets
+
+        sheets = args.sheets or download_sheets(Path(args.out) / "sheets")
+        manifest = compose_sprites(sheets, args.out, seed=args.seed)
+        print(f"wrote {args.out}: {manifest['counts'] if 'counts' in manifest else manifest}")
+    else:
+        from motionbits.data.video import build_video_dataset
+
+        build_video_dataset(args.src, args.out, size=args.size, frames=args.frames, stride=args.stride,
+                            fps=args.fps, test_fraction=args.test_fraction)
+
+
+def _load_cfg(args: argparse.Namespace):
+    from motionbits.config import load_config
+
+    cfg = load_config(args.config)
+    if getattr(args, "data", None):
+        cfg.data.root = args.data
+    if getattr(args, "steps", None):
+        cfg.train.steps = args.steps
+    if getattr(args, "device", None):
+        cfg.train.device = args.device
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from motionbits.train import train
+
+    cfg = _load_cfg(args)
+    out = args.out or f"runs/{cfg.name}"
+    path = train(cfg, out, fresh=args.fresh)
+    print(f"checkpoint: {path}")
+
+
+def _read_clip(spec: str, size: int, frames: int | None):
+    """A clip from 'sprites:ROOT:SPLIT:INDEX', a video/GIF file, an image or a folder of frames."""
+    import torch
+
+    if spec.startswith("sprites:"):
+        from motionbits.data.sprites import load_sprites
+
+        try:
+            _, root, split, index = spec.split(":")
+            data = load_sprites(root, split)
+            return torch.from_numpy(data.frames[int(index)])
+        except ValueError:
+            raise MotionbitsError(f"{spec}: expected sprites:ROOT:SPLIT:INDEX") from None
+        except IndexError:
+            raise MotionbitsError(f"{spec}: index out of range") from None
+    from motionbits.data.video import read_clip
+
+    return torch.from_numpy(read_clip(spec, size=size, max_frames=frames))
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from motionbits.pipeline import MotionBits
+    from motionbits.visualize import save_video, side_by_side
+
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    clip = _read_clip(args.input, pipe.cfg.data.image_size, args.frames)
+    out = pipe.reconstruct(clip, steps=args.sample_steps, seed=args.seed)[0]
+    result = side_by_side([clip, out]) if args.side_by_side else out
+    print(f"wrote {save_video(result, args.output, fps=args.fps, scale=args.scale)}")
+
+
+def cmd_transfer(args: argparse.Namespace) -> None:
+    from motionbits.pipeline import MotionBits
+    from motionbits.visualize import save_video, side_by_side
+
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    size = pipe.cfg.data.image_size
+    content = _read_clip(args.content, size, None)
+    motion = _read_clip(args.motion, size, args.frames)
+    if content.shape[0] < pipe.model.window:  # a still image: hold it for a whole window
+        content = content[:1].expand(pipe.model.window, -1, -1, -1)
+    out = pipe.transfer(content, motion, steps=args.sample_steps, seed=args.seed)[0]
+    if args.side_by_side:
+        held = content[:1].expand(out.shape[0], -1, -1, -1)
+        out = side_by_side([held, motion, out])
+    print(f"wrote {save_video(out, args.output, fps=args.fps, scale=args.scale)}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from motionbits.evaluate.sprites_eval import evaluate_sprites
+    from motionbits.pipeline import MotionBits
+
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    if args.data:
+        pipe.cfg.data.root = args.data
+    out = args.out or str(Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else args.checkpoint)
+    if pipe.cfg.data.kind != "sprites":
+        from motionbits.evaluate.video_eval import evaluate_video
+
+        report = evaluate_video(pipe, out, clips=args.clips, steps=args.sample_steps)
+    else:
+        report = evaluate_sprites(pipe, out, judge_path=args.judge, clips=args.clips, steps=args.sample_steps)
+    print((Path(out) / "eval.md").read_text() if (Path(out) / "eval.md").exists() else json.dumps(report, indent=2))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Sprites end to end: build the data, train sprites-cpu, write a transfer GIF, evaluate."""
+    import torch
+
+    from motionbits.config import load_config
+    from motionbits.data.sprites import compose_sprites, download_sheets, load_sprites
+    from motionbits.evaluate.sprites_eval import evaluate_sprites
+    from motionbits.pipeline import MotionBits
+    from motionbits.train import train
+    from motionbits.visualize import save_png, transfer_matrix
+
+    started = time.time()
+    out = Path(args.out)
+    cfg = load_config(args.config)
+    cfg.data.root = str(out / "sprites")
+    if args.steps:
+        cfg.train.steps = args.steps
+    if not (Path(cfg.data.root) / "manifest.json").exists():
+        sheets = args.sheets or download_sheets(out / "sheets")
+        compose_sprites(sheets, cfg.data.root)
+    run_dir = out / cfg.name
+    train(cfg, run_dir)
+    pipe = MotionBits.from_checkpoint(run_dir / "last.pt")
+    test = load_sprites(cfg.data.root, "test")
+    # 4 contents (rows) x 4 motions (columns) from different test characters.
+    pick = torch.Generator().manual_seed(1)
+    idx = torch.randperm(len(test), generator=pick)[:8]
+    clips = torch.from_numpy(test.frames[idx.numpy()])
+    gif, png = transfer_matrix(pipe, clips[:4], clips[4:], out / "transfer.gif")
+    print(f"wrote {gif} and {png}")
+    report = evaluate_sprites(pipe, out, clips=args.clips)
+    print((out / "eval.md").read_text())
+    print(f"demo finished in {(time.time() - started) / 60:.1f} min; everything is in {out}/")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="motionbits", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="build a dataset")
+    dsub = d.add_subparsers(dest="kind", required=True)
+    ds = dsub.add_parser("sprites", help="compose the Sprites benchmark from the LPC sheets")
+    ds.add_argument("--out", required=True)
+    ds.add_argument("--sheets", help=DEFAULT_SHEETS_HINT)
+    ds.add_argument("--seed", type=int, default=0, help="seed of the 1000/296 character split")
+    dv = dsub.add_parser("video", help="turn a folder of videos into clips")
+    dv.add_argument("src")
+    dv.add_argument("out")
+    dv.add_argument("--size", type=int, default=128)
+    dv.add_argument("--frames", type=int, default=16)
+    dv.add_argument("--stride", type=int, default=8)
+    dv.add_argument("--fps", type=float, default=None)
+    dv.add_argument("--test-fraction", type=float, default=0.2)
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("train", help="train a model from a config")
+    t.add_argument("--config", required=True, help="config file or packaged name (sprites-cpu, sprites)")
+    t.add_argument("--out", help="run folder (default runs/<config name>); resumes if it has last.pt")
+    t.add_argument("--data", help="dataset folder (overrides data.root)")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--device")
+    t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    t.set_defaults(func=cmd_train)
+
+    def use_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
+        q.add_argument("--device", default="auto")
+        q.add_argument("--sample-steps", type=int, default=None, help="denoising steps (default: config)")
+        q.add_argument("--seed", type=int, default=0)
+
+    def media_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("-o", "--output", required=True, help=".gif, .mp4, .webm or .png")
+        q.add_argument("--frames", type=int, default=None, help="at most this many frames")
+        q.add_argument("--fps", type=float, default=8.0)
+        q.add_argument("--scale", type=int, default=1, help="integer upscaling of the output")
+        q.add_argument("--side-by-side", action="store_true")
+
+    r = sub.add_parser("reconstruct", help="rebuild a clip from its own content and motion")
+    use_args(r)
+    r.add_argument("--input", required=True, help="video/GIF/frames folder, or sprites:ROOT:SPLIT:INDEX")
+    media_args(r)
+    r.set_defaults(func=cmd_reconstruct)
+
+    x = sub.add_parser("transfer", help="content of one clip, motion of another")
+    use_args(x)
+    x.add_argument("--content", required=True, help="image, video or sprites:ROOT:SPLIT:INDEX")
+    x.add_argument("--motion", required=True, help="driving video or sprites:ROOT:SPLIT:INDEX")
+    media_args(x)
+    x.set_defaults(func=cmd_transfer)
+
+    e = sub.add_parser("evaluate", help="measure a trained model on the test split")
+    use_args(e)
+    e.add_argument("--judge", help="judge .safetensors (trained and saved there if missing)")
+    e.add_argument("--data", help="dataset folder (default: the checkpoint's)")
+    e.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
+    e.add_argument("--out", help="report folder (default: the checkpoint's folder)")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("demo", help="Sprites end to end on the CPU: data, training, GIF, evaluation")
+    m.add_argument("--out", default="outputs/demo")
+    m.add_argument("--config", default="sprites-cpu")
+    m.add_argument("--sheets", help=DEFAULT_SHEETS_HINT)
+    m.add_argument("--steps", type=int)
+    m.add_argument("--clips", type=int, default=None)
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except MotionbitsError as err:
+        print(f"motionbits: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("motionbits: interrupted (the last checkpoint is kept; run the same command to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Configuration: one dataclass tree, read from a YAML file under configs/.
+
+A config names everything a run needs (data, model sizes, training schedule, sampler), so a
+checkpoint carries its config and can be rebuilt without the file it came from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from motionbits.errors import MotionbitsError
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    kind: str = "sprites"          # "sprites" | "video"
+    root: str = "data/sprites"     # folder made by `motionbits data ...`
+    sheets: str | None = None      # sprites only: LPC sheets folder (None: download when online)
+    frames: int = 8                # clip length T seen by training
+    image_size: int = 64
+
+
+@dataclass
+class ModelConfig:
+    # Tokenizer: "pixels" (denoiser patchifies pixels), "autoencoder", "taef2", "diffusers".
+    tokenizer: str = "pixels"
+    tokenizer_path: str | None = None
+    # Encoder (T5-style transformer over K content queries + T frame tokens).
+    encoder_width: int = 256
+    encoder_depth: int = 4
+    encoder_heads: int = 4
+    content_queries: int = 4       # K
+    content_dim: int = 128         # Cc, per content token
+    # Group VQ bottleneck on per-frame motion.
+    groups: int = 8                # N
+    codebook_size: int = 16        # K_e; ceiling = N * log2(K_e) bits per frame
+    group_dim: int = 8             # each group's vector size; motion dim Cm = N * group_dim
+    gumbel_alpha: float = 1.0      # logits = -alpha * squared L2 distance
+    gumbel_tau: float = 1.0
+    dead_code_threshold: float = 1e-3  # revive codes whose EMA usage falls below this fraction
+    # Denoiser (DiT with per-frame adaLN conditioning on time + motion).
+    patch_size: int = 8
+    denoiser_width: int = 256
+    denoiser_depth: int = 6
+    denoiser_heads: int = 4
+    temporal_attention: bool = False
+    mlp_ratio: float = 4.0
+
+
+@dataclass
+class DiffusionConfig:
+    sigma_data: float = 0.5
+    p_mean: float = -1.2           # log-normal training noise levels (EDM)
+    p_std: float = 1.2
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    sample_steps: int = 8
+    sampler: str = "heun"          # "heun" (EDM 2nd order) | "euler"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 32           # global batch (clips), whatever the number of processes
+    grad_accum: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    cross_drive: bool = True       # content from the first half, motion from the second half
+    target_bits: float = 12.0      # H_target, bits per frame
+    bitrate_lambda: float = 0.04
+    seed: int = 0
+    amp: str = "auto"              # "auto" | "bf16" | "off"
+    compile: bool = False
+    log_every: int = 50
+    checkpoint_every: int = 500
+    sample_every: int = 1000
+    device: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    judge_steps: int = 1500
+    clips: int = 0                 # 0 = the whole test split
+    batch_size: int = 64
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    name: str = "unnamed"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_fingerprint(self) -> str:
+        """Hash of everything that shapes the weights: a checkpoint only loads into the same one."""
+        blob = json.dumps({"data": {"frames": self.data.frames, "image_size": self.data.image_size},
+                           "model": dataclasses.asdict(self.model)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build(cls, values: dict[str, Any], where: str):
+    if not isinstance(values, dict):
+        raise MotionbitsError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise MotionbitsError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        f = known[name]
+        if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+            kwargs[name] = _build(f.default_factory, value, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any], where: str = "config") -> Config:
+    cfg = _build(Config, values, where)
+    validate(cfg, where)
+    return cfg
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A path to a YAML file, or the name of a packaged config such as `sprites-cpu`."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = PACKAGED_CONFIGS / f"{name_or_path.removesuffix('.yaml')}.yaml"
+    if packaged.is_file():
+        return packaged
+    names = ", ".join(sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml")))
+    raise MotionbitsError(f"config {name_or_path}: no such file and no packaged config of that name (packaged: {names})")
+
+
+def load_config(name_or_path: str) -> Config:
+    path = resolve_config_path(name_or_path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise MotionbitsError(f"config {path}: not valid YAML{at} ({getattr(err, 'problem', err)})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise MotionbitsError(f"config {path}: cannot be read ({err})") from None
+    if values is None:
+        raise MotionbitsError(f"config {path}: the file is empty")
+    values.setdefault("name", path.stem)
+    return config_from_dict(values, where=f"config {path}")
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    m, d, t = cfg.model, cfg.data, cfg.train
+    checks = [
+        (d.kind in ("sprites", "video"), f"data.kind must be 'sprites' or 'video', got {d.kind!r}"),
+        (d.frames >= 2, f"data.frames must be >= 2, got {d.frames}"),
+        (not t.cross_drive or d.frames % 2 == 0, f"cross_drive needs an even data.frames, got {d.frames}"),
+        (m.encoder_width % m.encoder_heads == 0, "model.encoder_width must be divisible by encoder_heads"),
+        (m.denoiser_width % m.denoiser_heads == 0, "model.denoiser_width must be divisible by denoiser_heads"),
+        (m.codebook_size >= 2, "model.codebook_size must be >= 2"),
+        (m.groups >= 1 and m.group_dim >= 1, "model.groups and model.group_dim must be >= 1"),
+        (t.batch_size >= 1 and t.steps >= 1, "train.batch_size and train.steps must be >= 1"),
+        (t.amp in ("auto", "bf16", "off"), f"train.amp must be auto, bf16 or off, got {t.amp!r}"),
+        (cfg.diffusion.sampler in ("heun", "euler"), "diffusion.sampler must be heun or euler"),
+        (0 <= t.target_bits <= m.groups * _log2(m.codebook_size),
+         f"train.target_bits={t.target_bits} is outside 0..groups*log2(codebook_size)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MotionbitsError(f"{where}: {message}")
+
+
+def _log2(x: int) -> float:
+    return math.log2(x)

@@ -1,0 +1,91 @@
+"""Clips in memory, ready for training: uint8 frames plus the frozen tokenizer's latents.
+
+Every dataset kind ends up as one uint8 array of clips [N, T, H, W, 3] held in memory (Sprites:
+300 MB for the train split). With the pixel tokenizer, a batch is converted to [-1, 1] floats on
+the fly; with a real tokenizer (autoencoder, taef2, diffusers VAE) the latents of every clip are
+computed once up front, because encoding costs far more than a training step on the CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm import tqdm
+
+from motionbits.config import Config
+from motionbits.errors import MotionbitsError
+from motionbits.models.tokenizer import PixelTokenizer, Tokenizer, build_tokenizer
+
+
+def frames_to_float(frames_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
+    return rearrange(frames_u8, "... h w c -> ... c h w").float().div(127.5).sub(1.0)
+
+
+def float_to_frames(x: torch.Tensor) -> torch.Tensor:
+    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3]."""
+    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return rearrange(x, "... c h w -> ... h w c").cpu()
+
+
+class ClipSet:
+    def __init__(self, frames: np.ndarray, tokenizer: Tokenizer, device: torch.device,
+                 progress: bool = False, labels: dict[str, np.ndarray] | None = None):
+        if frames.ndim != 5 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise MotionbitsError(f"clips must be uint8 [N, T, H, W, 3], got {frames.dtype} {frames.shape}")
+        self.frames = torch.from_numpy(frames)          # [N, T, H, W, 3] uint8, CPU
+        self.tokenizer = tokenizer.to(device).eval()
+        self.device = device
+        self.labels = labels or {}
+        self.cached = None if isinstance(tokenizer, PixelTokenizer) else self._encode_all(progress)
+        c, h, _ = tokenizer.latent_shape(frames.shape[2])
+        self.latent_channels, self.latent_size = c, h
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    @torch.no_grad()
+    def _encode_all(self, progress: bool, batch: int = 64) -> torch.Tensor:
+        flat = self.frames.flatten(0, 1)                # [N*T, H, W, 3]
+        out = []
+        for start in tqdm(range(0, len(flat), batch), desc="encoding latents", disable=not progress):
+            x = frames_to_float(flat[start:start + batch]).to(self.device)
+            out.append(self.tokenizer.encode(x).to(torch.bfloat16).cpu())
+        z = torch.cat(out)
+        return z.reshape(*self.frames.shape[:2], *z.shape[1:])  # [N, T, C, h, w]
+
+    def frames_u8(self, index: torch.Tensor) -> torch.Tensor:
+        return self.frames[index]
+
+    def latents(self, index: torch.Tensor) -> torch.Tensor:
+        """index [B] -> latents [B, T, C, h, w] float32 on the device."""
+        if self.cached is not None:
+            return self.cached[index].to(self.device, non_blocking=True).float()
+        frames = self.frames[index]
+        if self.device.type == "cuda":
+            frames = frames.pin_memory().to(self.device, non_blocking=True)
+        return frames_to_float(frames)
+
+
+def make_tokenizer(cfg: Config) -> Tokenizer:
+    return build_tokenizer(cfg.model.tokenizer, cfg.model.tokenizer_path)
+
+
+def load_clips(cfg: Config, split: str, device: torch.device, progress: bool = False,
+               tokenizer: Tokenizer | None = None) -> ClipSet:
+    """The clips of a split of the configured dataset, with their labels where the data has them."""
+    tokenizer = tokenizer or make_tokenizer(cfg)
+    if cfg.data.kind == "sprites":
+        from motionbits.data.sprites import load_sprites
+
+        data = load_sprites(cfg.data.root, split)
+        labels = {"attributes": data.attributes, "motion": data.motion, "character": data.character}
+        frames = data.frames
+    else:
+        from motionbits.data.video import load_video_clips
+
+        frames, labels = load_video_clips(cfg.data.root, split)
+    if frames.shape[1] < cfg.data.frames:
+        raise MotionbitsError(f"{cfg.data.root}: clips have {frames.shape[1]} frames, config wants {cfg.data.frames}")
+    frames = frames[:, : cfg.data.frames]
+    return ClipSet(frames, tokenizer, device, progress, labels)

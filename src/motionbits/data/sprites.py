@@ -1,0 +1,452 @@
+"""The "Sprites" benchmark (Li & Mandt, ICML 2018), composed from LPC layer sheets.
+
+1296 characters (body x bottomwear x topwear x hair, 6 options each) x 9 motions
+(spellcast/walk/slash x front/left/right), 8 frames of 64x64 RGB per clip, split by a
+seeded permutation of the characters into 1000 train / 296 test characters.
+
+The art is from the Liberated Pixel Cup and the Universal LPC Spritesheet project
+(dual licensed CC-BY-SA 3.0 / GPL 3.0); the manifest written next to the data says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from motionbits.errors import MotionbitsError
+
+ATTRIBUTE_NAMES = ("body", "bottomwear", "topwear", "hair")
+NUM_ATTRIBUTE_CLASSES = 6
+ACTION_NAMES = ("spellcast", "walk", "slash")
+DIRECTION_NAMES = ("front", "left", "right")
+MOTION_NAMES = tuple(f"{a}-{d}" for a in ACTION_NAMES for d in DIRECTION_NAMES)
+NUM_MOTIONS = 9
+FRAMES = 8
+SIZE = 64
+
+NUM_CHARACTERS = NUM_ATTRIBUTE_CLASSES ** len(ATTRIBUTE_NAMES)  # 1296
+NUM_TRAIN_CHARACTERS = 1000
+SHEET_SIZE = (832, 1344)  # (width, height) = 13 x 21 tiles
+SHOES_OPTION = 1  # every character wears shoes/1.png
+# Layer order for "over" compositing, bottom to top.
+LAYER_ORDER = ("body", "shoes", "bottomwear", "topwear", "hair")
+SPLITS = ("train", "test")
+
+# Sheet layout: first row of each action, its frame columns (8 per clip), and the row
+# offset of each direction within the action (sheet order is back, left, front, right).
+_ACTION_ROW = {"spellcast": 0, "walk": 8, "slash": 12}
+_ACTION_COLS = {
+    "spellcast": (0, 1, 2, 3, 4, 5, 6, 6),  # 7 real frames, last one repeated
+    "walk": (1, 2, 3, 4, 5, 6, 7, 8),  # column 0 is a standing pose, skipped
+    "slash": (0, 1, 2, 3, 4, 5, 5, 5),  # 6 real frames, last one repeated
+}
+_DIRECTION_ROW = {"back": 0, "left": 1, "front": 2, "right": 3}
+
+# Our layer folder -> folder of github.com/YingzhenLi/Sprites (it uses the same names:
+# bottomwear holds the legs/pants, topwear the torso/shirts, shoes the feet).
+_REPO_FOLDERS = {
+    "body": "body",
+    "bottomwear": "bottomwear",
+    "topwear": "topwear",
+    "hair": "hair",
+    "shoes": "shoes",
+}
+DEFAULT_SHEETS_URL = "https://raw.githubusercontent.com/YingzhenLi/Sprites/master"
+
+CREDIT = (
+    "Sprite art from the Liberated Pixel Cup (http://lpc.opengameart.org) and the "
+    "Universal LPC Spritesheet project (https://github.com/jrconway3/Universal-LPC-spritesheet), "
+    "via github.com/YingzhenLi/Sprites; dual licensed CC-BY-SA 3.0 / GPL 3.0. "
+    "Anything that ships or shows these frames must credit the LPC artists and both projects."
+)
+
+
+# ----------------------------------------------------------------------------- ids, split
+
+
+def character_id(body: int, bottomwear: int, topwear: int, hair: int) -> int:
+    """Character id of one attribute combination (mixed radix 6, body most significant)."""
+    return ((body * 6 + bottomwear) * 6 + topwear) * 6 + hair
+
+
+def character_attributes(cid: int) -> tuple[int, int, int, int]:
+    """Inverse of character_id: (body, bottomwear, topwear, hair)."""
+    if not 0 <= cid < NUM_CHARACTERS:
+        raise MotionbitsError(f"character id {cid} is out of range 0..{NUM_CHARACTERS - 1}")
+    cid, hair = divmod(cid, 6)
+    cid, top = divmod(cid, 6)
+    body, bottom = divmod(cid, 6)
+    return body, bottom, top, hair
+
+
+def split_characters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train ids [1000], test ids [296]) from a seeded permutation of all 1296 characters.
+
+    Always permutes the full set so a subset's membership matches the full dataset's.
+    """
+    perm = np.random.default_rng(seed).permutation(NUM_CHARACTERS).astype(np.int64)
+    return perm[:NUM_TRAIN_CHARACTERS], perm[NUM_TRAIN_CHARACTERS:]
+
+
+def motion_tiles(motion: int) -> tuple[int, tuple[int, ...]]:
+    """(sheet row, 8 sheet columns) of one motion class."""
+    action, direction = divmod(motion, len(DIRECTION_NAMES))
+    name = ACTION_NAMES[action]
+    row = _ACTION_ROW[name] + _DIRECTION_ROW[DIRECTION_NAMES[direction]]
+    return row, _ACTION_COLS[name]
+
+
+# ----------------------------------------------------------------------------- sheets
+
+
+def _sheet_path(sheets_dir: Path, layer: str, option: int) -> Path:
+    return sheets_dir / layer / f"{option}.png"
+
+
+def _check_sheets_dir(sheets_dir: Path, needed: dict[str, set[int]]) -> None:
+    """Fail fast, before any compositing, on the first missing or malformed sheet."""
+    if not sheets_dir.exists():
+        raise MotionbitsError(f"{sheets_dir}: LPC sheets folder does not exist")
+    if not sheets_dir.is_dir():
+        raise MotionbitsError(f"{sheets_dir}: not a folder (expected the LPC sheets folder)")
+    present = [layer for layer in needed if (sheets_dir / layer).is_dir()]
+    if not present:
+        raise MotionbitsError(
+            f"{sheets_dir}: not an LPC sheets folder (expected subfolders {', '.join(LAYER_ORDER)})"
+        )
+    for layer in LAYER_ORDER:
+        if not (sheets_dir / layer).is_dir():
+            raise MotionbitsError(f"{sheets_dir / layer}: layer folder is missing")
+        for option in sorted(needed[layer]):
+            path = _sheet_path(sheets_dir, layer, option)
+            if not path.is_file():
+                raise MotionbitsError(f"{path}: layer sheet is missing")
+            try:
+                with Image.open(path) as im:  # reads the header only
+                    size = im.size
+            except (OSError, ValueError) as e:
+                raise MotionbitsError(f"{path}: not a readable PNG ({e})") from None
+            if size != SHEET_SIZE:
+                raise MotionbitsError(
+                    f"{path}: sheet is {size[0]}x{size[1]}, expected {SHEET_SIZE[0]}x{SHEET_SIZE[1]}"
+                )
+
+
+def _load_layer(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(premultiplied rgb float32 [H,W,3] in 0..255, 1 - alpha float32 [H,W,1])."""
+    try:
+        with Image.open(path) as im:
+            # Palette sheets carry their transparency in the tRNS chunk; RGBA applies it.
+            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)  # [1344,832,4]
+    except (OSError, ValueError) as e:
+        raise MotionbitsError(f"{path}: not a readable PNG ({e})") from None
+    alpha = rgba[..., 3:] / 255.0
+    return rgba[..., :3] * alpha, 1.0 - alpha
+
+
+def _over(dst: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """layer "over" an opaque dst (both [H,W,3] float32, 0..255)."""
+    premul, inv_alpha = layer
+    return premul + dst * inv_alpha
+
+
+def _slice_clips(sheet: np.ndarray) -> np.ndarray:
+    """Composited RGB uint8 sheet [1344,832,3] -> clips uint8 [9,8,64,64,3]."""
+    clips = np.empty((NUM_MOTIONS, FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
+    for m in range(NUM_MOTIONS):
+        row, cols = motion_tiles(m)
+        y = row * SIZE
+        for t, c in enumerate(cols):
+            clips[m, t] = sheet[y : y + SIZE, c * SIZE : (c + 1) * SIZE]
+    return clips
+
+
+# ----------------------------------------------------------------------------- compose
+
+
+def _write_atomic_npz(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    # Pass a file object: np.savez would append ".npz" to a bare "*.tmp" name.
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def _write_atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def compose_sprites(
+    sheets_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    characters: Iterable[int] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Compose the Sprites benchmark into out_dir/{train,test}.npz + manifest.json.
+
+    characters: optional subset of character ids (for tests); its train/test membership
+    still comes from the full seeded permutation. Returns the manifest dict.
+    """
+    sheets_dir = Path(sheets_dir)
+    out_dir = Path(out_dir)
+    if characters is None:
+        cids = list(range(NUM_CHARACTERS))
+    else:
+        cids = sorted({int(c) for c in characters})
+        for c in cids:
+            character_attributes(c)  # range check
+    attrs = {c: character_attributes(c) for c in cids}
+
+    needed: dict[str, set[int]] = {layer: set() for layer in LAYER_ORDER}
+    needed["shoes"].add(SHOES_OPTION)
+    for a in attrs.values():
+        for name, option in zip(ATTRIBUTE_NAMES, a):
+            needed[name].add(option)
+    _check_sheets_dir(sheets_dir, needed)
+
+    train_ids, _ = split_characters(seed)
+    train_set = set(train_ids.tolist())
+    split_of = {c: ("train" if c in train_set else "test") for c in cids}
+    counts = {s: sum(1 for c in cids if split_of[c] == s) for s in SPLITS}
+
+    # Preallocate the outputs: the full train frames are ~0.9 GB, so no list + stack copy.
+    arrays = {
+        s: {
+            "frames": np.empty((counts[s] * NUM_MOTIONS, FRAMES, SIZE, SIZE, 3), np.uint8),
+            "attributes": np.empty((counts[s] * NUM_MOTIONS, len(ATTRIBUTE_NAMES)), np.int64),
+            "motion": np.empty((counts[s] * NUM_MOTIONS,), np.int64),
+            "character": np.empty((counts[s] * NUM_MOTIONS,), np.int64),
+        }
+        for s in SPLITS
+    }
+    cursor = {s: 0 for s in SPLITS}
+
+    # Sheets are loaded lazily and cached (25 sheets at most, ~13 MB each as float32).
+    layer_cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def layer(name: str, option: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (name, option)
+        if key not in layer_cache:
+            layer_cache[key] = _load_layer(_sheet_path(sheets_dir, name, option))
+        return layer_cache[key]
+
+    # Characters are visited in id order (body outermost), so partial composites of the
+    # lower layers are reused: body+shoes per body, +bottomwear, +topwear; only hair is
+    # composited per character. Same result as compositing all five layers each time.
+    prefix: dict[int, tuple[tuple[int, ...], np.ndarray]] = {}
+
+    def partial(depth: int, a: tuple[int, int, int, int]) -> np.ndarray:
+        """Composite of body+shoes (depth 1), +bottomwear (2), +topwear (3); [H,W,3] f32."""
+        key = a[:depth]
+        if depth in prefix and prefix[depth][0] == key:
+            return prefix[depth][1]
+        if depth == 1:
+            black = np.zeros((SHEET_SIZE[1], SHEET_SIZE[0], 3), np.float32)
+            img = _over(_over(black, layer("body", a[0])), layer("shoes", SHOES_OPTION))
+        else:
+            img = _over(partial(depth - 1, a), layer(ATTRIBUTE_NAMES[depth - 1], a[depth - 1]))
+        prefix[depth] = (key, img)
+        return img
+
+    iterator: Iterable[int] = cids
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(cids, desc="composing sprites", unit="char")
+    for c in iterator:
+        a = attrs[c]
+        full = _over(partial(3, a), layer("hair", a[3]))  # [1344,832,3] float32
+        sheet = np.clip(np.rint(full), 0, 255).astype(np.uint8)
+        s = split_of[c]
+        i = cursor[s]
+        out = arrays[s]
+        out["frames"][i : i + NUM_MOTIONS] = _slice_clips(sheet)
+        out["attributes"][i : i + NUM_MOTIONS] = a
+        out["motion"][i : i + NUM_MOTIONS] = np.arange(NUM_MOTIONS)
+        out["character"][i : i + NUM_MOTIONS] = c
+        cursor[s] = i + NUM_MOTIONS
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for s in SPLITS:
+        _write_atomic_npz(out_dir / f"{s}.npz", **arrays[s])
+
+    manifest = {
+        "dataset": "sprites",
+        "seed": seed,
+        "num_characters": len(cids),
+        "full": characters is None,
+        "characters": {s: counts[s] for s in SPLITS},
+        "clips": {s: counts[s] * NUM_MOTIONS for s in SPLITS},
+        "frames_per_clip": FRAMES,
+        "size": SIZE,
+        "attribute_names": list(ATTRIBUTE_NAMES),
+        "num_attribute_classes": NUM_ATTRIBUTE_CLASSES,
+        "action_names": list(ACTION_NAMES),
+        "direction_names": list(DIRECTION_NAMES),
+        "motion_names": list(MOTION_NAMES),
+        "shoes": SHOES_OPTION,
+        "source": str(sheets_dir.resolve()),
+        "credit": CREDIT,
+    }
+    # Manifest last: a folder with a manifest has complete npz files next to it.
+    _write_atomic_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+# ----------------------------------------------------------------------------- download
+
+
+def download_sheets(
+    dest_dir: str | os.PathLike,
+    base_url: str = DEFAULT_SHEETS_URL,
+    timeout: float = 30.0,
+) -> Path:
+    """Fetch the layer sheets the benchmark needs into dest_dir/<layer>/<n>.png.
+
+    Sheets already present with the right size are kept. Raises MotionbitsError when
+    offline or when a download is not a valid sheet.
+    """
+    dest = Path(dest_dir)
+    wanted = [(name, o) for name in ATTRIBUTE_NAMES for o in range(NUM_ATTRIBUTE_CLASSES)]
+    wanted.append(("shoes", SHOES_OPTION))
+    for name, option in wanted:
+        path = _sheet_path(dest, name, option)
+        if path.is_file():
+            try:
+                with Image.open(path) as im:
+                    if im.size == SHEET_SIZE:
+                        continue
+            except (OSError, ValueError):
+                pass  # broken earlier download: fetch again
+        url = f"{base_url.rstrip('/')}/{_REPO_FOLDERS[name]}/{option}.png"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                data = resp.read()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise MotionbitsError(
+                f"could not download the LPC sheets from github.com/YingzhenLi/Sprites "
+                f"({url}: {reason}); pass --sheets PATH to a local copy"
+            ) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        try:
+            with Image.open(tmp) as im:
+                size = im.size
+        except (OSError, ValueError) as e:
+            tmp.unlink(missing_ok=True)
+            raise MotionbitsError(f"{url}: downloaded file is not a PNG ({e})") from None
+        if size != SHEET_SIZE:
+            tmp.unlink(missing_ok=True)
+            raise MotionbitsError(f"{url}: downloaded sheet is {size[0]}x{size[1]}, expected 832x1344")
+        os.replace(tmp, path)
+    return dest
+
+
+# ----------------------------------------------------------------------------- load
+
+
+@dataclass
+class SpritesSplit:
+    """One split. frames uint8 [N,8,64,64,3]; attributes int64 [N,4]; motion, character int64 [N]."""
+
+    frames: np.ndarray
+    attributes: np.ndarray
+    motion: np.ndarray
+    character: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+_KEYS = ("frames", "attributes", "motion", "character")
+
+
+def load_sprites(root: str | os.PathLike, split: str) -> SpritesSplit:
+    """Load and validate root/{split}.npz of a folder written by compose_sprites."""
+    if split not in SPLITS:
+        raise MotionbitsError(f"unknown Sprites split {split!r} (expected one of {', '.join(SPLITS)})")
+    root = Path(root)
+    if not root.exists():
+        raise MotionbitsError(f"{root}: Sprites folder does not exist")
+    if not root.is_dir():
+        raise MotionbitsError(f"{root}: not a folder (expected a Sprites data folder)")
+    manifest = root / "manifest.json"
+    if not manifest.is_file():
+        raise MotionbitsError(
+            f"{root}: not a Sprites folder (no manifest.json; compose it with compose_sprites)"
+        )
+    try:
+        json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        raise MotionbitsError(f"{manifest}: not valid JSON ({e})") from None
+    path = root / f"{split}.npz"
+    if not path.is_file():
+        raise MotionbitsError(f"{path}: split file is missing")
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in _KEYS if k not in z.files]
+            if missing:
+                raise MotionbitsError(f"{path}: missing arrays {', '.join(missing)}")
+            arrs = {k: z[k] for k in _KEYS}
+    except MotionbitsError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise MotionbitsError(f"{path}: not a readable .npz file ({e})") from None
+
+    expected = {
+        "frames": (np.uint8, (FRAMES, SIZE, SIZE, 3)),
+        "attributes": (np.int64, (len(ATTRIBUTE_NAMES),)),
+        "motion": (np.int64, ()),
+        "character": (np.int64, ()),
+    }
+    n = arrs["frames"].shape[0] if arrs["frames"].ndim else -1
+    for k, (dtype, tail) in expected.items():
+        a = arrs[k]
+        if a.dtype != dtype:
+            raise MotionbitsError(f"{path}: array {k!r} has dtype {a.dtype}, expected {np.dtype(dtype)}")
+        if a.ndim != 1 + len(tail) or a.shape[1:] != tail:
+            want = "[N" + "".join(f",{d}" for d in tail) + "]"
+            raise MotionbitsError(f"{path}: array {k!r} has shape {list(a.shape)}, expected {want}")
+        if a.shape[0] != n:
+            raise MotionbitsError(f"{path}: array {k!r} has {a.shape[0]} rows but frames has {n}")
+    # Label range checks are cheap and catch files from another dataset.
+    if n and (arrs["motion"].min() < 0 or arrs["motion"].max() >= NUM_MOTIONS):
+        raise MotionbitsError(f"{path}: motion labels outside 0..{NUM_MOTIONS - 1}")
+    if n and (arrs["attributes"].min() < 0 or arrs["attributes"].max() >= NUM_ATTRIBUTE_CLASSES):
+        raise MotionbitsError(f"{path}: attribute labels outside 0..{NUM_ATTRIBUTE_CLASSES - 1}")
+    return SpritesSplit(**arrs)
+
+
+# ----------------------------------------------------------------------------- tensors
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1]."""
+    if frames.dtype != np.uint8 or frames.ndim < 3 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 [..., H, W, 3], got {frames.dtype} {list(frames.shape)}")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
+    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3] (clamped, rounded)."""
+    if x.ndim < 3 or x.shape[-3] != 3:
+        raise ValueError(f"expected [..., 3, H, W], got {list(x.shape)}")
+    y = ((x.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)
+    return y.movedim(-3, -1).contiguous().numpy()

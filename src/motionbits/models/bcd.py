@@ -1,0 +1,101 @@
+"""Bitrate-Controlled Diffusion: encoder + group quantizer + denoiser, and the training loss.
+
+Everything here works on tokenizer latents z [B, T, C, h, w]; the tokenizer (pixels, an
+autoencoder, taef2, a diffusers VAE) sits outside, frozen (see motionbits.pipeline).
+
+One training batch, cross-driving on (the paper's trick):
+    z [B, T]  ──► first half z[:, :T/2] ──encoder──► content c [B, K, Cc]
+              └─► second half z[:, T/2:] ──encoder──► motion m [B, T/2, N*d] ──quantizer──► m̂
+    loss = EDM loss of denoising z[:, T/2:] given (c, m̂)  +  lambda * (H(m̂) - H_target)^2
+Content never sees the frames it must rebuild, so it cannot smuggle their motion through.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from motionbits.config import Config
+from motionbits.diffusion import EDM
+from motionbits.models.denoiser import Denoiser
+from motionbits.models.encoder import MotionContentEncoder
+from motionbits.models.quantizer import GroupQuantizer
+
+
+class BCDModel(nn.Module):
+    def __init__(self, cfg: Config, latent_channels: int, latent_size: int):
+        super().__init__()
+        m = cfg.model
+        self.cfg = cfg
+        self.latent_channels, self.latent_size = latent_channels, latent_size
+        self.quantizer = GroupQuantizer(m.groups, m.codebook_size, m.group_dim, m.gumbel_alpha,
+                                        m.gumbel_tau, m.dead_code_threshold)
+        self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
+                                            m.encoder_heads, m.content_queries, m.content_dim,
+                                            self.quantizer.dim)
+        self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width,
+                                 m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
+                                 m.mlp_ratio, m.temporal_attention)
+        self.edm = EDM(cfg.diffusion)
+
+    @property
+    def window(self) -> int:
+        """Frames the encoder reads at once: half a clip when cross-driving, else a whole clip."""
+        t = self.cfg.data.frames
+        return t // 2 if self.cfg.train.cross_drive else t
+
+    # ---- training -------------------------------------------------------------------------
+    def split_clip(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...]."""
+        if not self.cfg.train.cross_drive:
+            content, motion = self.encoder(z)
+            return content, motion, z
+        half = z.shape[1] // 2
+        # One encoder call for both halves: stack them along the batch.
+        content, motion = self.encoder(torch.cat([z[:, :half], z[:, half:2 * half]], dim=0))
+        b = z.shape[0]
+        return content[:b], motion[b:], z[:, half:2 * half]
+
+    def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
+                gumbel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The training loss. z [B,T,C,h,w]; sigma [B,T'], noise [B,T',C,h,w] and gumbel
+        [B,T',N,K_e] (T' = frames rebuilt) come from the caller so runs are reproducible."""
+        content, motion, target = self.split_clip(z)
+        q = self.quantizer(motion, gumbel)
+        per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content),
+                                  target, sigma, noise)
+        diffusion_loss = per_frame.mean()
+        rate_loss = self.cfg.train.bitrate_lambda * (q.entropy_bits - self.cfg.train.target_bits) ** 2
+        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss,
+                "rate_loss": rate_loss, "bits_per_frame": q.entropy_bits.detach()}
+
+    def rebuilt_frames(self, frames: int) -> int:
+        return frames // 2 if self.cfg.train.cross_drive else frames
+
+    # ---- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_content(self, z: torch.Tensor) -> torch.Tensor:
+        """Content from the first `window` frames of z [B, T, ...] -> [B, K, Cc]."""
+        content, _ = self.encoder(z[:, : self.window])
+        return content
+
+    @torch.no_grad()
+    def encode_motion(self, z: torch.Tensor) -> torch.Tensor:
+        """Motion codes of every frame of z [B, T, ...] -> [B, T, N], read in consecutive windows
+        of the training length (the last window is shifted back to stay full)."""
+        t, w = z.shape[1], self.window
+        codes = []
+        start = 0
+        while start < t:
+            begin = min(start, max(t - w, 0))
+            _, motion = self.encoder(z[:, begin: begin + w])
+            logits = self.quantizer.logits(motion)
+            codes.append(logits.argmax(-1)[:, start - begin:])
+            start = begin + w
+        return torch.cat(codes, dim=1)
+
+    @torch.no_grad()
+    def render(self, content: torch.Tensor, codes: torch.Tensor, noise: torch.Tensor,
+               steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
+        """content [B, K, Cc], codes [B, T, N], noise [B, T, C, h, w] -> latents [B, T, C, h, w]."""
+        motion = self.quantizer.lookup(codes)
+        return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)

@@ -1,0 +1,249 @@
+"""One training loop for the BCD model: single process, or `torchrun` with DistributedDataParallel.
+
+Follow one batch: `sample_batch` draws clip indices for the *global* batch from a seeded generator,
+together with the noise levels, the noise and the Gumbel noise; each process keeps its slice and
+splits it into `grad_accum` micro-batches; uint8 clips become latents (pixels in [-1, 1], or the
+tokenizer's cached latents); `BCDModel.forward` returns the loss. Because all randomness is drawn
+for the global batch, N processes compute the same update as one process on the same batch.
+
+Resuming: `run_dir/last.pt` holds model, EMA, optimizer, step and RNG states (atomic writes); a
+run started again on the same folder continues from it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from motionbits import checkpoint as ckpt_io
+from motionbits.config import Config
+from motionbits.data.clips import ClipSet, load_clips
+from motionbits.errors import MotionbitsError
+from motionbits.models.bcd import BCDModel
+from motionbits.runtime import autocast, pick_device, use_bf16
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
+    """Reads torchrun's environment; without it, a single process."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return Dist(), pick_device(device_name)
+    d = Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        torch.cuda.set_device(d.local_rank)
+        device = torch.device("cuda", d.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return d, device
+
+
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1 - decay)
+        for e, b in zip(ema.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+def learning_rate(cfg: Config, step: int) -> float:
+    """Linear warm-up, then cosine decay to 10 % of the peak."""
+    t = cfg.train
+    if step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
+    return t.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+@dataclass
+class Batch:
+    index: torch.Tensor   # [B] clip indices
+    sigma: torch.Tensor   # [B, T']
+    noise: torch.Tensor   # [B, T', C, h, w]
+    gumbel: torch.Tensor  # [B, T', N, K_e]
+
+    def shard(self, part: int, parts: int) -> "Batch":
+        size = self.index.shape[0] // parts
+        sl = slice(part * size, (part + 1) * size)
+        return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl])
+
+
+def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: torch.Generator) -> Batch:
+    cfg = model.cfg
+    t_out = model.rebuilt_frames(cfg.data.frames)
+    c, s = model.latent_channels, model.latent_size
+    index = torch.randint(0, len(clips), (batch_size,), generator=generator)
+    sigma = model.edm.sample_sigma((batch_size, t_out), generator)
+    noise = torch.randn((batch_size, t_out, c, s, s), generator=generator)
+    uniform = torch.rand((batch_size, t_out, cfg.model.groups, cfg.model.codebook_size), generator=generator)
+    gumbel = -(-uniform.clamp(1e-10, 1 - 1e-7).log()).log()
+    return Batch(index, sigma, noise, gumbel)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool = True,
+                 max_steps: int | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.dist, self.device = setup_distributed(cfg.train.device)
+        self.progress = progress and self.dist.main
+        self.stop_at = min(cfg.train.steps, max_steps) if max_steps else cfg.train.steps
+        t = cfg.train
+        if t.batch_size % (self.dist.world * t.grad_accum):
+            raise MotionbitsError(f"train.batch_size={t.batch_size} is not divisible by "
+                                  f"processes x grad_accum = {self.dist.world} x {t.grad_accum}")
+        torch.manual_seed(t.seed + self.dist.rank)
+        self.clips = load_clips(cfg, "train", device=self.device, progress=self.progress)
+        self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                           betas=(0.9, 0.99), fused=fused)
+        self.bf16 = use_bf16(self.device, t.amp)
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(t.seed)
+        self._resume_or_start(fresh)
+        self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+                    if self.dist.world > 1 else self.model)
+        self.forward = torch.compile(self.ddp) if t.compile else self.ddp
+        self.writer = None
+        if self.dist.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    # ---- state -----------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    def _resume_or_start(self, fresh: bool) -> None:
+        if self.checkpoint_path.exists() and not fresh:
+            ckpt = ckpt_io.read_checkpoint(self.checkpoint_path)
+            ckpt_io.check_compatible(ckpt, self.cfg)
+            self.model.load_state_dict(ckpt["model"])
+            self.ema.load_state_dict(ckpt["ema"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.step = ckpt["step"]
+            self.generator.set_state(ckpt["generator"])
+            ckpt_io.set_rng_state(ckpt["rng"])
+            if self.dist.main:
+                print(f"resuming {self.checkpoint_path} at step {self.step}")
+        elif self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+
+    def state(self) -> dict:
+        return {"format": "motionbits", "version": ckpt_io.FORMAT_VERSION, "config": self.cfg.to_dict(),
+                "latent": {"channels": self.clips.latent_channels, "size": self.clips.latent_size},
+                "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "generator": self.generator.get_state(), "rng": ckpt_io.rng_state()}
+
+    def save(self) -> None:
+        if self.dist.main:
+            ckpt_io.save_atomic(self.state(), self.checkpoint_path)
+
+    # ---- one optimisation step ---------------------------------------------------------------
+    def train_step(self) -> dict[str, torch.Tensor]:
+        t = self.cfg.train
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.cfg, self.step)
+        batch = sample_batch(self.model, self.clips, t.batch_size, self.generator).shard(self.dist.rank, self.dist.world)
+        totals: dict[str, torch.Tensor] = {}
+        for micro in range(t.grad_accum):
+            part = batch.shard(micro, t.grad_accum)
+            z = self.clips.latents(part.index)                                   # [b, T, C, h, w]
+            with autocast(self.device, self.bf16):
+                out = self.forward(z, part.sigma.to(self.device), part.noise.to(self.device),
+                                   part.gumbel.to(self.device))
+            (out["loss"] / t.grad_accum).backward()
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0) + v.detach() / t.grad_accum
+        totals["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        decay = min(t.ema_decay, (1 + self.step) / (10 + self.step))  # short warm-up of the EMA
+        update_ema(self.ema, self.model, decay)
+        self.step += 1
+        return totals
+
+    def fit(self) -> Path:
+        t = self.cfg.train
+        bar = tqdm(total=self.stop_at, initial=self.step, desc=f"train {self.cfg.name}",
+                   disable=not self.progress, dynamic_ncols=True)
+        running: dict[str, torch.Tensor] = {}
+        count, started = 0, time.time()
+        self.model.train()
+        while self.step < self.stop_at:
+            metrics = self.train_step()
+            for k, v in metrics.items():  # accumulate on the device: no host sync per step
+                running[k] = running.get(k, 0) + v
+            count += 1
+            bar.update(1)
+            if self.step % t.log_every == 0 or self.step == self.stop_at:
+                self._log(running, count, started)
+                running, count, started = {}, 0, time.time()
+            if self.step % t.checkpoint_every == 0 and self.step < self.stop_at:
+                self.save()
+            if self.writer is not None and t.sample_every and self.step % t.sample_every == 0:
+                self._log_samples()
+        bar.close()
+        self.save()
+        if self.writer is not None:
+            self.writer.close()
+        return self.checkpoint_path
+
+    def _log(self, running: dict[str, torch.Tensor], count: int, started: float) -> None:
+        means = {k: (v / count).item() for k, v in running.items()}
+        means.update(self.model.quantizer.usage_stats())
+        elapsed = time.time() - started
+        means["clips_per_s"] = count * self.cfg.train.batch_size / max(elapsed, 1e-9)
+        if self.writer is not None:
+            for k, v in means.items():
+                self.writer.add_scalar(f"train/{k}", v, self.step)
+            self.writer.add_scalar("train/lr", learning_rate(self.cfg, self.step), self.step)
+        if self.progress:
+            tqdm.write(f"step {self.step}: loss {means['loss']:.4f} diffusion {means['diffusion_loss']:.4f} "
+                       f"bits/frame {means['bits_per_frame']:.2f} codes used {means['codebook_used']:.2f} "
+                       f"perplexity {means['perplexity']:.2f} {means['clips_per_s']:.1f} clips/s")
+
+    def _log_samples(self) -> None:
+        from motionbits.pipeline import MotionBits
+        from motionbits.visualize import grid_image
+
+        pipe = MotionBits(self.ema, self.clips.tokenizer, self.cfg)
+        frames = self.clips.frames_u8(torch.arange(min(4, len(self.clips))))
+        recon = pipe.reconstruct(frames, seed=0)
+        swapped = pipe.transfer(frames, frames.roll(1, dims=0), seed=0)
+        self.writer.add_image("samples/input|reconstruction|transfer",
+                              grid_image([frames, recon, swapped]), self.step, dataformats="HWC")
+
+
+def train(cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool = True,
+          max_steps: int | None = None) -> Path:
+    trainer = Trainer(cfg, run_dir, fresh=fresh, progress=progress, max_steps=max_steps)
+    path = trainer.fit()
+    if dist.is_initialized():
+        dist.barrier()
+    return path

@@ -1,0 +1,115 @@
+"""Pictures people look at: PNG grids of clips, animated GIFs and MP4 videos."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from motionbits.errors import MotionbitsError
+
+
+def _np(x) -> np.ndarray:
+    return x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def grid_image(rows: list, gap: int = 2) -> np.ndarray:
+    """rows: list of uint8 clips [B, T, H, W, 3]; each clip becomes one row of T frames, the
+    rows of a list entry stacked together -> one uint8 image [H', W', 3]."""
+    clips = np.concatenate([_np(r) for r in rows], axis=0) if len(rows) > 1 else _np(rows[0])
+    n, t, h, w, _ = clips.shape
+    image = np.full((n * (h + gap) - gap, t * (w + gap) - gap, 3), 255, np.uint8)
+    for i in range(n):
+        for j in range(t):
+            image[i * (h + gap): i * (h + gap) + h, j * (w + gap): j * (w + gap) + w] = clips[i, j]
+    return image
+
+
+def side_by_side(clips: list, gap: int = 2) -> np.ndarray:
+    """Several clips [T, H, W, 3] of equal length -> one clip with the frames next to each other."""
+    arrays = [_np(c) for c in clips]
+    t, h = arrays[0].shape[:2]
+    pad = np.full((t, h, gap, 3), 255, np.uint8)
+    parts = []
+    for a in arrays:
+        parts += [a, pad]
+    return np.concatenate(parts[:-1], axis=2)
+
+
+def save_png(image, path: str | Path, scale: int = 1) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(_np(image))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+    return path
+
+
+def save_video(frames, path: str | Path, fps: float = 8.0, scale: int = 1) -> Path:
+    """uint8 [T, H, W, 3] -> .gif (Pillow), .mp4 / .webm / .avi (PyAV), or .png (a strip)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = _np(frames)
+    if scale > 1:
+        arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        images = [Image.fromarray(f) for f in arr]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    elif suffix == ".png":
+        save_png(grid_image([arr[None]]), path)
+    elif suffix in (".mp4", ".webm", ".avi", ".mov"):
+        _write_av(arr, path, fps)
+    else:
+        raise MotionbitsError(f"{path}: unsupported output type {suffix!r} (use .gif, .mp4, .webm, .avi, .mov or .png)")
+    return path
+
+
+def _write_av(arr: np.ndarray, path: Path, fps: float) -> None:
+    import av
+    from fractions import Fraction
+
+    h, w = arr.shape[1:3]
+    if h % 2 or w % 2:  # yuv420p needs even sides
+        arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    codec = {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(path.suffix.lower(), "libx264")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = arr.shape[2], arr.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for frame in arr:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def transfer_matrix(pipe, contents, motions, path: str | Path, steps: int | None = None,
+                    fps: float = 8.0, scale: int = 2) -> tuple[Path, Path]:
+    """Every content clip (rows) driven by every motion clip (columns).
+
+    The GIF shows, at each time step, the motion clips along the top, the content clips' first
+    frame down the left, and each transfer in its cell. The PNG beside it lays the same out as
+    strips: per motion clip, its frames, then each content driven by it."""
+    import torch
+
+    contents, motions = torch.as_tensor(_np(contents)), torch.as_tensor(_np(motions))
+    n_c, n_m = contents.shape[0], motions.shape[0]
+    results = pipe.transfer(contents.repeat_interleave(n_m, 0), motions.repeat(n_c, 1, 1, 1, 1), steps=steps)
+    results = results.reshape(n_c, n_m, *results.shape[1:])               # [Nc, Nm, T, H, W, 3]
+    t, h, w = results.shape[2:5]
+    blank = torch.zeros(t, h, w, 3, dtype=torch.uint8)
+    rows = [side_by_side([blank, *[motions[j] for j in range(n_m)]])]
+    for i in range(n_c):
+        still = contents[i, :1].expand(t, -1, -1, -1)
+        rows.append(side_by_side([still, *[results[i, j] for j in range(n_m)]]))
+    gap = np.full((t, 2, rows[0].shape[2], 3), 255, np.uint8)
+    stacked = np.concatenate([x for r in rows for x in (r, gap)][:-1], axis=1)  # [T, H', W', 3]
+    gif = save_video(stacked, Path(path), fps=fps, scale=scale)
+    strips = []
+    for j in range(n_m):
+        strips += [motions[j][None], results[:, j]]
+    png = save_png(grid_image(strips), Path(path).with_suffix(".png"), scale=scale)
+    return gif, png
