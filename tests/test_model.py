@@ -1,0 +1,123 @@
+import copy
+
+import pytest
+import torch
+
+from motionbits.diffusion import EDM
+from motionbits.models.bcd import BCDModel
+from motionbits.models.denoiser import Denoiser
+from motionbits.models.encoder import MotionContentEncoder
+
+from conftest import tiny_config
+
+
+def test_encoder_shapes_any_length():
+    enc = MotionContentEncoder(3, 16, width=32, depth=2, heads=2, content_queries=3, content_dim=10, motion_dim=12)
+    for t in (1, 4, 9):
+        content, motion = enc(torch.randn(2, t, 3, 16, 16))
+        assert content.shape == (2, 3, 10) and motion.shape == (2, t, 12)
+
+
+def test_encoder_content_is_order_aware_but_queries_have_no_position():
+    torch.manual_seed(0)
+    enc = MotionContentEncoder(3, 16, 32, 1, 2, 2, 8, 8).eval()
+    torch.nn.init.normal_(enc.position_bias.bias.weight, std=1.0)
+    z = torch.randn(1, 4, 3, 16, 16)
+    _, m1 = enc(z)
+    _, m2 = enc(z.flip(1))
+    # with a relative-position bias the motion of a frame depends on where it is in the clip
+    assert not torch.allclose(m1, m2.flip(1), atol=1e-5)
+
+
+def test_denoiser_shapes_and_zero_init():
+    den = Denoiser(3, 16, 4, width=32, depth=2, heads=2, content_dim=8, motion_dim=6, temporal_attention=True)
+    out = den(torch.randn(2, 3, 3, 16, 16), torch.randn(2, 3), torch.randn(2, 3, 6), torch.randn(2, 5, 8))
+    assert out.shape == (2, 3, 3, 16, 16)
+    assert out.abs().max() == 0  # adaLN-Zero + zero output layer: starts at F = 0
+
+
+def test_denoiser_frames_depend_on_their_own_motion():
+    torch.manual_seed(0)
+    den = Denoiser(3, 16, 4, 32, 1, 2, 8, 6)
+    for p in den.parameters():  # leave the zero init so the conditioning path is visible
+        torch.nn.init.normal_(p, std=0.1)
+    z, cn, content = torch.randn(1, 2, 3, 16, 16), torch.zeros(1, 2), torch.randn(1, 3, 8)
+    motion = torch.randn(1, 2, 6)
+    base = den(z, cn, motion, content)
+    changed = motion.clone()
+    changed[:, 1] += 1
+    out = den(z, cn, changed, content)
+    assert torch.allclose(base[:, 0], out[:, 0], atol=1e-6)   # frame 0 untouched
+    assert not torch.allclose(base[:, 1], out[:, 1])
+
+
+def test_edm_sampler_recovers_a_point_mass_exactly():
+    """With the ideal denoiser of a single point x0, the ODE sampler must land on x0."""
+    edm = EDM(tiny_config().diffusion)
+    x0 = torch.randn(1, 2, 3, 4, 4)
+    sd = edm.cfg.sigma_data
+
+    def net(x_scaled, c_noise):
+        sigma = (4 * c_noise).exp()[..., None, None, None]
+        x = x_scaled * (sigma ** 2 + sd ** 2).sqrt()
+        c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
+        c_out = sigma * sd / (sigma ** 2 + sd ** 2).sqrt()
+        return (x0 - c_skip * x) / c_out  # F such that D(x) = x0
+
+    for sampler, steps in (("euler", 1), ("euler", 8), ("heun", 4)):
+        out = edm.sample(net, torch.randn_like(x0), steps=steps, sampler=sampler)
+        assert torch.allclose(out, x0, atol=1e-4), sampler
+
+
+def test_edm_schedule_endpoints():
+    edm = EDM(tiny_config().diffusion)
+    s = edm.schedule(5)
+    assert s.shape == (6,) and s[-1] == 0
+    assert torch.isclose(s[0], torch.tensor(edm.cfg.sigma_max)) and torch.isclose(s[-2], torch.tensor(edm.cfg.sigma_min))
+    assert (s[:-1].diff() < 0).all()
+
+
+@pytest.mark.parametrize("cross_drive", [True, False])
+def test_bcd_loss_and_cross_driving(cross_drive):
+    cfg = tiny_config(train={"cross_drive": cross_drive})
+    model = BCDModel(cfg, 3, 16).train()
+    z = torch.randn(2, 8, 3, 16, 16)
+    t_out = model.rebuilt_frames(8)
+    assert t_out == (4 if cross_drive else 8)
+    out = model(z, torch.rand(2, t_out) + 0.1, torch.randn(2, t_out, 3, 16, 16))
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
+
+
+def test_cross_driving_content_never_sees_the_rebuilt_frames():
+    cfg = tiny_config()
+    model = BCDModel(cfg, 3, 16).eval()
+    z = torch.randn(1, 8, 3, 16, 16)
+    content, _, target = model.split_clip(z)
+    z2 = z.clone()
+    z2[:, 4:] = torch.randn(1, 4, 3, 16, 16)  # change only the second half
+    content2, _, _ = model.split_clip(z2)
+    assert torch.allclose(content, content2)
+    assert torch.equal(target, z[:, 4:])
+
+
+def test_motion_codes_in_windows_cover_long_clips():
+    cfg = tiny_config()
+    model = BCDModel(cfg, 3, 16).eval()
+    z = torch.randn(2, 11, 3, 16, 16)
+    codes = model.encode_motion(z)
+    assert codes.shape == (2, 11, cfg.model.groups)
+    # the first window is read exactly as a clip of the window length would be
+    assert torch.equal(codes[:, :4], model.encode_motion(z[:, :4]))
+
+
+def test_render_shapes_and_determinism():
+    cfg = tiny_config()
+    model = BCDModel(cfg, 3, 16).eval()
+    content = model.encode_content(torch.randn(2, 8, 3, 16, 16))
+    codes = torch.randint(0, 8, (2, 6, 4))
+    noise = torch.randn(2, 6, 3, 16, 16)
+    a = model.render(content, codes, noise, steps=2)
+    b = model.render(content, codes, noise, steps=2)
+    assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, b)

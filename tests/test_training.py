@@ -1,0 +1,94 @@
+"""Training on a few real Sprites clips: it runs, checkpoints atomically and resumes exactly."""
+import numpy as np
+import pytest
+import torch
+
+from motionbits import checkpoint as ckpt_io
+from motionbits.errors import MotionbitsError
+from motionbits.pipeline import MotionBits
+from motionbits.train import Trainer, learning_rate, train
+
+from conftest import tiny_config
+
+
+def sprites_cfg(root, **train):
+    # Sprites are 64x64: the tiny model patchifies 16x16 pixels.
+    return tiny_config(data={"root": str(root), "image_size": 64},
+                       model={"patch_size": 16}, train=train)
+
+
+def test_training_decreases_loss(sprites_root, tmp_path):
+    cfg = sprites_cfg(sprites_root, steps=30, batch_size=8, lr=2e-3, warmup_steps=2)
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    first = [trainer.train_step()["diffusion_loss"].item() for _ in range(5)]
+    for _ in range(20):
+        trainer.train_step()
+    last = [trainer.train_step()["diffusion_loss"].item() for _ in range(5)]
+    assert np.mean(last) < np.mean(first)
+
+
+def test_resume_is_exact(sprites_root, tmp_path):
+    cfg = sprites_cfg(sprites_root, steps=4, checkpoint_every=2)
+    straight = tmp_path / "straight"
+    train(cfg, straight, progress=False)
+    resumed = tmp_path / "resumed"
+    train(cfg, resumed, progress=False, max_steps=2)            # "killed" after step 2
+    assert ckpt_io.read_checkpoint(resumed)["step"] == 2
+    train(cfg, resumed, progress=False)                          # same command again: resumes
+    a, b = ckpt_io.read_checkpoint(straight), ckpt_io.read_checkpoint(resumed)
+    assert a["step"] == b["step"] == 4
+    for key in ("model", "ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
+    assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_checkpoint_from_another_config_is_refused(sprites_root, tmp_path):
+    train(sprites_cfg(sprites_root, steps=1), tmp_path / "run", progress=False)
+    other = sprites_cfg(sprites_root, steps=2)
+    other.model.denoiser_width = 64
+    with pytest.raises(MotionbitsError, match="differs"):
+        Trainer(other, tmp_path / "run", progress=False)
+
+
+def test_truncated_checkpoint_gives_clear_error(sprites_root, tmp_path):
+    train(sprites_cfg(sprites_root, steps=1), tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "last.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(MotionbitsError, match="unreadable or truncated"):
+        ckpt_io.read_checkpoint(path)
+
+
+def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "x.pt"
+    ckpt_io.save_atomic({"a": 1}, path)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        ckpt_io.save_atomic({"a": Boom()}, path)
+    assert torch.load(path)["a"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]  # no temp file left behind
+
+
+def test_pipeline_transfer_and_reconstruct(sprites_root, tmp_path):
+    cfg = sprites_cfg(sprites_root, steps=1)
+    train(cfg, tmp_path / "run", progress=False)
+    pipe = MotionBits.from_checkpoint(tmp_path / "run")
+    from motionbits.data.sprites import load_sprites
+
+    clips = torch.from_numpy(load_sprites(sprites_root, "test").frames[:2])
+    out = pipe.transfer(clips[0], clips[1])
+    assert out.shape == (1, 8, 64, 64, 3) and out.dtype == torch.uint8
+    assert pipe.reconstruct(clips).shape == (2, 8, 64, 64, 3)
+    with pytest.raises(MotionbitsError, match="64x64"):
+        pipe.reconstruct(torch.zeros(8, 32, 32, 3, dtype=torch.uint8))
+
+
+def test_learning_rate_schedule():
+    cfg = tiny_config(train={"steps": 100, "warmup_steps": 10, "lr": 1.0})
+    assert learning_rate(cfg, 0) == pytest.approx(0.1)
+    assert learning_rate(cfg, 9) == pytest.approx(1.0)
+    assert learning_rate(cfg, 100) == pytest.approx(0.1)
