@@ -113,6 +113,8 @@ class Trainer:
             raise MotionbitsError(f"train.batch_size={t.batch_size} is not divisible by "
                                   f"processes x grad_accum = {self.dist.world} x {t.grad_accum}")
         torch.manual_seed(t.seed + self.dist.rank)
+        if self.device.type == "cpu":
+            torch.set_flush_denormal(True)  # tiny optimizer moments turn denormal and crawl on CPUs
         self.clips = load_clips(cfg, "train", device=self.device, progress=self.progress)
         self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
@@ -215,10 +217,19 @@ class Trainer:
         return self.checkpoint_path
 
     def _log(self, running: dict[str, torch.Tensor], count: int, started: float) -> None:
-        means = {k: (v / count).item() for k, v in running.items()}
+        keys = sorted(running)
+        stacked = torch.stack([running[k].float() / count for k in keys])
+        if dist.is_initialized():  # every process logs the global means
+            dist.all_reduce(stacked)
+            stacked /= self.dist.world
+        means = dict(zip(keys, stacked.tolist()))
+        self.last_metrics = dict(means)
         means.update(self.model.quantizer.usage_stats())
         elapsed = time.time() - started
         means["clips_per_s"] = count * self.cfg.train.batch_size / max(elapsed, 1e-9)
+        if self.dist.main:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, **means}) + "\n")
         if self.writer is not None:
             for k, v in means.items():
                 self.writer.add_scalar(f"train/{k}", v, self.step)
