@@ -1,15 +1,41 @@
-"""Reading real video: files (mp4, avi, mov, webm, gif), still images and folders of frames."""
+"""Reading real video: files (mp4, avi, mov, webm, gif), still images and folders of frames.
+
+- `read_clip`: one clip from a video file, an image or a folder of frames (CLI inputs).
+- `build_video_dataset`: a folder of videos and/or frame folders -> fixed-length clips, split by
+  identity, written to OUT/{split}_frames.npy + OUT/{split}.npz + OUT/manifest.json.
+- `load_video_clips`: reads a split back, frames memory-mapped.
+
+Storage: frames go to a plain uncompressed `.npy` per split (uint8 [N, T, S, S, 3]), labels to a
+small `.npz`. A `.npy` can be memory-mapped, so loading is instant, RAM holds only the pages
+a batch touches, and random batches cost one memcpy per clip; frames inside an `.npz` (a zip)
+would have to be read (and with compression inflated) whole on every load, and zlib saves little
+on video frames anyway.
+"""
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import math
+import os
+import re
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from motionbits.errors import MotionbitsError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+SPLITS = ("train", "test")
+LABEL_KEYS = ("video", "identity", "start")
+FORMAT_VERSION = 1
+_EPS = 1e-6  # seconds: slack for float timestamps when resampling
 
 
 def center_square(frame: Image.Image, size: int) -> Image.Image:
@@ -47,7 +73,7 @@ def read_clip(path: str | Path, size: int, max_frames: int | None = None) -> np.
     if not path.exists():
         raise MotionbitsError(f"{path}: no such file or folder")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = _frame_files(path)
         if not files:
             raise MotionbitsError(f"{path}: folder has no image frames ({', '.join(IMAGE_SUFFIXES)})")
         images = [_open_image(p) for p in files[:max_frames]]
@@ -66,3 +92,480 @@ def _open_image(path: Path) -> Image.Image:
             return im.convert("RGB")
     except Exception as err:
         raise MotionbitsError(f"{path}: not a readable image ({type(err).__name__})") from None
+
+
+def _natural_key(name: str) -> list:
+    # "frame2" before "frame10"; identical to plain sorting for zero-padded names.
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir()
+             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding sources and their identities
+
+
+@dataclass
+class _Source:
+    path: Path
+    rel: str              # path relative to src (posix), the name used in the manifest
+    identity: str
+    is_folder: bool       # a folder of image frames rather than a video file
+    # filled while decoding
+    clips: int = 0
+    frames_read: int = 0
+    offset: int = 0       # index of its first clip in the temporary clip file
+    starts: list[int] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def _identity_of(rel: PurePosixPath, is_folder: bool, pattern: re.Pattern | None, root_name: str) -> str:
+    if pattern is not None:
+        m = pattern.search(rel.as_posix())
+        if m:
+            name = m.group(1) if pattern.groups else m.group(0)
+            if name:
+                return name
+    if len(rel.parts) > 1:      # identity folders: src/<identity>/.../<video>
+        return rel.parts[0]
+    if not rel.parts:           # src itself is a frame folder
+        return root_name
+    return rel.name if is_folder else rel.stem
+
+
+def _find_sources(src: Path, identity_regex: str | None, exclude: Path | None) -> tuple[list[_Source], int]:
+    """Video files and frame folders under src (recursive), sorted; plus the number of other files."""
+    pattern = None
+    if identity_regex is not None:
+        try:
+            pattern = re.compile(identity_regex)
+        except re.error as err:
+            raise MotionbitsError(f"identity_regex {identity_regex!r} is not a valid regular expression ({err})") from None
+    exclude = exclude.resolve() if exclude is not None else None
+    sources, ignored = [], 0
+    for dirpath, dirnames, filenames in os.walk(src):
+        here = Path(dirpath)
+        # Hidden folders (.git, .cache) and the output folder (when it lies inside src) are not data.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() != exclude)
+        files = [f for f in filenames if not f.startswith(".")]
+        rel_dir = PurePosixPath(here.relative_to(src).as_posix())
+        if rel_dir == PurePosixPath("."):
+            rel_dir = PurePosixPath()
+        if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
+            sources.append(_Source(here, rel_dir.as_posix() if rel_dir.parts else ".",
+                                   _identity_of(rel_dir, True, pattern, src.resolve().name), True))
+        for f in files:
+            suffix = Path(f).suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                rel = rel_dir / f
+                identity = _identity_of(rel, False, pattern, src.name)
+                sources.append(_Source(here / f, rel.as_posix(), identity, False))
+            elif suffix not in IMAGE_SUFFIXES:
+                ignored += 1
+    sources.sort(key=lambda s: _natural_key(s.rel))
+    return sources, ignored
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: (timestamp, frame) streams -> resampled frames -> fixed-length clips
+
+
+class _Skip(Exception):
+    """This file cannot be used; the message is the reason shown to the user."""
+
+
+def _video_items(path: Path, info: dict) -> Iterator[tuple[float | None, object]]:
+    """(time in seconds, av.VideoFrame) of every frame of the first video stream."""
+    import av
+
+    if path.stat().st_size == 0:
+        raise _Skip("empty file (0 bytes)")
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise _Skip("no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        info["source_fps"] = round(float(rate), 3) if rate else None
+        info["width"], info["height"] = stream.codec_context.width, stream.codec_context.height
+        for i, frame in enumerate(container.decode(stream)):
+            t = frame.time
+            if t is None and rate:
+                t = i / float(rate)
+            yield t, frame
+
+
+def _folder_items(folder: Path, info: dict) -> Iterator[tuple[None, Path]]:
+    files = _frame_files(folder)
+    info["source_fps"] = None  # frame folders carry no timing
+    for p in files:
+        yield None, p
+
+
+def _resample(items: Iterator[tuple[float | None, object]], fps: float, info: dict) -> Iterator[object]:
+    """Frames at `fps`: for each time k/fps the source frame nearest in time (drops or repeats frames).
+
+    The last source frame is held for one source frame period, so a 2 s video gives 2 * fps
+    frames whatever the source rate.
+    """
+    step = 1.0 / fps
+    k, prev, prev_t, t0 = 0, None, 0.0, None
+    for t, obj in items:
+        if t is None:
+            raise _Skip("frames have no timestamps, cannot resample to the requested fps")
+        if t0 is None:
+            t0 = t
+        t -= t0
+        if prev is not None:
+            while k * step < t - _EPS:
+                target = k * step
+                yield prev if target - prev_t <= t - target else obj
+                k += 1
+        prev, prev_t = obj, t
+    if prev is None:
+        return
+    src_fps = info.get("source_fps")   # known once the container is open, i.e. by now
+    end = prev_t + (1.0 / src_fps if src_fps else 0.0)
+    if k == 0:
+        yield prev
+        k = 1
+    while k * step < end - _EPS:
+        yield prev
+        k += 1
+
+
+def _cut_clips(frames_in: Iterator[object], to_array: Callable[[object], np.ndarray], frames: int,
+               stride: int, info: dict) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, clip uint8 [frames, S, S, 3]) for clips starting every `stride` frames."""
+    window: list[np.ndarray] = []   # frames start .. start+len-1 of the next clip
+    start = 0
+    for i, obj in enumerate(frames_in):
+        info["frames_read"] = i + 1
+        if stride > frames and i % stride >= frames:
+            continue  # a frame in the gap between clips: skip the costly conversion
+        window.append(to_array(obj))
+        if len(window) == frames:
+            yield start, np.stack(window)
+            start += stride
+            window = window[stride:] if stride < frames else []
+
+
+def _to_array_fn(size: int, is_folder: bool) -> Callable[[object], np.ndarray]:
+    def convert(obj) -> np.ndarray:
+        if is_folder:
+            try:
+                with Image.open(obj) as im:
+                    im = im.convert("RGB")   # grayscale / palette / RGBA -> RGB
+            except Exception as err:
+                raise _Skip(f"{Path(obj).name} is not a readable image ({type(err).__name__})") from None
+        else:
+            im = obj.to_image()              # libswscale converts any pix_fmt (gray too) to RGB
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+        return np.asarray(center_square(im, size))  # [S, S, 3] uint8
+    return convert
+
+
+def _clips_of(source: _Source, size: int, frames: int, stride: int,
+              fps: float | None) -> Iterator[tuple[int, np.ndarray]]:
+    info = source.info
+    items = _folder_items(source.path, info) if source.is_folder else _video_items(source.path, info)
+    if fps is None:
+        frames_in = (obj for _, obj in items)
+    elif source.is_folder:
+        info["fps_note"] = "frame folder has no timestamps: every frame used, fps not applied"
+        frames_in = (obj for _, obj in items)
+    else:
+        frames_in = _resample(items, fps, info)
+    yield from _cut_clips(frames_in, _to_array_fn(size, source.is_folder), frames, stride, info)
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, (_Skip, MotionbitsError)):
+        return str(err)
+    text = getattr(err, "strerror", None) or str(err)
+    return f"cannot be decoded ({type(err).__name__}: {str(text)[:80]})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting and writing
+
+
+def _split(sources: list[_Source], test_fraction: float, seed: int) -> tuple[dict[str, str], str, str | None]:
+    """{identity or video rel: split}, what was split ("identity" | "video" | "none"), a note."""
+    identities = sorted({s.identity for s in sources}, key=_natural_key)
+    rng = np.random.default_rng(seed)
+
+    def pick(names: list[str]) -> set[str]:
+        n_test = min(max(math.floor(test_fraction * len(names) + 0.5), 1), len(names) - 1)
+        return {names[i] for i in rng.permutation(len(names))[:n_test]}
+
+    if len(identities) >= 2:
+        test = pick(identities)
+        return {s.rel: "test" if s.identity in test else "train" for s in sources}, "identity", None
+    if len(sources) >= 2:
+        test = pick([s.rel for s in sources])
+        note = (f"only one identity ({identities[0]}): split by video, so train and test show the "
+                "same person; identity-transfer scores on this test split are optimistic")
+        return {s.rel: "test" if s.rel in test else "train" for s in sources}, "video", note
+    note = "only one video: every clip is in train and the test split is empty"
+    return {s.rel: "train" for s in sources}, "none", note
+
+
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_split(out: Path, split: str, members: list[_Source], raw: np.ndarray | None,
+                 shape: tuple[int, ...], identity_index: dict[str, int], video_index: dict[str, int],
+                 chunk: int = 256) -> int:
+    """Copy the split's clips from the temporary clip file into {split}_frames.npy; labels to {split}.npz."""
+    n = sum(s.clips for s in members)
+    frames_path, tmp = out / f"{split}_frames.npy", out / f".{split}_frames.npy.tmp"
+    if n:
+        # open_memmap writes the .npy header and maps the data: the split never sits in RAM.
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
+        pos = 0
+        for s in members:
+            for a in range(s.offset, s.offset + s.clips, chunk):
+                b = min(a + chunk, s.offset + s.clips)
+                arr[pos:pos + b - a] = raw[a:b]
+                pos += b - a
+        arr.flush()
+        del arr
+    else:
+        with open(tmp, "wb") as f:
+            np.save(f, np.zeros((0, *shape), np.uint8))
+    os.replace(tmp, frames_path)
+
+    labels = {
+        "video": np.array([video_index[s.rel] for s in members for _ in range(s.clips)], np.int64),
+        "identity": np.array([identity_index[s.identity] for s in members for _ in range(s.clips)], np.int64),
+        "start": np.array([st for s in members for st in s.starts], np.int64),
+    }
+    tmp = out / f".{split}.npz.tmp"
+    with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
+        np.savez(f, **labels)
+    os.replace(tmp, out / f"{split}.npz")
+    return n
+
+
+def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: int = 128, frames: int = 16,
+                        stride: int = 8, fps: float | None = None, test_fraction: float = 0.2, seed: int = 0,
+                        max_clips_per_video: int | None = None, progress: bool = True,
+                        identity_regex: str | None = None) -> dict:
+    """Turn a folder of videos into fixed-length clips, split by identity; returns the manifest.
+
+    src holds video files (mp4, avi, mov, webm, mkv, gif) and/or frame folders (a folder with
+    image files = one video, frames in natural name order), searched recursively; hidden files
+    and folders are ignored. Every frame is converted to RGB (grayscale -> 3 equal channels),
+    centre-cropped to a square and resized to size x size (bicubic). With `fps`, frames are
+    picked by timestamp (nearest frame to each 1/fps tick); frame folders have no timestamps and
+    keep every frame. Clips of `frames` frames start every `stride` frames (after resampling);
+    `max_clips_per_video` keeps only the first clips of each video (and stops decoding there).
+
+    Identity (the unit of the train/test split):
+    - `identity_regex`, when given and it matches the path relative to src (e.g.
+      "sub/mead_M030_front_happy.mp4"): its first group, or the whole match if it has no
+      group. `r"mead_(\\w+?)_"` groups MEAD files by actor. Paths it does not match fall back to:
+    - the first-level folder under src for anything nested (VoxCeleb: src/id10001/<video>/...);
+    - else the file stem (a frame folder directly in src: its name).
+
+    Whole identities go to test (fraction `test_fraction` of them, seeded; at least one in each
+    split when there are >= 2). With one identity the split is by video, with one video there is
+    no test clip; the manifest's `split_by` and `note` say so.
+
+    Writes OUT/{train,test}_frames.npy (uint8 [N, frames, size, size, 3]), OUT/{train,test}.npz
+    (int64 [N] labels: video = index into manifest["videos"], identity = index into
+    manifest["identities"], start = first frame of the clip in its (resampled) video) and
+    OUT/manifest.json, each atomically. Unusable files (unreadable, empty, no video stream,
+    shorter than `frames`) are skipped with one warning line each.
+    """
+    t_begin = time.time()
+    src, out = Path(src), Path(out)
+    for name, value in (("size", size), ("frames", frames), ("stride", stride)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise MotionbitsError(f"{name} must be a positive integer, got {value!r}")
+    if fps is not None and not fps > 0:
+        raise MotionbitsError(f"fps must be positive (or None for the source rate), got {fps!r}")
+    if not 0 < test_fraction < 1:
+        raise MotionbitsError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
+    if max_clips_per_video is not None and max_clips_per_video < 1:
+        raise MotionbitsError(f"max_clips_per_video must be >= 1 or None, got {max_clips_per_video!r}")
+    if not src.exists():
+        raise MotionbitsError(f"{src}: no such folder")
+    if not src.is_dir():
+        raise MotionbitsError(f"{src}: not a folder (expected a folder of videos or frame folders)")
+    if out.exists() and not out.is_dir():
+        raise MotionbitsError(f"{out}: exists and is not a folder")
+
+    sources, ignored = _find_sources(src, identity_regex, exclude=out)
+    if not sources:
+        raise MotionbitsError(f"{src}: no videos ({', '.join(VIDEO_SUFFIXES)}) or folders of image frames found")
+
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    raw_path = out / f".clips-{os.getpid()}.tmp"
+    shape = (frames, size, size, 3)
+    clip_bytes = math.prod(shape)
+    skipped: list[dict] = []
+    used: list[_Source] = []
+    total = 0
+    try:
+        # Pass 1: decode each source once, appending its clips to one raw temporary file, so
+        # memory stays at one window of frames whatever the dataset size.
+        with open(raw_path, "wb") as raw_file:
+            bar = tqdm(sources, desc="videos", unit="video", disable=not progress, file=sys.stderr)
+            for source in bar:
+                source.offset = total
+                gen = _clips_of(source, size, frames, stride, fps)
+                error: Exception | None = None
+                while max_clips_per_video is None or source.clips < max_clips_per_video:
+                    try:
+                        item = next(gen)
+                    except StopIteration:
+                        break
+                    except Exception as err:  # a broken file: skip it, keep the job going
+                        error = err
+                        break
+                    start, clip = item
+                    raw_file.write(np.ascontiguousarray(clip).data)  # write errors (disk full) propagate
+                    source.starts.append(start)
+                    source.clips += 1
+                gen.close()
+                source.frames_read = source.info.get("frames_read", 0)
+                if error is None and source.clips == 0:
+                    rate = f" at {fps:g} fps" if fps else ""
+                    error = _Skip(f"only {_count(source.frames_read, 'frame')}{rate}, need {frames} for one clip")
+                if error is not None:
+                    raw_file.seek(clip_bytes * total)   # drop any clips written before the error
+                    raw_file.truncate()
+                    reason = _reason(error)
+                    skipped.append({"path": source.rel, "reason": reason})
+                    tqdm.write(f"skipped {source.path}: {reason}", file=sys.stderr)
+                    continue
+                total += source.clips
+                used.append(source)
+                bar.set_postfix(clips=total, refresh=False)
+        if skipped:
+            print(f"skipped {len(skipped)} of {len(sources)} files (reasons above and in manifest.json)",
+                  file=sys.stderr)
+        if not used:
+            raise MotionbitsError(f"{src}: all {len(sources)} videos were skipped, no clips written")
+
+        # Pass 2: split the identities that produced clips, then package each split.
+        assignment, split_by, note = _split(used, test_fraction, seed)
+        identities = sorted({s.identity for s in used}, key=_natural_key)
+        identity_index = {name: i for i, name in enumerate(identities)}
+        video_index = {s.rel: i for i, s in enumerate(used)}
+        raw = np.memmap(raw_path, dtype=np.uint8, mode="r", shape=(total, *shape))
+        counts = {}
+        for split in SPLITS:
+            members = [s for s in used if assignment[s.rel] == split]
+            counts[split] = _write_split(out, split, members, raw, shape, identity_index, video_index)
+        del raw
+    finally:
+        raw_path.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+
+    fps_notes = sum("fps_note" in s.info for s in used)
+    manifest = {
+        "kind": "video",
+        "format": FORMAT_VERSION,
+        "source": str(src.resolve()),
+        "size": size, "frames": frames, "stride": stride, "fps": fps,
+        "test_fraction": test_fraction, "seed": seed, "identity_regex": identity_regex,
+        "max_clips_per_video": max_clips_per_video,
+        "split_by": split_by, "note": note,
+        "counts": counts,
+        "identities": identities,
+        "split_identities": {sp: sorted({s.identity for s in used if assignment[s.rel] == sp}, key=_natural_key)
+                             for sp in SPLITS},
+        "files": {sp: {"frames": f"{sp}_frames.npy", "labels": f"{sp}.npz"} for sp in SPLITS},
+        "videos": [{"path": s.rel, "identity": s.identity, "split": assignment[s.rel], "clips": s.clips,
+                    "frames_read": s.frames_read, **{k: v for k, v in s.info.items() if k != "frames_read"}}
+                   for s in used],
+        "skipped": skipped,
+        "ignored_files": ignored,
+        "seconds": round(time.time() - t_begin, 1),
+    }
+    _atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if fps_notes:
+        print(f"note: {fps_notes} frame folders have no timestamps; fps={fps:g} was not applied to them",
+              file=sys.stderr)
+    ids = manifest["split_identities"]
+    print(f"wrote {out}: {counts['train']} train clips ({_count(len(ids['train']), 'identity')}), "
+          f"{counts['test']} test clips ({_count(len(ids['test']), 'identity')}) of {frames}x{size}x{size} "
+          f"from {_count(len(used), 'video')} in {manifest['seconds']:.0f} s")
+    return manifest
+
+
+def load_video_clips(root: str | os.PathLike, split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Frames uint8 [N, T, S, S, 3] (memory-mapped) and int64 [N] labels of a build_video_dataset split.
+
+    The frames are mapped copy-on-write: pages are read from disk on first touch, the file is
+    never modified, and the array is writable so torch.from_numpy does not warn.
+    """
+    if split not in SPLITS:
+        raise MotionbitsError(f"unknown video split {split!r} (expected one of {', '.join(SPLITS)})")
+    root = Path(root)
+    if not root.exists():
+        raise MotionbitsError(f"{root}: video dataset folder does not exist")
+    if not root.is_dir():
+        raise MotionbitsError(f"{root}: not a folder (expected a video dataset folder)")
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise MotionbitsError(f"{manifest_path}: missing; build the folder with `motionbits data video SRC {root}`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as err:
+        raise MotionbitsError(f"{manifest_path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "video":
+        raise MotionbitsError(f"{manifest_path}: not a video dataset manifest (a Sprites folder? set data.kind)")
+    frames_path, labels_path = root / f"{split}_frames.npy", root / f"{split}.npz"
+    for path in (frames_path, labels_path):
+        if not path.is_file():
+            raise MotionbitsError(f"{path}: split file is missing")
+
+    try:
+        frames = np.load(frames_path, mmap_mode="c", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise MotionbitsError(f"{frames_path}: not a readable .npy file ({err})") from None
+    expected = (manifest.get("frames"), manifest.get("size"), manifest.get("size"), 3)
+    if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[1:] != expected:
+        raise MotionbitsError(f"{frames_path}: expected uint8 [N, {', '.join(map(str, expected))}], "
+                              f"got {frames.dtype} {list(frames.shape)}")
+    n = frames.shape[0]
+    if n != manifest.get("counts", {}).get(split):
+        raise MotionbitsError(f"{frames_path}: {n} clips but manifest.json says {manifest.get('counts', {}).get(split)}"
+                              " (an interrupted rebuild? build the folder again)")
+    if n == 0:
+        raise MotionbitsError(f"{frames_path}: the {split} split has no clips ({manifest.get('note') or 'empty'})")
+
+    try:
+        with np.load(labels_path, allow_pickle=False) as z:
+            missing = [k for k in LABEL_KEYS if k not in z.files]
+            if missing:
+                raise MotionbitsError(f"{labels_path}: missing label arrays {', '.join(missing)}")
+            labels = {k: z[k] for k in z.files}
+    except MotionbitsError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise MotionbitsError(f"{labels_path}: not a readable .npz file ({err})") from None
+    for k, a in labels.items():
+        if a.dtype != np.int64 or a.shape != (n,):
+            raise MotionbitsError(f"{labels_path}: label {k!r} should be int64 [{n}], got {a.dtype} {list(a.shape)}")
+    return frames, labels
