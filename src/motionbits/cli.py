@@ -152,6 +152,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo finished in {(time.time() - started) / 60:.1f} min; everything is in {out}/")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from motionbits.bench import format_report, run_bench
+
+    steps = [int(s) for s in args.sample_steps.split(",")]
+    report = run_bench(args.config, args.device, steps, repeats=args.repeats, sample_clips=args.clips,
+                       compile=args.compile, out=args.out)
+    print(format_report(report))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="motionbits", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -222,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--steps", type=int)
     m.add_argument("--clips", type=int, default=None)
     m.set_defaults(func=cmd_demo)
+    b = sub.add_parser("bench", help="training and sampling speed, FLOPs and MFU of named configs")
+    b.add_argument("--config", nargs="+", default=["sprites-cpu"])
+    b.add_argument("--device", default="auto")
+    b.add_argument("--sample-steps", default="1,4,8,25,50", help="comma-separated denoising step counts")
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--clips", type=int, default=4, help="clips per sampling batch")
+    b.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    b.add_argument("--out", default=None, help="write the JSON report here")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

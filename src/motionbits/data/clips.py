@@ -55,13 +55,13 @@ class ClipSet:
         return z.reshape(*self.frames.shape[:2], *z.shape[1:])  # [N, T, C, h, w]
 
     def frames_u8(self, index: torch.Tensor) -> torch.Tensor:
-        return self.frames[index]
+        return self.frames.index_select(0, index)  # several times faster than fancy indexing on uint8
 
     def latents(self, index: torch.Tensor) -> torch.Tensor:
         """index [B] -> latents [B, T, C, h, w] float32 on the device."""
         if self.cached is not None:
             return self.cached[index].to(self.device, non_blocking=True).float()
-        frames = self.frames[index]
+        frames = self.frames_u8(index)
         if self.device.type == "cuda":
             frames = frames.pin_memory().to(self.device, non_blocking=True)
         return frames_to_float(frames)

@@ -1,0 +1,189 @@
+"""`motionbits bench`: training and sampling speed of named configs, against the hardware peak.
+
+Measures, per config, on random data of the config's shapes (so no dataset is needed):
+- the training step (encoder + quantizer + denoiser, forward + backward + AdamW): clips/s, frames/s,
+  peak memory, FLOPs per step counted by torch's FlopCounterMode (matmuls and attention, i.e. the
+  analytic count of the model's dense work), achieved FLOP/s and, on a GPU, MFU against the peak
+  bf16 rate of the device;
+- motion transfer sampling: frames/s at several numbers of denoising steps;
+- encoder-only motion extraction: frames/s;
+- the in-memory clip loader: clips/s for random batches (uint8 -> float).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from motionbits.config import Config, load_config
+from motionbits.data.clips import frames_to_float
+from motionbits.models.bcd import BCDModel
+from motionbits.runtime import autocast, pick_device, use_bf16
+from motionbits.train import Batch
+
+# Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0,
+                    "A10": 125.0, "V100": 125.0}
+
+
+def device_peak_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_BF16_TFLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+
+
+def random_batch(model: BCDModel, batch: int, device: torch.device) -> tuple[torch.Tensor, Batch]:
+    cfg = model.cfg
+    t_out = model.rebuilt_frames(cfg.data.frames)
+    c, s = model.latent_channels, model.latent_size
+    z = torch.randn(batch, cfg.data.frames, c, s, s, device=device)
+    b = Batch(torch.arange(batch), model.edm.sample_sigma((batch, t_out), device=device),
+              torch.randn(batch, t_out, c, s, s, device=device),
+              torch.rand(batch, t_out, cfg.model.groups, cfg.model.codebook_size, device=device))
+    return z, b
+
+
+def bench_training(cfg: Config, device: torch.device, repeats: int, compile: bool = False) -> dict:
+    latent_c, latent_s = (3, cfg.data.image_size) if cfg.model.tokenizer == "pixels" else (32, cfg.data.image_size // 8)
+    model = BCDModel(cfg, latent_c, latent_s).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    bf16 = use_bf16(device, cfg.train.amp)
+    forward = torch.compile(model) if compile else model
+    batch = cfg.train.batch_size
+    z, b = random_batch(model, batch, device)
+
+    def step():
+        with autocast(device, bf16):
+            out = forward(z, b.sigma, b.noise, b.gumbel)
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = _timed(step, device, repeats)
+    with FlopCounterMode(display=False) as counter:
+        with autocast(device, bf16):
+            out = model(z, b.sigma, b.noise, b.gumbel)
+        out["loss"].backward()
+    opt.zero_grad(set_to_none=True)
+    flops = counter.get_total_flops()
+    peak = device_peak_tflops(device)
+    achieved = flops / seconds
+    frames = batch * cfg.data.frames
+    return {"config": cfg.name, "batch_clips": batch, "step_s": seconds, "clips_per_s": batch / seconds,
+            "frames_per_s": frames / seconds, "gflop_per_step": flops / 1e9, "achieved_tflops": achieved / 1e12,
+            "mfu": achieved / (peak * 1e12) if peak else None, "peak_memory_mb": _peak_memory_mb(device),
+            "bf16": bf16, "compiled": compile,
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+@torch.no_grad()
+def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], clips: int, repeats: int) -> list[dict]:
+    latent_c, latent_s = (3, cfg.data.image_size) if cfg.model.tokenizer == "pixels" else (32, cfg.data.image_size // 8)
+    model = BCDModel(cfg, latent_c, latent_s).to(device).eval()
+    bf16 = use_bf16(device, cfg.train.amp)
+    t = cfg.data.frames
+    z = torch.randn(clips, t, latent_c, latent_s, latent_s, device=device)
+    rows = []
+    with autocast(device, bf16):
+        content = model.encode_content(z)
+        codes = model.encode_motion(z)
+        extract_s = _timed(lambda: model.encode_motion(z), device, repeats)
+        rows.append({"what": "motion extraction (encoder only)", "frames_per_s": clips * t / extract_s})
+        for steps in steps_list:
+            for sampler in ("euler", "heun"):
+                s = _timed(lambda: model.render(content, codes, torch.randn_like(z), steps, sampler), device,
+                           repeats, warmup=1)
+                rows.append({"what": f"transfer, {sampler} {steps} steps", "steps": steps, "sampler": sampler,
+                             "network_calls": steps if sampler == "euler" else 2 * steps - 1,
+                             "frames_per_s": clips * t / s})
+    return rows
+
+
+def bench_loader(cfg: Config, device: torch.device, batch: int, repeats: int = 20) -> dict:
+    """Random batches from an in-memory uint8 clip array the size of the Sprites train split."""
+    n = 9000
+    s = cfg.data.image_size
+    frames = torch.from_numpy(np.random.randint(0, 255, (n, cfg.data.frames, s, s, 3), dtype=np.uint8))
+    gen = torch.Generator().manual_seed(0)
+
+    def load():
+        idx = torch.randint(0, n, (batch,), generator=gen)
+        x = frames.index_select(0, idx)
+        if device.type == "cuda":
+            x = x.pin_memory().to(device, non_blocking=True)
+        return frames_to_float(x)
+
+    seconds = _timed(load, device, repeats)
+    return {"what": "clip loader (uint8 -> float, random batches)", "clips_per_s": batch / seconds}
+
+
+def run_bench(config_names: list[str], device_name: str = "auto", steps_list: list[int] | None = None,
+              repeats: int = 5, sample_clips: int = 4, compile: bool = False, out: str | None = None) -> dict:
+    device = pick_device(device_name)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    steps_list = steps_list or [1, 4, 8, 25, 50]
+    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)",
+              "torch": torch.__version__, "training": [], "sampling": {}, "loader": []}
+    for name in config_names:
+        cfg = load_config(name)
+        report["training"].append(bench_training(cfg, device, repeats, compile=False))
+        if compile:
+            report["training"].append(bench_training(cfg, device, repeats, compile=True))
+        report["sampling"][cfg.name] = bench_sampling(cfg, device, steps_list, sample_clips, max(1, repeats // 2))
+        report["loader"].append({"config": cfg.name, **bench_loader(cfg, device, cfg.train.batch_size)})
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def format_report(r: dict) -> str:
+    lines = [f"device: {r['device']}  torch {r['torch']}", "",
+             "| config | compiled | batch | step (s) | clips/s | frames/s | GFLOP/step | TFLOP/s | MFU | peak mem (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for t in r["training"]:
+        mfu = f"{100 * t['mfu']:.1f} %" if t["mfu"] is not None else "n/a (no known peak)"
+        lines.append(f"| {t['config']} | {t['compiled']} | {t['batch_clips']} | {t['step_s']:.3f} | {t['clips_per_s']:.1f} | "
+                     f"{t['frames_per_s']:.0f} | {t['gflop_per_step']:.1f} | {t['achieved_tflops']:.2f} | {mfu} | {t['peak_memory_mb']:.0f} |")
+    for name, rows in r["sampling"].items():
+        lines += ["", f"sampling ({name}):", "", "| what | network calls | frames/s |", "|---|---|---|"]
+        for row in rows:
+            lines.append(f"| {row['what']} | {row.get('network_calls', '-')} | {row['frames_per_s']:.1f} |")
+    lines += ["", "| loader | clips/s |", "|---|---|"]
+    for row in r["loader"]:
+        lines.append(f"| {row['config']} | {row['clips_per_s']:.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""The bench command runs on the CPU and reports consistent numbers (not their size: no timing bars in tests)."""
+import json
+
+import yaml
+
+from motionbits.bench import format_report, run_bench
+from motionbits.train import sample_batch  # noqa: F401  (bench and training share the batch layout)
+
+
+def test_bench_tiny_config(tmp_path):
+    config = tmp_path / "tiny-bench.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "tiny-bench",
+        "data": {"frames": 4, "image_size": 16},
+        "model": {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "content_queries": 2,
+                  "content_dim": 16, "groups": 2, "codebook_size": 4, "group_dim": 4, "patch_size": 4,
+                  "denoiser_width": 32, "denoiser_depth": 1, "denoiser_heads": 2},
+        "train": {"batch_size": 4, "target_bits": 2.0, "amp": "off"},
+    }))
+    out = tmp_path / "bench.json"
+    report = run_bench([str(config)], "cpu", steps_list=[1, 2], repeats=1, sample_clips=2, out=str(out))
+    train = report["training"][0]
+    assert train["gflop_per_step"] > 0 and train["clips_per_s"] > 0
+    assert abs(train["frames_per_s"] - 4 * train["clips_per_s"]) < 1e-6 * train["frames_per_s"]
+    assert train["mfu"] is None  # no known peak for a CPU
+    calls = {row["what"]: row.get("network_calls") for row in report["sampling"]["tiny-bench"]}
+    assert calls["transfer, heun 2 steps"] == 3 and calls["transfer, euler 2 steps"] == 2
+    assert json.loads(out.read_text())["device"].startswith("CPU")
+    assert "| tiny-bench |" in format_report(report)
