@@ -46,7 +46,8 @@ class ModelConfig:
     group_dim: int = 8             # each group's vector size; motion dim Cm = N * group_dim
     gumbel_alpha: float = 1.0      # logits = -alpha * squared L2 distance
     gumbel_tau: float = 1.0
-    dead_code_threshold: float = 1e-3  # revive codes whose EMA usage falls below this fraction
+    rate_estimate: str = "information"  # "information" (I(frame; code)) | "marginal" (the paper's H)
+    dead_code_threshold: float = 0.0   # >0: re-seed codes whose usage falls below this share (off: see quantizer.py)
     # Denoiser (DiT with per-frame adaLN conditioning on time + motion).
     patch_size: int = 8
     denoiser_width: int = 256
@@ -181,6 +182,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.batch_size >= 1 and t.steps >= 1, "train.batch_size and train.steps must be >= 1"),
         (t.amp in ("auto", "bf16", "off"), f"train.amp must be auto, bf16 or off, got {t.amp!r}"),
         (cfg.diffusion.sampler in ("heun", "euler"), "diffusion.sampler must be heun or euler"),
+        (m.rate_estimate in ("information", "marginal"), "model.rate_estimate must be information or marginal"),
         (0 <= t.target_bits <= m.groups * _log2(m.codebook_size),
          f"train.target_bits={t.target_bits} is outside 0..groups*log2(codebook_size)"),
     ]

@@ -236,7 +236,7 @@ class Trainer:
             self.writer.add_scalar("train/lr", learning_rate(self.cfg, self.step), self.step)
         if self.progress:
             tqdm.write(f"step {self.step}: loss {means['loss']:.4f} diffusion {means['diffusion_loss']:.4f} "
-                       f"bits/frame {means['bits_per_frame']:.2f} codes used {means['codebook_used']:.2f} "
+                       f"rate {means['bits_per_frame']:.2f} bits/frame (marginal {means['marginal_bits']:.2f}) codes used {means['codebook_used']:.2f} "
                        f"perplexity {means['perplexity']:.2f} {means['clips_per_s']:.1f} clips/s")
 
     def _log_samples(self) -> None:

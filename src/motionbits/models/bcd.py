@@ -28,7 +28,7 @@ class BCDModel(nn.Module):
         self.cfg = cfg
         self.latent_channels, self.latent_size = latent_channels, latent_size
         self.quantizer = GroupQuantizer(m.groups, m.codebook_size, m.group_dim, m.gumbel_alpha,
-                                        m.gumbel_tau, m.dead_code_threshold)
+                                        m.gumbel_tau, m.dead_code_threshold, rate_estimate=m.rate_estimate)
         self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
                                             m.encoder_heads, m.content_queries, m.content_dim,
                                             self.quantizer.dim)
@@ -64,9 +64,9 @@ class BCDModel(nn.Module):
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content),
                                   target, sigma, noise)
         diffusion_loss = per_frame.mean()
-        rate_loss = self.cfg.train.bitrate_lambda * (q.entropy_bits - self.cfg.train.target_bits) ** 2
-        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss,
-                "rate_loss": rate_loss, "bits_per_frame": q.entropy_bits.detach()}
+        rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
+        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss, "rate_loss": rate_loss,
+                "bits_per_frame": q.rate_bits.detach(), "marginal_bits": q.entropy_bits.detach()}
 
     def rebuilt_frames(self, frames: int) -> int:
         return frames // 2 if self.cfg.train.cross_drive else frames
