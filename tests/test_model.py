@@ -121,3 +121,20 @@ def test_render_shapes_and_determinism():
     a = model.render(content, codes, noise, steps=2)
     b = model.render(content, codes, noise, steps=2)
     assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, b)
+
+
+def test_augmentations_touch_only_the_encoder_inputs():
+    cfg = tiny_config()
+    model = BCDModel(cfg, 3, 16).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    plain = model.split_clip(z)
+    flip = torch.tensor([True, False])
+    swap = torch.tensor([[2, 1, 0], [0, 1, 2]])
+    content, motion, target = model.split_clip(z, flip, swap)
+    assert torch.equal(target, plain[2])                       # what is rebuilt never changes
+    assert not torch.allclose(content[0], plain[0][0])         # mirrored content frames
+    assert torch.allclose(content[1], plain[0][1], atol=1e-6)  # not mirrored
+    assert not torch.allclose(motion[0], plain[1][0])          # channels permuted
+    assert torch.allclose(motion[1], plain[1][1], atol=1e-6)   # identity permutation
+    manual = model.encoder(z[:1, :4].flip(-1))[0]
+    assert torch.allclose(content[:1], manual, atol=1e-5)

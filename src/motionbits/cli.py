@@ -44,8 +44,14 @@ def _load_cfg(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from motionbits.config import resolve_config_path
+    from motionbits.generate import is_prior_config, train_prior_from_config
     from motionbits.train import train
 
+    path = resolve_config_path(args.config)
+    if is_prior_config(path):
+        print(f"checkpoint: {train_prior_from_config(path, args.out, fresh=args.fresh)}")
+        return
     cfg = _load_cfg(args)
     out = args.out or f"runs/{cfg.name}"
     path = train(cfg, out, fresh=args.fresh)
@@ -100,6 +106,24 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     print(f"wrote {save_video(out, args.output, fps=args.fps, scale=args.scale)}")
 
 
+def cmd_generate(args: argparse.Namespace) -> None:
+    from motionbits.generate import generate_motion
+    from motionbits.pipeline import MotionBits
+    from motionbits.prior_train import load_prior
+    from motionbits.visualize import save_video
+
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    prior = load_prior(args.prior, pipe.device)
+    size = pipe.cfg.data.image_size
+    content = _read_clip(args.content, size, None)
+    if content.shape[0] < pipe.model.window:  # a still image: hold it for a whole window
+        content = content[:1].expand(pipe.model.window, -1, -1, -1)
+    prompt = _read_clip(args.prompt_motion, size, None) if args.prompt_motion else None
+    out = generate_motion(pipe, prior, content, args.frames, prompt_frames=prompt, label=args.label,
+                          temperature=args.temperature, top_k=args.top_k, seed=args.seed, steps=args.sample_steps)
+    print(f"wrote {save_video(out[0], args.output, fps=args.fps, scale=args.scale)}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from motionbits.evaluate.sprites_eval import evaluate_sprites
     from motionbits.pipeline import MotionBits
@@ -108,6 +132,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.data:
         pipe.cfg.data.root = args.data
     out = args.out or str(Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else args.checkpoint)
+    if args.prior:
+        from motionbits.evaluate.generation_eval import evaluate_generation
+        from motionbits.evaluate.sprites_eval import get_judge
+        from motionbits.prior_train import load_prior
+
+        judge = get_judge(pipe.cfg.data.root, args.judge, Path(out), pipe.cfg.eval.judge_steps, True)
+        report = evaluate_generation(pipe, load_prior(args.prior, pipe.device), judge, out,
+                                     clips=args.clips or 300, steps=args.sample_steps)
+        print(json.dumps(report, indent=2))
+        return
     if pipe.cfg.data.kind != "sprites":
         from motionbits.evaluate.video_eval import evaluate_video
 
@@ -218,12 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     media_args(x)
     x.set_defaults(func=cmd_transfer)
 
+    g = sub.add_parser("generate", help="new motion for a content, sampled by the motion prior")
+    use_args(g)
+    g.add_argument("--prior", required=True, help="prior.pt from `motionbits train --config prior-...`")
+    g.add_argument("--content", required=True, help="image, video or sprites:ROOT:SPLIT:INDEX")
+    g.add_argument("--prompt-motion", help="continue the motion of this clip")
+    g.add_argument("--label", type=int, default=None, help="motion class (a prior trained with labels)")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("-o", "--output", required=True, help=".gif, .mp4, .webm or .png")
+    g.add_argument("--frames", type=int, default=16, help="frames to generate (beyond the window: sliding context)")
+    g.add_argument("--fps", type=float, default=8.0)
+    g.add_argument("--scale", type=int, default=1)
+    g.set_defaults(func=cmd_generate)
+
     e = sub.add_parser("evaluate", help="measure a trained model on the test split")
     use_args(e)
     e.add_argument("--judge", help="judge .safetensors (trained and saved there if missing)")
     e.add_argument("--data", help="dataset folder (default: the checkpoint's)")
     e.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
     e.add_argument("--out", help="report folder (default: the checkpoint's folder)")
+    e.add_argument("--prior", help="evaluate motion generation with this prior.pt instead")
     e.set_defaults(func=cmd_evaluate)
 
     m = sub.add_parser("demo", help="Sprites end to end on the CPU: data, training, GIF, evaluation")

@@ -80,6 +80,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     cross_drive: bool = True       # content from the first half, motion from the second half
+    augment_content_flip: bool = False   # mirror the content frames at random (pixels only)
+    augment_motion_colors: bool = False  # permute the motion frames' channels at random (pixels only)
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04
     seed: int = 0

@@ -81,11 +81,20 @@ class Batch:
     sigma: torch.Tensor   # [B, T']
     noise: torch.Tensor   # [B, T', C, h, w]
     gumbel: torch.Tensor  # [B, T', N, K_e]
+    content_flip: torch.Tensor | None = None     # [B] bool
+    motion_channels: torch.Tensor | None = None  # [B, C] channel permutation
 
     def shard(self, part: int, parts: int) -> "Batch":
         size = self.index.shape[0] // parts
         sl = slice(part * size, (part + 1) * size)
-        return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl])
+        cut = lambda x: None if x is None else x[sl]  # noqa: E731
+        return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl],
+                     cut(self.content_flip), cut(self.motion_channels))
+
+    def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
+        move = lambda x: None if x is None else x.to(device, non_blocking=True)  # noqa: E731
+        return {"sigma": move(self.sigma), "noise": move(self.noise), "gumbel": move(self.gumbel),
+                "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels)}
 
 
 def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: torch.Generator) -> Batch:
@@ -97,7 +106,10 @@ def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: to
     noise = torch.randn((batch_size, t_out, c, s, s), generator=generator)
     uniform = torch.rand((batch_size, t_out, cfg.model.groups, cfg.model.codebook_size), generator=generator)
     gumbel = -(-uniform.clamp(1e-10, 1 - 1e-7).log()).log()
-    return Batch(index, sigma, noise, gumbel)
+    flip = torch.rand(batch_size, generator=generator) < 0.5 if cfg.train.augment_content_flip else None
+    channels = (torch.argsort(torch.rand(batch_size, c, generator=generator), dim=1)
+                if cfg.train.augment_motion_colors else None)
+    return Batch(index, sigma, noise, gumbel, flip, channels)
 
 
 class Trainer:
@@ -116,6 +128,9 @@ class Trainer:
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # tiny optimizer moments turn denormal and crawl on CPUs
         self.clips = load_clips(cfg, "train", device=self.device, progress=self.progress)
+        if (t.augment_content_flip or t.augment_motion_colors) and cfg.model.tokenizer != "pixels":
+            raise MotionbitsError("train.augment_content_flip / augment_motion_colors act on pixels: "
+                                  f"turn them off with model.tokenizer={cfg.model.tokenizer!r}")
         self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         fused = self.device.type == "cuda"
@@ -177,8 +192,7 @@ class Trainer:
             part = batch.shard(micro, t.grad_accum)
             z = self.clips.latents(part.index)                                   # [b, T, C, h, w]
             with autocast(self.device, self.bf16):
-                out = self.forward(z, part.sigma.to(self.device), part.noise.to(self.device),
-                                   part.gumbel.to(self.device))
+                out = self.forward(z, **part.model_inputs(self.device))
             (out["loss"] / t.grad_accum).backward()
             for k, v in out.items():
                 totals[k] = totals.get(k, 0) + v.detach() / t.grad_accum

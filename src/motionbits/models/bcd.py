@@ -44,22 +44,38 @@ class BCDModel(nn.Module):
         return t // 2 if self.cfg.train.cross_drive else t
 
     # ---- training -------------------------------------------------------------------------
-    def split_clip(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...]."""
-        if not self.cfg.train.cross_drive:
+    def split_clip(self, z: torch.Tensor, content_flip: torch.Tensor | None = None,
+                   motion_channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...].
+
+        Optional training augmentations of the encoder inputs only (the target is never changed),
+        in the spirit of C-DSVAE's content/motion augmentations:
+        content_flip [B] bool mirrors the content frames, so the content cannot tell left from right
+        and the direction of motion must come through the motion codes; motion_channels [B, C] is a
+        per-clip channel permutation of the motion frames, so the codes cannot carry colours and the
+        appearance must come through the content."""
+        half = z.shape[1] // 2 if self.cfg.train.cross_drive else z.shape[1]
+        content_in = z[:, :half]
+        motion_in = target = z[:, z.shape[1] - half:]
+        if content_flip is not None:
+            content_in = torch.where(content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
+        if motion_channels is not None:
+            index = motion_channels[:, None, :, None, None].expand(-1, motion_in.shape[1], -1, *motion_in.shape[-2:])
+            motion_in = motion_in.gather(2, index)
+        if not self.cfg.train.cross_drive and content_flip is None and motion_channels is None:
             content, motion = self.encoder(z)
             return content, motion, z
-        half = z.shape[1] // 2
-        # One encoder call for both halves: stack them along the batch.
-        content, motion = self.encoder(torch.cat([z[:, :half], z[:, half:2 * half]], dim=0))
+        # One encoder call for both inputs: stack them along the batch.
+        content, motion = self.encoder(torch.cat([content_in, motion_in], dim=0))
         b = z.shape[0]
-        return content[:b], motion[b:], z[:, half:2 * half]
+        return content[:b], motion[b:], target
 
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
-                gumbel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The training loss. z [B,T,C,h,w]; sigma [B,T'], noise [B,T',C,h,w] and gumbel
-        [B,T',N,K_e] (T' = frames rebuilt) come from the caller so runs are reproducible."""
-        content, motion, target = self.split_clip(z)
+                gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
+                motion_channels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The training loss. z [B,T,C,h,w]; sigma [B,T'], noise [B,T',C,h,w], gumbel [B,T',N,K_e]
+        and the augmentation draws (T' = frames rebuilt) come from the caller so runs are reproducible."""
+        content, motion, target = self.split_clip(z, content_flip, motion_channels)
         q = self.quantizer(motion, gumbel)
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content),
                                   target, sigma, noise)

@@ -1,0 +1,144 @@
+"""Evaluation metrics: judge accuracy, motion-distribution scores, PSNR/SSIM, code usage.
+
+Pure functions on tensors (no model state). Formulas follow the sequential-disentanglement
+literature (DSVAE, S3VAE, C-DSVAE, SKD), natural logs unless the name says bits.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-12
+
+
+def accuracy(probs_or_logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of argmax predictions equal to labels.
+
+    probs_or_logits: [..., C] (argmax is the same for probabilities and logits);
+    labels: [...] integer class ids with the leading shape of the scores.
+    """
+    scores = torch.as_tensor(probs_or_logits)
+    labels = torch.as_tensor(labels)
+    if scores.shape[:-1] != labels.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} do not match labels {tuple(labels.shape)}")
+    if labels.numel() == 0:
+        return float("nan")
+    return (scores.argmax(-1) == labels.to(scores.device)).float().mean().item()
+
+
+def motion_distribution_scores(probs: torch.Tensor) -> dict[str, float]:
+    """Inception score and entropies of the judge's motion predictions (nats).
+
+    probs: [N, C] rows are p(y|x_i) (each sums to 1).
+      p(y)     = mean_i p(y|x_i)
+      IS       = exp( mean_i KL(p(y|x_i) || p(y)) )
+      H(y|x)   = mean_i [ -sum_y p(y|x_i) log p(y|x_i) ]     (low: confident predictions)
+      H(y)     = -sum_y p(y) log p(y)                         (high: diverse predictions)
+    Note mean_i KL = H(y) - H(y|x), so IS = exp(H(y) - H(y|x)).
+    """
+    p = torch.as_tensor(probs).double()
+    if p.ndim != 2 or p.shape[0] == 0:
+        raise ValueError(f"expected probabilities [N, C] with N > 0, got {tuple(p.shape)}")
+    py = p.mean(0)  # [C]
+    # x log x -> 0 at x = 0: clamp inside the log only, so zero-probability terms vanish.
+    kl = (p * (p.clamp_min(_EPS).log() - py.clamp_min(_EPS).log())).sum(1)  # [N]
+    h_y_given_x = -(p * p.clamp_min(_EPS).log()).sum(1).mean()
+    h_y = -(py * py.clamp_min(_EPS).log()).sum()
+    return {
+        "inception_score": math.exp(kl.mean().item()),
+        "h_y_given_x": h_y_given_x.item(),
+        "h_y": h_y.item(),
+    }
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> float:
+    """Peak signal-to-noise ratio in dB, computed per sample then averaged.
+
+    a, b: [N, ...] same shape, values in [-1, 1] (data_range 2).
+    PSNR_i = 10 log10(data_range^2 / MSE_i); identical samples give inf (and so does the mean).
+    """
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.ndim == 0:
+        a, b = a[None], b[None]
+    mse = (a - b).pow(2).flatten(1).mean(1)  # [N]
+    per_sample = 10.0 * torch.log10(data_range**2 / mse)  # mse 0 -> +inf
+    return per_sample.mean().item()
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, dtype, device) -> torch.Tensor:
+    x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    w2 = g[:, None] * g[None, :]  # [size, size], sums to 1
+    return w2.expand(channels, 1, size, size).contiguous()  # depthwise conv weights
+
+
+def ssim(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    data_range: float = 2.0,
+    window_size: int = 11,
+    sigma: float = 1.5,
+) -> float:
+    """Mean structural similarity (Wang et al. 2004) with a Gaussian window.
+
+    a, b: [..., C, H, W] in [-1, 1]; leading dims are flattened into the batch.
+    Local statistics come from a depthwise Gaussian conv ('valid' padding, as in the
+    reference implementation), C1 = (0.01 L)^2, C2 = (0.03 L)^2 with L = data_range;
+      SSIM = (2 mu_a mu_b + C1)(2 s_ab + C2) / ((mu_a^2 + mu_b^2 + C1)(s_a^2 + s_b^2 + C2)).
+    The SSIM map is averaged over pixels and channels, then over samples.
+    """
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    if a.shape != b.shape or a.ndim < 3:
+        raise ValueError(f"expected matching [..., C, H, W] tensors, got {tuple(a.shape)} and {tuple(b.shape)}")
+    c, h, w = a.shape[-3:]
+    a, b = a.reshape(-1, c, h, w), b.reshape(-1, c, h, w)
+    size = min(window_size, h, w)  # small images: shrink the window rather than fail
+    win = _gaussian_window(size, sigma, c, a.dtype, a.device)
+
+    def filt(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, win, groups=c)
+
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a**2
+    var_b = filt(b * b) - mu_b**2
+    cov = filt(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return ssim_map.flatten(1).mean(1).mean().item()
+
+
+def code_usage(codes: torch.Tensor, codebook_size: int) -> dict[str, float]:
+    """How well a quantizer's codebook is used.
+
+    codes: [M, G] integer code ids (M frames or tokens, G code groups / positions per frame),
+    each in [0, codebook_size). Per group g, p_g(k) is the empirical frequency of code k.
+      used_fraction              = |distinct codes used anywhere| / codebook_size
+      perplexity_per_group_mean  = mean_g exp(H_g), H_g = -sum_k p_g(k) ln p_g(k)
+      entropy_bits_per_frame     = sum_g H_g / ln 2  (an upper bound on the bits the
+                                   codes carry per frame, treating groups independently)
+    """
+    codes = torch.as_tensor(codes).long()
+    if codes.ndim == 1:
+        codes = codes[:, None]
+    if codes.ndim != 2 or codes.shape[0] == 0:
+        raise ValueError(f"expected codes [M, G] with M > 0, got {tuple(codes.shape)}")
+    if codes.min() < 0 or codes.max() >= codebook_size:
+        raise ValueError(f"codes must lie in [0, {codebook_size}), got range [{codes.min()}, {codes.max()}]")
+    m, g = codes.shape
+    # counts[g, k] via one scatter: offset each group's codes into its own block.
+    offsets = torch.arange(g, device=codes.device) * codebook_size
+    counts = torch.bincount((codes + offsets).flatten(), minlength=g * codebook_size)
+    counts = counts.view(g, codebook_size).double()
+    p = counts / m  # [G, K]
+    h = -(p * p.clamp_min(_EPS).log()).sum(1)  # [G] nats
+    used = (counts.sum(0) > 0).sum().item()
+    return {
+        "used_fraction": used / codebook_size,
+        "perplexity_per_group_mean": h.exp().mean().item(),
+        "entropy_bits_per_frame": (h.sum() / math.log(2)).item(),
+    }
