@@ -132,3 +132,34 @@ def test_load_missing_and_corrupt(tmp_path):
     save_file({"w": torch.zeros(2)}, str(other))
     with pytest.raises(MotionbitsError, match="metadata"):
         load_judge(other)
+
+
+def test_bad_inputs():
+    judge = SpritesJudge(width=8, feat_dim=32, image_size=32)
+    with pytest.raises(ValueError):
+        judge_predict(judge, torch.zeros(2, 8, 32, 32, 3))  # float frames must be [N, T, 3, H, W]
+    frames, attrs, motion = synthetic_clips(4)
+    with pytest.raises(ValueError):
+        train_judge(frames.astype(np.float32), attrs, motion, steps=1, progress=False)
+    with pytest.raises(ValueError):
+        train_judge(frames, attrs[:3], motion, steps=1, progress=False)
+    empty = judge_predict(judge, frames[:0])
+    assert empty["attributes"].shape == (0, 4, 6) and empty["motion"].shape == (0, 9)
+
+
+@pytest.mark.slow
+def test_judge_on_real_sprites():
+    """Trains with the defaults on the real benchmark (about 1-2 min on 2 CPU cores).
+    Set MOTIONBITS_SPRITES_DIR to a folder with train.npz / test.npz (frames, attributes, motion)."""
+    import os
+
+    root = os.environ.get("MOTIONBITS_SPRITES_DIR")
+    if not root:
+        pytest.skip("MOTIONBITS_SPRITES_DIR not set")
+    with np.load(os.path.join(root, "train.npz")) as z:
+        train = {k: z[k] for k in ("frames", "attributes", "motion")}
+    with np.load(os.path.join(root, "test.npz")) as z:
+        test = {k: z[k] for k in ("frames", "attributes", "motion")}
+    judge = train_judge(train["frames"], train["attributes"], train["motion"], progress=False)
+    acc = judge_accuracies(judge, test["frames"], test["attributes"], test["motion"])
+    assert min(acc.values()) >= 0.99, acc

@@ -54,6 +54,7 @@ class ModelConfig:
     denoiser_depth: int = 6
     denoiser_heads: int = 4
     temporal_attention: bool = False
+    content_adaln: bool = True     # also feed the pooled content to the adaLN condition
     mlp_ratio: float = 4.0
 
 

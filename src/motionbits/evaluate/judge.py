@@ -141,6 +141,8 @@ def train_judge(
     if frames_u8.dtype != np.uint8 or frames_u8.ndim != 5 or frames_u8.shape[-1] != 3:
         raise ValueError(f"frames_u8 must be uint8 [N, T, H, W, 3], got {frames_u8.dtype} {frames_u8.shape}")
     n = frames_u8.shape[0]
+    if n == 0 or steps < 1 or batch_size < 1:
+        raise ValueError(f"need clips, steps >= 1 and batch_size >= 1 (got N={n}, steps={steps}, batch_size={batch_size})")
     attrs_t = torch.as_tensor(np.asarray(attributes), dtype=torch.long)  # [N, A]
     motion_t = torch.as_tensor(np.asarray(motion), dtype=torch.long)  # [N]
     if attrs_t.shape[0] != n or motion_t.shape != (n,):
@@ -162,7 +164,7 @@ def train_judge(
     judge.train()
     t0 = time.perf_counter()
     bar = tqdm(range(steps), desc="judge", disable=not progress, dynamic_ncols=True)
-    for _ in bar:
+    for step in bar:
         idx = torch.randint(0, n, (batch_size,), generator=gen)
         x = _shift_augment(_u8_to_frames(frames_t[idx]), augment_shift, gen).to(dev)  # [B, T, 3, H, W]
         ya, ym = attrs_t[idx].to(dev), motion_t[idx].to(dev)
@@ -175,7 +177,7 @@ def train_judge(
         loss.backward()
         opt.step()
         sched.step()
-        if progress:
+        if progress and step % 10 == 0:  # .item() syncs a GPU: not every step
             bar.set_postfix(attr=f"{loss_a.item():.3f}", motion=f"{loss_m.item():.3f}")
     judge.train_seconds = time.perf_counter() - t0
     judge.eval()

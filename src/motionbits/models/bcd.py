@@ -34,7 +34,7 @@ class BCDModel(nn.Module):
                                             self.quantizer.dim)
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width,
                                  m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
-                                 m.mlp_ratio, m.temporal_attention)
+                                 m.mlp_ratio, m.temporal_attention, m.content_adaln)
         self.edm = EDM(cfg.diffusion)
 
     @property

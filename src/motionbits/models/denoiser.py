@@ -4,6 +4,7 @@ Per frame t of a clip:
     noisy latent z_t [C, h, w] ──patchify──► L patch tokens (+ fixed 2D sin-cos positions)
     content c [K, Cc] ──linear──► K content tokens, concatenated in front of the patch tokens
     condition = embed(noise level) + embed(quantized motion m̂_t)   (per-frame adaLN-Zero)
+                [+ embed(mean of the content tokens): a fast global path for appearance]
     DiT blocks (optionally with attention across the T frames of the clip at each patch position)
     ──► per-patch output ──unpatchify──► [C, h, w]   (the raw network output F of EDM)
 
@@ -84,7 +85,7 @@ class DiTBlock(nn.Module):
 class Denoiser(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, patch_size: int, width: int,
                  depth: int, heads: int, content_dim: int, motion_dim: int, mlp_ratio: float = 4.0,
-                 temporal_attention: bool = False):
+                 temporal_attention: bool = False, content_adaln: bool = True):
         super().__init__()
         if latent_size % patch_size:
             raise ValueError(f"latent size {latent_size} is not a multiple of patch size {patch_size}")
@@ -96,6 +97,10 @@ class Denoiser(nn.Module):
         self.content_type = nn.Parameter(torch.zeros(1, 1, width))
         self.noise_embed = NoiseLevelEmbedder(width)
         self.motion_embed = nn.Sequential(nn.Linear(motion_dim, width), nn.SiLU(), nn.Linear(width, width))
+        # Attention to the content tokens learns slowly from noise-only inputs; the pooled content in
+        # the adaLN condition gives appearance (colours) a direct path, like class labels in DiT.
+        self.content_embed = (nn.Sequential(nn.Linear(content_dim, width), nn.SiLU(), nn.Linear(width, width))
+                              if content_adaln else None)
         self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio, temporal_attention) for _ in range(depth))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
@@ -116,7 +121,9 @@ class Denoiser(nn.Module):
         ctx = ctx.repeat_interleave(t, dim=0)                                  # [B*T, K, W]
         k = ctx.shape[1]
         x = torch.cat([ctx, x], dim=1)                                         # [B*T, K+L, W]
-        cond = self.noise_embed(c_noise.flatten()) + self.motion_embed(motion.flatten(0, 1))
+        cond = self.noise_embed(c_noise.flatten()) + self.motion_embed(motion.flatten(0, 1))  # [B*T, W]
+        if self.content_embed is not None:
+            cond = cond + self.content_embed(content.mean(1)).repeat_interleave(t, dim=0)
         for block in self.blocks:
             x = block(x, cond, t)
         shift, scale = self.final_ada(cond).chunk(2, dim=1)
