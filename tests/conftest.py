@@ -34,6 +34,16 @@ def tiny_config(**overrides) -> Config:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny nets gain nothing from a second thread, and oversubscribed OpenMP barriers are very slow
+    when other jobs share the 2 cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def cfg() -> Config:
     return tiny_config()
 

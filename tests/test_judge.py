@@ -68,14 +68,6 @@ def test_predict_accepts_uint8_and_float():
     assert judge.training  # predict restores the mode it found
 
 
-@pytest.fixture
-def one_thread():
-    # A tiny net gains nothing from a second thread, and one thread keeps the test quick
-    # when other jobs share the CPU (oversubscribed OpenMP barriers are very slow).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_judge_learns_synthetic_task(one_thread):

@@ -47,13 +47,6 @@ def smooth_images(n: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.stack(imgs).clamp(-1, 1)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny convolutions gain nothing from threads, and 2 threads on a busy 2-core box run ~5x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # --- pixels ---------------------------------------------------------------------------------------
