@@ -8,7 +8,8 @@ import torch
 
 from motionbits.config import Config, config_from_dict
 
-SHEETS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lpc_sprites"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # beside the checkout (developers and CI)
+SHEETS = SHARED / "data" / "lpc_sprites"
 
 torch.set_num_threads(2)
 

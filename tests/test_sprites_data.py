@@ -15,7 +15,7 @@ from PIL import Image
 from motionbits.data import sprites as S
 from motionbits.errors import MotionbitsError
 
-SHEETS = Path("/work/shared/data/lpc_sprites")
+from conftest import SHEETS
 pytestmark = pytest.mark.skipif(not SHEETS.is_dir(), reason="LPC sheets not available")
 
 # 3 train + 3 test characters of the seed-0 split; enough to cover both files.

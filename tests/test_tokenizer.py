@@ -6,9 +6,12 @@ import json
 import math
 import os
 
+
 import numpy as np
 import pytest
 import torch
+
+from conftest import SHARED
 
 from motionbits.errors import MotionbitsError
 from motionbits.models.tokenizer import (
@@ -25,7 +28,7 @@ from motionbits.models.tokenizer import (
     train_autoencoder,
 )
 
-TAEF2_DIR = os.environ.get("MOTIONBITS_TAEF2_DIR", "/work/shared/weights/taef2")
+TAEF2_DIR = os.environ.get("MOTIONBITS_TAEF2_DIR", str(SHARED / "weights" / "taef2"))
 needs_taef2 = pytest.mark.skipif(
     not os.path.isfile(os.path.join(TAEF2_DIR, "taef2_encoder.pth")),
     reason=f"taef2 weights not found in {TAEF2_DIR} (set MOTIONBITS_TAEF2_DIR to run these tests)",

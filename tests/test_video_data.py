@@ -7,14 +7,17 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 import pytest
 import torch
 from PIL import Image
 
+from conftest import SHARED
+
 from motionbits.data.video import build_video_dataset, load_video_clips, read_clip
 from motionbits.errors import MotionbitsError
 
-TALKING_HEADS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "talking_heads"
+TALKING_HEADS = SHARED / "data" / "talking_heads"
 REAL_CLIP = TALKING_HEADS / "mead_M030_front_happy_level3_001.mp4"
 W, H = 32, 24
 
