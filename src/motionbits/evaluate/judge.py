@@ -10,7 +10,6 @@ needs the pose sequence, the direction is visible in every frame).
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
