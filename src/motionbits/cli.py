@@ -22,7 +22,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
         sheets = args.sheets or download_sheets(Path(args.out) / "sheets")
         manifest = compose_sprites(sheets, args.out, seed=args.seed)
-        print(f"wrote {args.out}: {manifest['counts'] if 'counts' in manifest else manifest}")
+        print(f"wrote {args.out}: {manifest['clips']} clips of {manifest['characters']} characters")
     else:
         from motionbits.data.video import build_video_dataset
 
