@@ -74,8 +74,15 @@ def random_batch(model: BCDModel, batch: int, device: torch.device) -> tuple[tor
     return z, b
 
 
+def bench_latent_shape(cfg: Config) -> tuple[int, int]:
+    """(channels, size) of the latents the model sees: pixels, or taef2-like 32 x H/8 (no weights needed)."""
+    if cfg.model.tokenizer == "pixels":
+        return 3, cfg.data.image_size
+    return 32, cfg.data.image_size // 8
+
+
 def bench_training(cfg: Config, device: torch.device, repeats: int, compile: bool = False) -> dict:
-    latent_c, latent_s = (3, cfg.data.image_size) if cfg.model.tokenizer == "pixels" else (32, cfg.data.image_size // 8)
+    latent_c, latent_s = bench_latent_shape(cfg)
     model = BCDModel(cfg, latent_c, latent_s).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     bf16 = use_bf16(device, cfg.train.amp)
@@ -111,7 +118,7 @@ def bench_training(cfg: Config, device: torch.device, repeats: int, compile: boo
 
 @torch.no_grad()
 def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], clips: int, repeats: int) -> list[dict]:
-    latent_c, latent_s = (3, cfg.data.image_size) if cfg.model.tokenizer == "pixels" else (32, cfg.data.image_size // 8)
+    latent_c, latent_s = bench_latent_shape(cfg)
     model = BCDModel(cfg, latent_c, latent_s).to(device).eval()
     bf16 = use_bf16(device, cfg.train.amp)
     t = cfg.data.frames

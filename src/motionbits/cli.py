@@ -78,6 +78,11 @@ def _read_clip(spec: str, size: int, frames: int | None):
     return torch.from_numpy(read_clip(spec, size=size, max_frames=frames))
 
 
+def _hold_still(clip, window: int):
+    """A still image (or a clip shorter than the encoder window) held for a whole window."""
+    return clip[:1].expand(window, -1, -1, -1) if clip.shape[0] < window else clip
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> None:
     from motionbits.pipeline import MotionBits
     from motionbits.visualize import save_video, side_by_side
@@ -97,8 +102,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     size = pipe.cfg.data.image_size
     content = _read_clip(args.content, size, None)
     motion = _read_clip(args.motion, size, args.frames)
-    if content.shape[0] < pipe.model.window:  # a still image: hold it for a whole window
-        content = content[:1].expand(pipe.model.window, -1, -1, -1)
+    content = _hold_still(content, pipe.model.window)
     out = pipe.transfer(content, motion, steps=args.sample_steps, seed=args.seed)[0]
     if args.side_by_side:
         held = content[:1].expand(out.shape[0], -1, -1, -1)
@@ -116,8 +120,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     prior = load_prior(args.prior, pipe.device)
     size = pipe.cfg.data.image_size
     content = _read_clip(args.content, size, None)
-    if content.shape[0] < pipe.model.window:  # a still image: hold it for a whole window
-        content = content[:1].expand(pipe.model.window, -1, -1, -1)
+    content = _hold_still(content, pipe.model.window)
     prompt = _read_clip(args.prompt_motion, size, None) if args.prompt_motion else None
     out = generate_motion(pipe, prior, content, args.frames, prompt_frames=prompt, label=args.label,
                           temperature=args.temperature, top_k=args.top_k, seed=args.seed, steps=args.sample_steps)
