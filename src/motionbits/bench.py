@@ -5,7 +5,9 @@ Measures, per config, on random data of the config's shapes (so no dataset is ne
   peak memory, FLOPs per step counted by torch's FlopCounterMode (matmuls and attention, i.e. the
   analytic count of the model's dense work), achieved FLOP/s and, on a GPU, MFU against the peak
   bf16 rate of the device;
-- motion transfer sampling: frames/s at several numbers of denoising steps;
+- motion transfer sampling: frames/s at several numbers of denoising steps, in latents; and, when
+  the config's tokenizer weights are at hand (model.tokenizer_path, or --tokenizer-path), also
+  through the tokenizer's decoder to RGB frames, which is what a user waits for;
 - encoder-only motion extraction: frames/s;
 - the in-memory clip loader: clips/s for random batches (uint8 -> float).
 """
@@ -116,9 +118,48 @@ def bench_training(cfg: Config, device: torch.device, repeats: int, compile: boo
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
 
 
+def bench_tokenizer(cfg: Config, device: torch.device):
+    """The config's real tokenizer when it needs no training data (pixels, or weights on disk), else None."""
+    from motionbits.data.clips import make_tokenizer
+
+    if cfg.model.tokenizer != "pixels" and not (cfg.model.tokenizer_path and Path(cfg.model.tokenizer_path).exists()):
+        return None
+    return make_tokenizer(cfg).to(device).eval()
+
+
+def profile_training(cfg: Config, device: torch.device, steps: int = 3, rows: int = 15) -> str:
+    """Where a training step's time goes: torch.profiler's operators, sorted by their own time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    latent_c, latent_s = bench_latent_shape(cfg)
+    model = BCDModel(cfg, latent_c, latent_s).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    bf16 = use_bf16(device, cfg.train.amp)
+    z, b = random_batch(model, cfg.train.batch_size, device)
+
+    def step():
+        with autocast(device, bf16):
+            out = model(z, b.sigma, b.noise, b.gumbel)
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()  # warm-up
+    _sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
 @torch.no_grad()
 def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], clips: int, repeats: int) -> list[dict]:
-    latent_c, latent_s = bench_latent_shape(cfg)
+    tokenizer = bench_tokenizer(cfg, device)
+    latent_c, latent_s = ((tokenizer.latent_channels, cfg.data.image_size // tokenizer.downsample)
+                          if tokenizer is not None else bench_latent_shape(cfg))
     model = BCDModel(cfg, latent_c, latent_s).to(device).eval()
     bf16 = use_bf16(device, cfg.train.amp)
     t = cfg.data.frames
@@ -136,6 +177,14 @@ def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], cli
                 rows.append({"what": f"transfer, {sampler} {steps} steps", "steps": steps, "sampler": sampler,
                              "network_calls": steps if sampler == "euler" else 2 * steps - 1,
                              "frames_per_s": clips * t / s})
+        if tokenizer is not None and cfg.model.tokenizer != "pixels":
+            latents = z.flatten(0, 1)
+            decode_s = _timed(lambda: tokenizer.decode(latents), device, repeats, warmup=1) / (clips * t)  # per frame
+            rows.append({"what": f"{cfg.model.tokenizer} decode to {cfg.data.image_size}x{cfg.data.image_size} RGB",
+                         "frames_per_s": 1 / decode_s})
+            for row in [r for r in rows if r.get("sampler") == cfg.diffusion.sampler]:
+                rows.append({**row, "what": f"{row['what']} + decode to RGB",
+                             "frames_per_s": 1 / (1 / row["frames_per_s"] + decode_s)})
     return rows
 
 
@@ -158,23 +207,36 @@ def bench_loader(cfg: Config, device: torch.device, batch: int, repeats: int = 2
 
 
 def run_bench(config_names: list[str], device_name: str = "auto", steps_list: list[int] | None = None,
-              repeats: int = 5, sample_clips: int = 4, compile: bool = False, out: str | None = None) -> dict:
+              repeats: int = 5, sample_clips: int = 4, compile: bool = False, out: str | None = None,
+              tokenizer_path: str | None = None) -> dict:
     device = pick_device(device_name)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
     steps_list = steps_list or [1, 4, 8, 25, 50]
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)",
               "torch": torch.__version__, "training": [], "sampling": {}, "loader": []}
+
+    def save() -> None:  # after every measurement, so a run cut short still leaves what it measured
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(json.dumps(report, indent=2))
+
     for name in config_names:
         cfg = load_config(name)
+        if tokenizer_path and cfg.model.tokenizer != "pixels":
+            cfg.model.tokenizer_path = tokenizer_path
         report["training"].append(bench_training(cfg, device, repeats, compile=False))
-        if compile:
-            report["training"].append(bench_training(cfg, device, repeats, compile=True))
+        save()
         report["sampling"][cfg.name] = bench_sampling(cfg, device, steps_list, sample_clips, max(1, repeats // 2))
+        save()
         report["loader"].append({"config": cfg.name, **bench_loader(cfg, device, cfg.train.batch_size)})
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(report, indent=2))
+        save()
+        if compile:
+            try:
+                report["training"].append(bench_training(cfg, device, repeats, compile=True))
+            except Exception as err:  # a compiler failure is a finding to report, not a reason to lose the table
+                report.setdefault("errors", []).append(f"{cfg.name} torch.compile: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+            save()
     return report
 
 
@@ -190,6 +252,8 @@ def format_report(r: dict) -> str:
         lines += ["", f"sampling ({name}):", "", "| what | network calls | frames/s |", "|---|---|---|"]
         for row in rows:
             lines.append(f"| {row['what']} | {row.get('network_calls', '-')} | {row['frames_per_s']:.1f} |")
+    for error in r.get("errors", []):
+        lines += ["", f"error: {error}"]
     lines += ["", "| loader | clips/s |", "|---|---|"]
     for row in r["loader"]:
         lines.append(f"| {row['config']} | {row['clips_per_s']:.0f} |")
