@@ -89,7 +89,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
     pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
     clip = _read_clip(args.input, pipe.cfg.data.image_size, args.frames)
-    out = pipe.reconstruct(clip, steps=args.sample_steps, seed=args.seed)[0]
+    out = pipe.reconstruct(clip, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     result = side_by_side([clip, out]) if args.side_by_side else out
     print(f"wrote {save_video(result, args.output, fps=args.fps, scale=args.scale)}")
 
@@ -103,7 +103,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     content = _read_clip(args.content, size, None)
     motion = _read_clip(args.motion, size, args.frames)
     content = _hold_still(content, pipe.model.window)
-    out = pipe.transfer(content, motion, steps=args.sample_steps, seed=args.seed)[0]
+    out = pipe.transfer(content, motion, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     if args.side_by_side:
         held = content[:1].expand(out.shape[0], -1, -1, -1)
         out = side_by_side([held, motion, out])
@@ -123,7 +123,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     content = _hold_still(content, pipe.model.window)
     prompt = _read_clip(args.prompt_motion, size, None) if args.prompt_motion else None
     out = generate_motion(pipe, prior, content, args.frames, prompt_frames=prompt, label=args.label,
-                          temperature=args.temperature, top_k=args.top_k, seed=args.seed, steps=args.sample_steps)
+                          temperature=args.temperature, top_k=args.top_k, seed=args.seed, steps=args.sample_steps,
+                          sampler=args.sampler)
     print(f"wrote {save_video(out[0], args.output, fps=args.fps, scale=args.scale)}")
 
 
@@ -149,8 +150,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         from motionbits.evaluate.video_eval import evaluate_video
 
         report = evaluate_video(pipe, out, clips=args.clips, steps=args.sample_steps)
+    elif args.step_study:
+        from motionbits.evaluate.sprites_eval import step_study
+
+        counts = [int(v) for v in args.step_study.split(",")]
+        step_study(pipe, out, counts, judge_path=args.judge, clips=args.clips, sampler=args.sampler)
+        print((Path(out) / "steps.md").read_text())
+        return
     else:
-        report = evaluate_sprites(pipe, out, judge_path=args.judge, clips=args.clips, steps=args.sample_steps)
+        report = evaluate_sprites(pipe, out, judge_path=args.judge, clips=args.clips, steps=args.sample_steps,
+                                  sampler=args.sampler)
     print((Path(out) / "eval.md").read_text() if (Path(out) / "eval.md").exists() else json.dumps(report, indent=2))
 
 
@@ -192,9 +201,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from motionbits.bench import format_report, run_bench
 
+    if args.profile:
+        from motionbits.bench import profile_training
+        from motionbits.config import load_config
+        from motionbits.runtime import pick_device
+
+        for name in args.config:
+            print(f"training step of {name}, operators by own time:")
+            print(profile_training(load_config(name), pick_device(args.device)))
+        return
     steps = [int(s) for s in args.sample_steps.split(",")]
     report = run_bench(args.config, args.device, steps, repeats=args.repeats, sample_clips=args.clips,
-                       compile=args.compile, out=args.out)
+                       compile=args.compile, out=args.out, tokenizer_path=args.tokenizer_path)
     print(format_report(report))
     if args.out:
         print(f"wrote {args.out}")
@@ -233,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
         q.add_argument("--device", default="auto")
         q.add_argument("--sample-steps", type=int, default=None, help="denoising steps (default: config)")
+        q.add_argument("--sampler", choices=["euler", "heun"], default=None, help="ODE sampler (default: config)")
         q.add_argument("--seed", type=int, default=0)
 
     def media_args(q: argparse.ArgumentParser) -> None:
@@ -276,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
     e.add_argument("--out", help="report folder (default: the checkpoint's folder)")
     e.add_argument("--prior", help="evaluate motion generation with this prior.pt instead")
+    e.add_argument("--step-study", metavar="N,N,...",
+                   help="Sprites: evaluate at each of these step counts and write steps.md / steps.json")
     e.set_defaults(func=cmd_evaluate)
 
     m = sub.add_parser("demo", help="Sprites end to end on the CPU: data, training, GIF, evaluation")
@@ -292,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--clips", type=int, default=4, help="clips per sampling batch")
     b.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    b.add_argument("--profile", action="store_true", help="instead: where the training step's time goes (torch.profiler)")
     b.add_argument("--out", default=None, help="write the JSON report here")
+    b.add_argument("--tokenizer-path", default=None,
+                   help="weights of the configs' tokenizer (e.g. the taef2 folder): sampling is then timed to RGB frames")
     b.set_defaults(func=cmd_bench)
     return p
 

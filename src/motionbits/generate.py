@@ -84,7 +84,8 @@ def train_prior_from_config(config_path: str | Path, out_dir: str | Path | None 
 @torch.no_grad()
 def generate_motion(pipe: MotionBits, prior: MotionPrior, content_frames, frames: int,
                     prompt_frames=None, label: int | None = None, temperature: float = 1.0,
-                    top_k: int | None = None, seed: int = 0, steps: int | None = None) -> torch.Tensor:
+                    top_k: int | None = None, seed: int = 0, steps: int | None = None,
+                    sampler: str | None = None) -> torch.Tensor:
     """New motion for the given content: uint8 frames [B, frames, H, W, 3]."""
     content = pipe.encode_content(content_frames)                       # [B, K, Cc]
     prompt = pipe.encode_motion(prompt_frames) if prompt_frames is not None else None
@@ -94,4 +95,4 @@ def generate_motion(pipe: MotionBits, prior: MotionPrior, content_frames, frames
     labels = None if label is None else torch.full((content.shape[0],), label, dtype=torch.long, device=content.device)
     codes = prior.to(content.device).generate(content, frames, prompt=prompt, label=labels, temperature=temperature,
                                               top_k=top_k, generator=gen)
-    return pipe.render(content, codes, steps=steps, seed=seed)
+    return pipe.render(content, codes, steps=steps, sampler=sampler, seed=seed)

@@ -138,3 +138,29 @@ def markdown_report(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def step_study(pipe: MotionBits, out_dir: str | Path, step_counts: list[int], judge_path: str | Path | None = None,
+               clips: int | None = None, sampler: str | None = None, progress: bool = True) -> list[dict]:
+    """The same evaluation at several numbers of denoising steps: how few steps are enough.
+    Each count's full report goes to out_dir/steps_N/; the summary to steps.json and steps.md."""
+    out_dir = Path(out_dir)
+    judge_path = judge_path or out_dir / "judge.safetensors"  # trained once, then shared by every count
+    rows = []
+    for steps in step_counts:
+        r = evaluate_sprites(pipe, out_dir / f"steps_{steps}", judge_path, clips, steps, sampler, progress=progress)
+        rows.append({"steps": steps, "sampler": r["sampler"],
+                     "network_calls": steps if r["sampler"] == "euler" else 2 * steps - 1,
+                     "swap_attributes": r["swap"]["attributes_mean"], "swap_motion": r["swap"]["motion"],
+                     "psnr_db": r["reconstruction"]["psnr_db"], "ssim": r["reconstruction"]["ssim"],
+                     "test_clips": r["test_clips_evaluated"]})
+    (out_dir / "steps.json").write_text(json.dumps(rows, indent=2))
+    lines = [f"# Sampling steps against quality: {pipe.cfg.name}", "",
+             f"Test split, {rows[0]['test_clips']} clips, the same clips and noise at every count.", "",
+             "| steps | sampler | network calls | swap attributes | swap motion | PSNR (dB) | SSIM |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['steps']} | {r['sampler']} | {r['network_calls']} | {100 * r['swap_attributes']:.1f} % | "
+                     f"{100 * r['swap_motion']:.1f} % | {r['psnr_db']:.2f} | {r['ssim']:.3f} |")
+    (out_dir / "steps.md").write_text("\n".join(lines) + "\n")
+    return rows
