@@ -28,6 +28,8 @@ timeout 150 "${mb[@]}" bench --config "$config" --compile --clips 64 --repeats 1
 stamp "bench talking-head-256"
 timeout 90 "${mb[@]}" bench --config talking-head-256 --clips 16 --repeats 3 --sample-steps 1,4,8 \
     ${taef2:+--tokenizer-path "$taef2"} --out "$work/bench_heads.json" 2>&1 | quiet >> "$out/run.log"
+stamp "profile of the $config training step"
+timeout 60 "${mb[@]}" bench --config "$config" --profile 2>&1 | quiet >> "$out/run.log"
 python3 - "$work" "$out/bench.json" <<'EOF'
 import json, sys
 from pathlib import Path
