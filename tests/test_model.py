@@ -138,23 +138,3 @@ def test_augmentations_touch_only_the_encoder_inputs():
     assert torch.allclose(motion[1], plain[1][1], atol=1e-6)   # identity permutation
     manual = model.encoder(z[:1, :4].flip(-1))[0]
     assert torch.allclose(content[:1], manual, atol=1e-5)
-
-
-def test_content_from_transfer_replaces_only_the_share_and_only_in_training():
-    cfg = tiny_config(train={"content_from_transfer": 0.5})
-    model = BCDModel(cfg, 3, 16).train()
-    plain = BCDModel(tiny_config(), 3, 16).train()
-    plain.load_state_dict(model.state_dict())
-    z = torch.randn(4, 8, 3, 16, 16)
-    content, motion, target = model.split_clip(z)
-    ref_content, ref_motion, _ = plain.split_clip(z)
-    assert torch.equal(target, z[:, 4:])
-    assert torch.allclose(motion, ref_motion, atol=1e-5)                # motion is untouched
-    assert torch.allclose(content[2:], ref_content[2:], atol=1e-5)      # the other half of the batch too
-    assert not torch.allclose(content[:2], ref_content[:2], atol=1e-3)  # the share reads a rendering
-    rendered = model.transfer_first_half(z[:2, :4])
-    assert rendered.shape == (2, 4, 3, 16, 16) and not rendered.requires_grad
-    manual = model.encoder(rendered)[0]
-    assert torch.allclose(content[:2], manual, atol=1e-5)
-    model.eval()  # never at inference
-    assert torch.allclose(model.split_clip(z)[0], plain.eval().split_clip(z)[0], atol=1e-5)

@@ -83,8 +83,6 @@ class TrainConfig:
     cross_drive: bool = True       # content from the first half, motion from the second half
     augment_content_flip: bool = False   # mirror the content frames at random (pixels only)
     augment_motion_colors: bool = False  # permute the motion frames' channels at random (pixels only)
-    content_from_transfer: float = 0.0   # share of clips whose content is read from the model's own transfer
-    content_from_transfer_after: float = 0.4  # ... from this fraction of train.steps on (the model must render first)
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04
     seed: int = 0
@@ -185,8 +183,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (m.codebook_size >= 2, "model.codebook_size must be >= 2"),
         (m.groups >= 1 and m.group_dim >= 1, "model.groups and model.group_dim must be >= 1"),
         (t.batch_size >= 1 and t.steps >= 1, "train.batch_size and train.steps must be >= 1"),
-        (0 <= t.content_from_transfer <= 1 and 0 <= t.content_from_transfer_after <= 1,
-         "train.content_from_transfer and train.content_from_transfer_after must be in 0..1"),
         (t.amp in ("auto", "bf16", "off"), f"train.amp must be auto, bf16 or off, got {t.amp!r}"),
         (cfg.diffusion.sampler in ("heun", "euler"), "diffusion.sampler must be heun or euler"),
         (m.rate_estimate in ("information", "marginal"), "model.rate_estimate must be information or marginal"),

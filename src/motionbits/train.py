@@ -188,13 +188,11 @@ class Trainer:
             group["lr"] = learning_rate(self.cfg, self.step)
         batch = sample_batch(self.model, self.clips, t.batch_size, self.generator).shard(self.dist.rank, self.dist.world)
         totals: dict[str, torch.Tensor] = {}
-        # Content read from the model's own transfers only once the model can render (see bcd.py).
-        share = t.content_from_transfer if self.step >= t.content_from_transfer_after * t.steps else 0.0
         for micro in range(t.grad_accum):
             part = batch.shard(micro, t.grad_accum)
             z = self.clips.latents(part.index)                                   # [b, T, C, h, w]
             with autocast(self.device, self.bf16):
-                out = self.forward(z, **part.model_inputs(self.device), transfer_share=share)
+                out = self.forward(z, **part.model_inputs(self.device))
             (out["loss"] / t.grad_accum).backward()
             for k, v in out.items():
                 totals[k] = totals.get(k, 0) + v.detach() / t.grad_accum

@@ -8,13 +8,6 @@ One training batch, cross-driving on (the paper's trick):
               └─► second half z[:, T/2:] ──encoder──► motion m [B, T/2, N*d] ──quantizer──► m̂
     loss = EDM loss of denoising z[:, T/2:] given (c, m̂)  +  lambda * (H(m̂) - H_target)^2
 Content never sees the frames it must rebuild, so it cannot smuggle their motion through.
-
-But both halves of a clip share its slowly changing motion (a walk's direction, the kind of
-action), so the content can still carry that, and at transfer time the denoiser then follows
-content and motion codes about equally. `train.content_from_transfer` (not in the paper) reads the
-content of a share of the clips from the model's own transfer of that clip's first half onto a
-neighbour clip's motion (no gradient through it): that content shows the right look in the wrong
-pose, so only the motion codes can tell the denoiser how the rebuilt frames move.
 """
 from __future__ import annotations
 
@@ -52,8 +45,7 @@ class BCDModel(nn.Module):
 
     # ---- training -------------------------------------------------------------------------
     def split_clip(self, z: torch.Tensor, content_flip: torch.Tensor | None = None,
-                   motion_channels: torch.Tensor | None = None,
-                   transfer_share: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   motion_channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...].
 
         Optional training augmentations of the encoder inputs only (the target is never changed),
@@ -65,18 +57,12 @@ class BCDModel(nn.Module):
         half = z.shape[1] // 2 if self.cfg.train.cross_drive else z.shape[1]
         content_in = z[:, :half]
         motion_in = target = z[:, z.shape[1] - half:]
-        if transfer_share is None:
-            transfer_share = self.cfg.train.content_from_transfer
-        share = round(z.shape[0] * transfer_share)
-        if self.training and share >= 2:
-            content_in = torch.cat([self.transfer_first_half(content_in[:share]), content_in[share:]])
         if content_flip is not None:
             content_in = torch.where(content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
         if motion_channels is not None:
             index = motion_channels[:, None, :, None, None].expand(-1, motion_in.shape[1], -1, *motion_in.shape[-2:])
             motion_in = motion_in.gather(2, index)
-        if (not self.cfg.train.cross_drive and content_flip is None and motion_channels is None
-                and share < 2):
+        if not self.cfg.train.cross_drive and content_flip is None and motion_channels is None:
             content, motion = self.encoder(z)
             return content, motion, z
         # One encoder call for both inputs: stack them along the batch.
@@ -84,26 +70,12 @@ class BCDModel(nn.Module):
         b = z.shape[0]
         return content[:b], motion[b:], target
 
-    @torch.no_grad()
-    def transfer_first_half(self, first: torch.Tensor) -> torch.Tensor:
-        """first [n, T', C, h, w] -> the same clips' look moving like their neighbours (clip i takes
-        the motion of clip i-1), rendered by one denoiser call at sigma_max from a zero input (the
-        conditional mean): [n, T', C, h, w]."""
-        content, motion = self.encoder(torch.cat([first, first.roll(1, 0)], dim=0))
-        n = first.shape[0]
-        codes = self.quantizer.logits(motion[n:]).argmax(-1)                     # [n, T', N]
-        quantized = self.quantizer.lookup(codes)
-        sigma = first.new_full(first.shape[:2], self.cfg.diffusion.sigma_max)
-        net = lambda x, c_noise: self.denoiser(x, c_noise, quantized, content[:n])  # noqa: E731
-        return self.edm.denoise(net, torch.zeros_like(first), sigma).to(first.dtype)
-
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
-                motion_channels: torch.Tensor | None = None,
-                transfer_share: float | None = None) -> dict[str, torch.Tensor]:
+                motion_channels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training loss. z [B,T,C,h,w]; sigma [B,T'], noise [B,T',C,h,w], gumbel [B,T',N,K_e]
         and the augmentation draws (T' = frames rebuilt) come from the caller so runs are reproducible."""
-        content, motion, target = self.split_clip(z, content_flip, motion_channels, transfer_share)
+        content, motion, target = self.split_clip(z, content_flip, motion_channels)
         q = self.quantizer(motion, gumbel)
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content),
                                   target, sigma, noise)
