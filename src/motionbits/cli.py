@@ -163,6 +163,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print((Path(out) / "eval.md").read_text() if (Path(out) / "eval.md").exists() else json.dumps(report, indent=2))
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from motionbits.sweep import run_sweep
+
+    cfg = _load_cfg(args)
+    bits = [float(b) for b in args.bits.split(",")]
+    out = args.out or f"runs/{cfg.name}-sweep"
+    run_sweep(cfg, bits, out, steps=args.steps, clips=args.clips, judge_path=args.judge)
+    print(Path(out, "sweep.md").read_text())
+    print(f"wrote {out}/sweep.md, sweep.json and sweep.png")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Sprites end to end: build the data, train sprites-cpu, write a transfer GIF, evaluate."""
     import torch
@@ -298,6 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--step-study", metavar="N,N,...",
                    help="Sprites: evaluate at each of these step counts and write steps.md / steps.json")
     e.set_defaults(func=cmd_evaluate)
+
+    w = sub.add_parser("sweep", help="train and evaluate one config at several bitrates: table + plot")
+    w.add_argument("--config", required=True)
+    w.add_argument("--bits", required=True, help="comma-separated target bits per frame, e.g. 4,16,48")
+    w.add_argument("--data", help="dataset folder (overrides data.root)")
+    w.add_argument("--steps", type=int, help="training steps per rate (default: config)")
+    w.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
+    w.add_argument("--judge", help="Sprites judge .safetensors (trained once and shared)")
+    w.add_argument("--out", help="sweep folder (default runs/<config>-sweep)")
+    w.add_argument("--device", default="auto")
+    w.set_defaults(func=cmd_sweep)
 
     m = sub.add_parser("demo", help="Sprites end to end on the CPU: data, training, GIF, evaluation")
     m.add_argument("--out", default="outputs/demo")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from motionbits.data.clips import frames_to_float
 from motionbits.data.video import load_video_clips
 from motionbits.errors import MotionbitsError
-from motionbits.evaluate.metrics import psnr, ssim
+from motionbits.evaluate.metrics import code_usage, psnr, ssim
 from motionbits.pipeline import MotionBits
 
 
@@ -70,13 +70,15 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         recon_l1.append((real - fake).abs().mean().item() / 2)
         recon_psnr.append(psnr(fake, real))
         recon_ssim.append(ssim(fake, real))
-    agreement, cosine = [], []
+    agreement, cosine, driving_codes = [], [], []
     for i in tqdm(range(0, len(cross), batch_size), desc="cross-identity", disable=not progress):
         part = cross[i:i + batch_size]
         content_clips = torch.stack([clip(a) for a, _ in part])
         motion_clips = torch.stack([clip(b) for _, b in part])
         out = pipe.transfer(content_clips, motion_clips, steps=steps, seed=seed + i)
-        agreement.append((pipe.encode_motion(out) == pipe.encode_motion(motion_clips)).float().mean().item())
+        codes = pipe.encode_motion(motion_clips)
+        driving_codes.append(codes.flatten(0, 1).cpu())
+        agreement.append((pipe.encode_motion(out) == codes).float().mean().item())
         cosine.append(F.cosine_similarity(pipe.encode_content(out).flatten(1),
                                           pipe.encode_content(content_clips).flatten(1)).mean().item())
     report = {
@@ -87,6 +89,9 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         "cross_identity": {"code_agreement": float(np.mean(agreement)) if agreement else None,
                            "chance_code_agreement": 1 / pipe.cfg.model.codebook_size,
                            "content_cosine": float(np.mean(cosine)) if cosine else None},
+        # the empirical entropy of the driving clips' codes (sum of per-group entropies)
+        "bits_per_frame": (code_usage(torch.cat(driving_codes), pipe.cfg.model.codebook_size)["entropy_bits_per_frame"]
+                           if driving_codes else None),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,5 +104,6 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         f"| same-identity L1 | {s['l1']:.4f} |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB |",
         f"| same-identity SSIM | {s['ssim']:.3f} |",
         f"| cross-identity code agreement | {c['code_agreement']} (chance {c['chance_code_agreement']:.3f}) |",
-        f"| cross-identity content cosine | {c['content_cosine']} |", ""]))
+        f"| cross-identity content cosine | {c['content_cosine']} |",
+        f"| code entropy of the driving clips (bits per frame) | {report['bits_per_frame']} |", ""]))
     return report

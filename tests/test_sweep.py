@@ -1,0 +1,22 @@
+import json
+
+from PIL import Image
+
+from motionbits.sweep import run_sweep
+
+from conftest import tiny_config
+
+
+def test_sweep_trains_and_evaluates_each_rate(sprites_root, tmp_path, one_thread):
+    cfg = tiny_config(data={"root": str(sprites_root), "image_size": 64}, model={"patch_size": 16},
+                      train={"steps": 2, "batch_size": 4}, eval={"judge_steps": 3, "clips": 6, "batch_size": 6})
+    rows = run_sweep(cfg, [1, 4], tmp_path / "sweep", progress=False)
+    assert [r["target_bits"] for r in rows] == [1, 4]
+    assert all(0 <= r["swap_motion"] <= 1 and r["measured_bits"] >= 0 for r in rows)
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == rows
+    table = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert "| 1 |" in table and "| 4 |" in table
+    assert Image.open(tmp_path / "sweep" / "sweep.png").size == (720, 240)
+    # one run folder per rate, each with its own config's target
+    saved = json.loads((tmp_path / "sweep" / "bits_4" / "config.json").read_text())
+    assert saved["train"]["target_bits"] == 4
