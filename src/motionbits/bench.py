@@ -83,14 +83,14 @@ def bench_latent_shape(cfg: Config) -> tuple[int, int]:
     return 32, cfg.data.image_size // 8
 
 
-def bench_training(cfg: Config, device: torch.device, repeats: int, compile: bool = False) -> dict:
+def training_step(cfg: Config, device: torch.device, compile: bool = False):
+    """(model, one full training step on a fixed random batch: forward, backward, AdamW)."""
     latent_c, latent_s = bench_latent_shape(cfg)
     model = BCDModel(cfg, latent_c, latent_s).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     bf16 = use_bf16(device, cfg.train.amp)
     forward = torch.compile(model) if compile else model
-    batch = cfg.train.batch_size
-    z, b = random_batch(model, batch, device)
+    z, b = random_batch(model, cfg.train.batch_size, device)
 
     def step():
         with autocast(device, bf16):
@@ -99,6 +99,12 @@ def bench_training(cfg: Config, device: torch.device, repeats: int, compile: boo
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    return model, step, (z, b, opt, bf16)
+
+
+def bench_training(cfg: Config, device: torch.device, repeats: int, compile: bool = False) -> dict:
+    model, step, (z, b, opt, bf16) = training_step(cfg, device, compile)
+    batch = cfg.train.batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = _timed(step, device, repeats)
@@ -131,19 +137,7 @@ def profile_training(cfg: Config, device: torch.device, steps: int = 3, rows: in
     """Where a training step's time goes: torch.profiler's operators, sorted by their own time."""
     from torch.profiler import ProfilerActivity, profile
 
-    latent_c, latent_s = bench_latent_shape(cfg)
-    model = BCDModel(cfg, latent_c, latent_s).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    bf16 = use_bf16(device, cfg.train.amp)
-    z, b = random_batch(model, cfg.train.batch_size, device)
-
-    def step():
-        with autocast(device, bf16):
-            out = model(z, b.sigma, b.noise, b.gumbel)
-        out["loss"].backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
+    _, step, _ = training_step(cfg, device)
     step()  # warm-up
     _sync(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
