@@ -37,7 +37,7 @@ def derangement(n: int, generator: torch.Generator) -> torch.Tensor:
 
 def get_judge(root: str, judge_path: str | Path | None, out_dir: Path, steps: int, progress: bool):
     if judge_path and Path(judge_path).is_file():
-        return load_judge(judge_path)
+        return load_judge(judge_path, "auto")  # on the GPU where there is one
     train = load_sprites(root, "train")
     judge = train_judge(train.frames, train.attributes, train.motion, steps=steps, progress=progress)
     test = load_sprites(root, "test")
