@@ -25,6 +25,7 @@ def _row(bits: float, report: dict, kind: str) -> dict:
     return {"target_bits": bits, "measured_bits": report.get("bits_per_frame"),
             "reconstruction_psnr_db": report["same_identity"]["psnr_db"],
             "code_agreement": report["cross_identity"]["code_agreement"],
+            "untransferred_code_agreement": report["cross_identity"].get("untransferred_code_agreement"),
             "content_cosine": report["cross_identity"]["content_cosine"]}
 
 
@@ -61,13 +62,14 @@ def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: i
 def write_sweep(rows: list[dict], out_dir: Path, cfg: Config) -> None:
     (out_dir / "sweep.json").write_text(json.dumps(rows, indent=2))
     transfer_keys = (["swap_attributes", "swap_motion"] if cfg.data.kind == "sprites"
-                     else ["code_agreement", "content_cosine"])
+                     else ["code_agreement", "untransferred_code_agreement", "content_cosine"])
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [f"# Bitrate sweep: {cfg.name}", "",
              f"Same config and seed at each target rate, {rows[0]['steps']} training steps each; test split.", "",
              "| target bits/frame | measured bits/frame | reconstruction PSNR (dB) | " + " | ".join(transfer_keys) + " |",
              "|---|---|---|" + "---|" * len(transfer_keys)]
     for r in rows:
+        r = {k: r.get(k) for k in ["target_bits", "measured_bits", "reconstruction_psnr_db", *transfer_keys]}
         lines.append(f"| {r['target_bits']:g} | {fmt(r['measured_bits'])} | {r['reconstruction_psnr_db']:.2f} | "
                      + " | ".join(fmt(r[k]) for k in transfer_keys) + " |")
     (out_dir / "sweep.md").write_text("\n".join(lines) + "\n")

@@ -49,7 +49,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         raise MotionbitsError(f"{pipe.cfg.data.root}: no test video has two clips; same-identity reconstruction needs them")
     gen = torch.Generator().manual_seed(seed)
     identity = labels["identity"]
-    n = min(clips or len(frames), len(frames))
+    n = min(clips or pipe.cfg.eval.clips or len(frames), len(frames))
     chosen = torch.randperm(len(frames), generator=gen)[:n].numpy()
     cross = []
     for a in chosen:  # a driving clip of another identity for each chosen clip
@@ -70,7 +70,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         recon_l1.append((real - fake).abs().mean().item() / 2)
         recon_psnr.append(psnr(fake, real))
         recon_ssim.append(ssim(fake, real))
-    agreement, cosine, driving_codes = [], [], []
+    agreement, reference, cosine, driving_codes = [], [], [], []
     for i in tqdm(range(0, len(cross), batch_size), desc="cross-identity", disable=not progress):
         part = cross[i:i + batch_size]
         content_clips = torch.stack([clip(a) for a, _ in part])
@@ -79,6 +79,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         codes = pipe.encode_motion(motion_clips)
         driving_codes.append(codes.flatten(0, 1).cpu())
         agreement.append((pipe.encode_motion(out) == codes).float().mean().item())
+        reference.append((pipe.encode_motion(content_clips) == codes).float().mean().item())
         cosine.append(F.cosine_similarity(pipe.encode_content(out).flatten(1),
                                           pipe.encode_content(content_clips).flatten(1)).mean().item())
     report = {
@@ -88,6 +89,9 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                           "ssim": float(np.mean(recon_ssim))},
         "cross_identity": {"code_agreement": float(np.mean(agreement)) if agreement else None,
                            "chance_code_agreement": 1 / pipe.cfg.model.codebook_size,
+                           # the same agreement for the content clip itself (no transfer): the floor
+                           # that codes shared by every clip (a still background, say) already give
+                           "untransferred_code_agreement": float(np.mean(reference)) if reference else None,
                            "content_cosine": float(np.mean(cosine)) if cosine else None},
         # the empirical entropy of the driving clips' codes (sum of per-group entropies)
         "bits_per_frame": (code_usage(torch.cat(driving_codes), pipe.cfg.model.codebook_size)["entropy_bits_per_frame"]
@@ -104,6 +108,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         f"| same-identity L1 | {s['l1']:.4f} |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB |",
         f"| same-identity SSIM | {s['ssim']:.3f} |",
         f"| cross-identity code agreement | {c['code_agreement']} (chance {c['chance_code_agreement']:.3f}) |",
+        f"| the same for the untransferred content clip | {c['untransferred_code_agreement']} |",
         f"| cross-identity content cosine | {c['content_cosine']} |",
         f"| code entropy of the driving clips (bits per frame) | {report['bits_per_frame']} |", ""]))
     return report
