@@ -138,36 +138,3 @@ def test_augmentations_touch_only_the_encoder_inputs():
     assert torch.allclose(motion[1], plain[1][1], atol=1e-6)   # identity permutation
     manual = model.encoder(z[:1, :4].flip(-1))[0]
     assert torch.allclose(content[:1], manual, atol=1e-5)
-
-
-def test_motion_dropout_and_guidance():
-    cfg = tiny_config(train={"motion_dropout": 0.2}, diffusion={"motion_guidance": 1.5, "sample_steps": 2})
-    model = BCDModel(cfg, 3, 16).eval()
-    with torch.no_grad():
-        model.denoiser.null_motion.normal_()
-        for p in model.denoiser.parameters():  # zero-init output layers would hide every difference
-            p.add_(0.05 * torch.randn_like(p))
-    den = model.denoiser
-    z, c_noise = torch.randn(2, 3, 3, 16, 16), torch.zeros(2, 3)
-    content = torch.randn(2, 2, 16)
-    m1, m2 = torch.randn(2, 3, model.quantizer.dim), torch.randn(2, 3, model.quantizer.dim)
-    drop = torch.tensor([True, False])
-    a, b = den(z, c_noise, m1, content, drop), den(z, c_noise, m2, content, drop)
-    assert torch.allclose(a[0], b[0], atol=1e-6)       # a dropped clip ignores its motion
-    assert not torch.allclose(a[1], b[1], atol=1e-4)   # the other one follows it
-    # guidance = cond + w (cond - uncond), evaluated in one doubled batch
-    codes = torch.randint(0, 8, (2, 3, 4))
-    noise = torch.randn(2, 3, 3, 16, 16)
-    guided = model.render(content, codes, noise, steps=1, sampler="euler")
-    motion = model.quantizer.lookup(codes)
-
-    def manual(x, c):
-        cond = den(x, c, motion, content)
-        uncond = den(x, c, motion, content, torch.ones(2, dtype=torch.bool))
-        return cond + 1.5 * (cond - uncond)
-    assert torch.allclose(guided, model.edm.sample(manual, noise, 1, "euler"), atol=1e-5)
-
-
-def test_guidance_needs_a_trained_null_motion():
-    with pytest.raises(Exception, match="motion_dropout"):
-        tiny_config(diffusion={"motion_guidance": 1.0})

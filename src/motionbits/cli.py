@@ -43,18 +43,6 @@ def _load_cfg(args: argparse.Namespace):
     return cfg
 
 
-def _load_pipe(args: argparse.Namespace):
-    from motionbits.errors import MotionbitsError
-    from motionbits.pipeline import MotionBits
-
-    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
-    if args.motion_guidance is not None:
-        if args.motion_guidance and pipe.model.denoiser.null_motion is None:
-            raise MotionbitsError(f"{args.checkpoint}: --motion-guidance needs a model trained with train.motion_dropout > 0")
-        pipe.cfg.diffusion.motion_guidance = args.motion_guidance
-    return pipe
-
-
 def cmd_train(args: argparse.Namespace) -> None:
     from motionbits.config import resolve_config_path
     from motionbits.generate import is_prior_config, train_prior_from_config
@@ -96,9 +84,10 @@ def _hold_still(clip, window: int):
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from motionbits.pipeline import MotionBits
     from motionbits.visualize import save_video, side_by_side
 
-    pipe = _load_pipe(args)
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
     clip = _read_clip(args.input, pipe.cfg.data.image_size, args.frames)
     out = pipe.reconstruct(clip, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     result = side_by_side([clip, out]) if args.side_by_side else out
@@ -106,9 +95,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
+    from motionbits.pipeline import MotionBits
     from motionbits.visualize import save_video, side_by_side
 
-    pipe = _load_pipe(args)
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
     size = pipe.cfg.data.image_size
     content = _read_clip(args.content, size, None)
     motion = _read_clip(args.motion, size, args.frames)
@@ -122,10 +112,11 @@ def cmd_transfer(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from motionbits.generate import generate_motion
+    from motionbits.pipeline import MotionBits
     from motionbits.prior_train import load_prior
     from motionbits.visualize import save_video
 
-    pipe = _load_pipe(args)
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
     prior = load_prior(args.prior, pipe.device)
     size = pipe.cfg.data.image_size
     content = _read_clip(args.content, size, None)
@@ -139,8 +130,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from motionbits.evaluate.sprites_eval import evaluate_sprites
+    from motionbits.pipeline import MotionBits
 
-    pipe = _load_pipe(args)
+    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
     if args.data:
         pipe.cfg.data.root = args.data
     out = args.out or str(Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else args.checkpoint)
@@ -271,8 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--device", default="auto")
         q.add_argument("--sample-steps", type=int, default=None, help="denoising steps (default: config)")
         q.add_argument("--sampler", choices=["euler", "heun"], default=None, help="ODE sampler (default: config)")
-        q.add_argument("--motion-guidance", type=float, default=None,
-                       help="guidance weight w towards the motion codes (default: config)")
         q.add_argument("--seed", type=int, default=0)
 
     def media_args(q: argparse.ArgumentParser) -> None:

@@ -68,7 +68,6 @@ class DiffusionConfig:
     rho: float = 7.0
     sample_steps: int = 8
     sampler: str = "heun"          # "heun" (EDM 2nd order) | "euler"
-    motion_guidance: float = 0.0   # w: F = F(c, m) + w (F(c, m) - F(c, null)); needs train.motion_dropout > 0
 
 
 @dataclass
@@ -84,7 +83,6 @@ class TrainConfig:
     cross_drive: bool = True       # content from the first half, motion from the second half
     augment_content_flip: bool = False   # mirror the content frames at random (pixels only)
     augment_motion_colors: bool = False  # permute the motion frames' channels at random (pixels only)
-    motion_dropout: float = 0.0    # share of clips trained with a learned null motion (for motion guidance)
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04
     seed: int = 0
@@ -185,9 +183,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (m.codebook_size >= 2, "model.codebook_size must be >= 2"),
         (m.groups >= 1 and m.group_dim >= 1, "model.groups and model.group_dim must be >= 1"),
         (t.batch_size >= 1 and t.steps >= 1, "train.batch_size and train.steps must be >= 1"),
-        (0 <= t.motion_dropout < 1, "train.motion_dropout must be in [0, 1)"),
-        (cfg.diffusion.motion_guidance == 0 or t.motion_dropout > 0,
-         "diffusion.motion_guidance needs a null motion trained with train.motion_dropout > 0"),
         (t.amp in ("auto", "bf16", "off"), f"train.amp must be auto, bf16 or off, got {t.amp!r}"),
         (cfg.diffusion.sampler in ("heun", "euler"), "diffusion.sampler must be heun or euler"),
         (m.rate_estimate in ("information", "marginal"), "model.rate_estimate must be information or marginal"),

@@ -34,8 +34,7 @@ class BCDModel(nn.Module):
                                             self.quantizer.dim)
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width,
                                  m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
-                                 m.mlp_ratio, m.temporal_attention, m.content_adaln,
-                                 null_motion=cfg.train.motion_dropout > 0)
+                                 m.mlp_ratio, m.temporal_attention, m.content_adaln)
         self.edm = EDM(cfg.diffusion)
 
     @property
@@ -73,13 +72,12 @@ class BCDModel(nn.Module):
 
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
-                motion_channels: torch.Tensor | None = None,
-                motion_drop: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                motion_channels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training loss. z [B,T,C,h,w]; sigma [B,T'], noise [B,T',C,h,w], gumbel [B,T',N,K_e]
         and the augmentation draws (T' = frames rebuilt) come from the caller so runs are reproducible."""
         content, motion, target = self.split_clip(z, content_flip, motion_channels)
         q = self.quantizer(motion, gumbel)
-        per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content, motion_drop),
+        per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content),
                                   target, sigma, noise)
         diffusion_loss = per_frame.mean()
         rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
@@ -116,17 +114,4 @@ class BCDModel(nn.Module):
                steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
         """content [B, K, Cc], codes [B, T, N], noise [B, T, C, h, w] -> latents [B, T, C, h, w]."""
         motion = self.quantizer.lookup(codes)
-        w = self.cfg.diffusion.motion_guidance
-        if not w:
-            return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
-        b = codes.shape[0]
-        drop = torch.arange(2 * b, device=codes.device) >= b                 # [2B]: first half keeps the motion
-
-        def guided(x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-            # Motion guidance: move away from what the content alone would draw, towards the codes.
-            both = self.denoiser(torch.cat([x, x]), torch.cat([c_noise, c_noise]), torch.cat([motion, motion]),
-                                 torch.cat([content, content]), drop)
-            cond, uncond = both.chunk(2)
-            return cond + w * (cond - uncond)
-
-        return self.edm.sample(guided, noise, steps, sampler)
+        return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)

@@ -85,7 +85,7 @@ class DiTBlock(nn.Module):
 class Denoiser(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, patch_size: int, width: int,
                  depth: int, heads: int, content_dim: int, motion_dim: int, mlp_ratio: float = 4.0,
-                 temporal_attention: bool = False, content_adaln: bool = True, null_motion: bool = False):
+                 temporal_attention: bool = False, content_adaln: bool = True):
         super().__init__()
         if latent_size % patch_size:
             raise ValueError(f"latent size {latent_size} is not a multiple of patch size {patch_size}")
@@ -97,8 +97,6 @@ class Denoiser(nn.Module):
         self.content_type = nn.Parameter(torch.zeros(1, 1, width))
         self.noise_embed = NoiseLevelEmbedder(width)
         self.motion_embed = nn.Sequential(nn.Linear(motion_dim, width), nn.SiLU(), nn.Linear(width, width))
-        # A learned "no motion given" input: trained by motion dropout, used by motion guidance.
-        self.null_motion = nn.Parameter(torch.zeros(motion_dim)) if null_motion else None
         # Attention to the content tokens learns slowly from noise-only inputs; the pooled content in
         # the adaLN condition gives appearance (colours) a direct path, like class labels in DiT.
         self.content_embed = (nn.Sequential(nn.Linear(content_dim, width), nn.SiLU(), nn.Linear(width, width))
@@ -112,12 +110,10 @@ class Denoiser(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, z: torch.Tensor, c_noise: torch.Tensor, motion: torch.Tensor,
-                content: torch.Tensor, motion_drop: torch.Tensor | None = None) -> torch.Tensor:
+                content: torch.Tensor) -> torch.Tensor:
         """z [B, T, C, h, w] (already scaled by c_in), c_noise [B, T], motion [B, T, Cm],
-        content [B, K, Cc], motion_drop [B] bool (those clips get the null motion) -> F(z) [B, T, C, h, w]."""
+        content [B, K, Cc] -> F(z) [B, T, C, h, w]."""
         b, t = z.shape[:2]
-        if motion_drop is not None:
-            motion = torch.where(motion_drop[:, None, None], self.null_motion.to(motion.dtype), motion)
         p = self.patch_size
         x = rearrange(z, "b t c (gh p) (gw q) -> (b t) (gh gw) (c p q)", p=p, q=p)
         x = self.patch_in(x) + self.positions.to(x.dtype)                       # [B*T, L, W]
