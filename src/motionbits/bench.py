@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from motionbits.config import Config, load_config
 from motionbits.data.clips import frames_to_float
+from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel
 from motionbits.runtime import autocast, pick_device, use_bf16
 from motionbits.train import Batch
@@ -169,7 +170,7 @@ def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], cli
                 s = _timed(lambda: model.render(content, codes, torch.randn_like(z), steps, sampler), device,
                            repeats, warmup=1)
                 rows.append({"what": f"transfer, {sampler} {steps} steps", "steps": steps, "sampler": sampler,
-                             "network_calls": steps if sampler == "euler" else 2 * steps - 1,
+                             "network_calls": network_calls(steps, sampler),
                              "frames_per_s": clips * t / s})
         if tokenizer is not None and cfg.model.tokenizer != "pixels":
             latents = z.flatten(0, 1)

@@ -23,6 +23,11 @@ def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(*v.shape, *([1] * (like.dim() - v.dim())))
 
 
+def network_calls(steps: int, sampler: str) -> int:
+    """Denoiser evaluations of one sample: Euler one per level, Heun two except at the last."""
+    return steps if sampler == "euler" else 2 * steps - 1
+
+
 class EDM:
     def __init__(self, cfg: DiffusionConfig):
         self.cfg = cfg

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from motionbits.data.clips import frames_to_float
+from motionbits.diffusion import network_calls
 from motionbits.data.sprites import ATTRIBUTE_NAMES, load_sprites
 from motionbits.evaluate.judge import judge_accuracies, judge_predict, load_judge, save_judge, train_judge
 from motionbits.evaluate.metrics import accuracy, code_usage, motion_distribution_scores, psnr, ssim
@@ -150,7 +151,7 @@ def step_study(pipe: MotionBits, out_dir: str | Path, step_counts: list[int], ju
     for steps in step_counts:
         r = evaluate_sprites(pipe, out_dir / f"steps_{steps}", judge_path, clips, steps, sampler, progress=progress)
         rows.append({"steps": steps, "sampler": r["sampler"],
-                     "network_calls": steps if r["sampler"] == "euler" else 2 * steps - 1,
+                     "network_calls": network_calls(steps, r["sampler"]),
                      "swap_attributes": r["swap"]["attributes_mean"], "swap_motion": r["swap"]["motion"],
                      "psnr_db": r["reconstruction"]["psnr_db"], "ssim": r["reconstruction"]["ssim"],
                      "test_clips": r["test_clips_evaluated"]})
