@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from motionbits.data.clips import frames_to_float
 from motionbits.diffusion import network_calls
-from motionbits.data.sprites import ATTRIBUTE_NAMES, load_sprites
+from motionbits.data.sprites import ATTRIBUTE_NAMES, DIRECTION_NAMES, load_sprites
 from motionbits.evaluate.judge import judge_accuracies, judge_predict, load_judge, save_judge, train_judge
 from motionbits.evaluate.metrics import accuracy, code_usage, motion_distribution_scores, psnr, ssim
 from motionbits.pipeline import MotionBits
@@ -81,6 +81,16 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
     attribute_acc = {name: accuracy(probs["attributes"][:, i], attrs_a[:, i]) for i, name in enumerate(ATTRIBUTE_NAMES)}
     swap = {"attributes_mean": float(np.mean(list(attribute_acc.values()))), **attribute_acc,
             "motion": accuracy(probs["motion"], motion_b)}
+    # Which part of the motion follows B, and how often it stays A's (the content's): a leak shows here.
+    judged = probs["motion"].argmax(-1)
+    motion_a = torch.from_numpy(test.motion)[chosen]
+    n_dir = len(DIRECTION_NAMES)
+    swap["motion_parts"] = {
+        "action_follows_motion_clip": float((judged // n_dir == motion_b // n_dir).float().mean()),
+        "action_follows_content_clip": float((judged // n_dir == motion_a // n_dir).float().mean()),
+        "direction_follows_motion_clip": float((judged % n_dir == motion_b % n_dir).float().mean()),
+        "direction_follows_content_clip": float((judged % n_dir == motion_a % n_dir).float().mean()),
+    }
     standard = {"motion_accuracy": swap["motion"], **motion_distribution_scores(probs["motion"])}
 
     real = frames_to_float(frames[chosen].flatten(0, 1))
@@ -128,6 +138,7 @@ def markdown_report(r: dict) -> str:
         f"| swap: content attributes kept (mean of 4) | {pct(s['attributes_mean'])} |",
         *[f"| swap: {name} | {pct(s[name])} |" for name in ATTRIBUTE_NAMES],
         f"| swap: motion class transferred | {pct(s['motion'])} |",
+        *[f"| swap: {k.replace('_', ' ')} | {pct(v)} |" for k, v in s.get("motion_parts", {}).items()],
         f"| content swapped, motion kept: motion accuracy | {pct(st['motion_accuracy'])} |",
         f"| IS (motion head) | {st['inception_score']:.3f} |",
         f"| H(y\\|x) (nats) | {st['h_y_given_x']:.3f} |",
