@@ -73,3 +73,4 @@ def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "motionbits.cli", "train", "--config", str(tmp_path / "x.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("motionbits: error:")
+

@@ -33,3 +33,6 @@ def test_prior_from_config_and_generate(sprites_root, tmp_path, one_thread):
                  "--content", f"sprites:{sprites_root}:test:1", "--frames", "10", "--sample-steps", "1",
                  "-o", str(gif)])
     assert code == 0 and gif.stat().st_size > 0
+    # the step study is the Sprites swap protocol: asked for with --prior, a one-line refusal
+    code = main(["evaluate", "--checkpoint", str(tmp_path / "model"), "--prior", str(path), "--step-study", "1,2"])
+    assert code == 2

@@ -136,6 +136,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.data:
         pipe.cfg.data.root = args.data
     out = args.out or str(Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else args.checkpoint)
+    if args.step_study and (args.prior or pipe.cfg.data.kind != "sprites"):
+        raise MotionbitsError("--step-study runs the Sprites protocol: not with --prior or a video dataset")
     if args.prior:
         from motionbits.evaluate.generation_eval import evaluate_generation
         from motionbits.evaluate.sprites_eval import get_judge
@@ -169,7 +171,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     cfg = _load_cfg(args)
     bits = [float(b) for b in args.bits.split(",")]
     out = args.out or f"runs/{cfg.name}-sweep"
-    run_sweep(cfg, bits, out, steps=args.steps, clips=args.clips, judge_path=args.judge)
+    run_sweep(cfg, bits, out, clips=args.clips, judge_path=args.judge)  # --steps is already in cfg
     print(Path(out, "sweep.md").read_text())
     print(f"wrote {out}/sweep.md, sweep.json and sweep.png")
 

@@ -23,8 +23,8 @@ import torch
 from tqdm import tqdm
 
 from motionbits.data.clips import frames_to_float
-from motionbits.diffusion import network_calls
 from motionbits.data.sprites import ATTRIBUTE_NAMES, DIRECTION_NAMES, load_sprites
+from motionbits.diffusion import network_calls
 from motionbits.evaluate.judge import judge_accuracies, judge_predict, load_judge, save_judge, train_judge
 from motionbits.evaluate.metrics import accuracy, code_usage, motion_distribution_scores, psnr, ssim
 from motionbits.pipeline import MotionBits
