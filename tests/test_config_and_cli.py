@@ -74,3 +74,11 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("motionbits: error:")
 
+
+
+@pytest.mark.parametrize("argv", [["sweep", "--config", "sprites-cpu", "--bits", "4,x"],
+                                  ["bench", "--sample-steps", "0"]])
+def test_number_lists_are_checked_in_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("motionbits: error: --") and "\n" not in err

@@ -43,6 +43,17 @@ def _load_cfg(args: argparse.Namespace):
     return cfg
 
 
+def _number_list(text: str, kind, flag: str, least: float = 1) -> list:
+    """'1,2,4' -> [1, 2, 4], or a one-line error naming the flag."""
+    try:
+        values = [kind(v) for v in text.split(",")]
+    except ValueError:
+        raise MotionbitsError(f"{flag} takes comma-separated numbers, got {text!r}") from None
+    if any(v < least for v in values):
+        raise MotionbitsError(f"{flag} takes numbers of at least {least:g}, got {text!r}")
+    return values
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from motionbits.config import resolve_config_path
     from motionbits.generate import is_prior_config, train_prior_from_config
@@ -155,7 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     elif args.step_study:
         from motionbits.evaluate.sprites_eval import step_study
 
-        counts = [int(v) for v in args.step_study.split(",")]
+        counts = _number_list(args.step_study, int, "--step-study")
         step_study(pipe, out, counts, judge_path=args.judge, clips=args.clips, sampler=args.sampler)
         print((Path(out) / "steps.md").read_text())
         return
@@ -169,7 +180,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from motionbits.sweep import run_sweep
 
     cfg = _load_cfg(args)
-    bits = [float(b) for b in args.bits.split(",")]
+    bits = _number_list(args.bits, float, "--bits", least=0)
     out = args.out or f"runs/{cfg.name}-sweep"
     run_sweep(cfg, bits, out, clips=args.clips, judge_path=args.judge)  # --steps is already in cfg
     print(Path(out, "sweep.md").read_text())
@@ -223,7 +234,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
             print(f"training step of {name}, operators by own time:")
             print(profile_training(load_config(name), pick_device(args.device)))
         return
-    steps = [int(s) for s in args.sample_steps.split(",")]
+    steps = _number_list(args.sample_steps, int, "--sample-steps")
     report = run_bench(args.config, args.device, steps, repeats=args.repeats, sample_clips=args.clips,
                        compile=args.compile, out=args.out, tokenizer_path=args.tokenizer_path)
     print(format_report(report))
