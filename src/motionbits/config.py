@@ -83,9 +83,6 @@ class TrainConfig:
     cross_drive: bool = True       # content from the first half, motion from the second half
     augment_content_flip: bool = False   # mirror the content frames at random (pixels only)
     augment_motion_colors: bool = False  # permute the motion frames' channels at random (pixels only)
-    # >0: an adversary guesses the rebuilt frames' motion codes from the content, and the encoder
-    # learns to make that guess uninformative, with this weight (see models/leak_probe.py).
-    content_leak_weight: float = 0.0
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04
     seed: int = 0

@@ -18,7 +18,6 @@ from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
 from motionbits.models.encoder import MotionContentEncoder
-from motionbits.models.leak_probe import ContentLeakProbe
 from motionbits.models.quantizer import GroupQuantizer
 
 
@@ -37,8 +36,6 @@ class BCDModel(nn.Module):
                                  m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
                                  m.mlp_ratio, m.temporal_attention, m.content_adaln)
         self.edm = EDM(cfg.diffusion)
-        self.leak_probe = (ContentLeakProbe(m.content_queries, m.content_dim, m.groups, m.codebook_size)
-                           if cfg.train.content_leak_weight > 0 else None)
 
     @property
     def window(self) -> int:
@@ -84,17 +81,8 @@ class BCDModel(nn.Module):
                                   target, sigma, noise)
         diffusion_loss = per_frame.mean()
         rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
-        out = {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss, "rate_loss": rate_loss,
-               "bits_per_frame": q.rate_bits.detach(), "marginal_bits": q.entropy_bits.detach()}
-        if self.leak_probe is not None:
-            with torch.no_grad():
-                code_probs = self.quantizer.logits(motion).float().softmax(-1).mean(1)  # [B, N, K_e]
-                # What a probe that ignores the content would score: the batch's average distribution.
-                blind = -(code_probs * code_probs.mean(0).clamp_min(1e-12).log()).sum(-1).mean()
-            probe_loss, confusion = self.leak_probe(content, code_probs)
-            out["loss"] = out["loss"] + probe_loss + self.cfg.train.content_leak_weight * confusion
-            out["leak_probe_gain"] = blind - probe_loss.detach()  # nats per group the content gives away
-        return out
+        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss, "rate_loss": rate_loss,
+                "bits_per_frame": q.rate_bits.detach(), "marginal_bits": q.entropy_bits.detach()}
 
     def rebuilt_frames(self, frames: int) -> int:
         return frames // 2 if self.cfg.train.cross_drive else frames
