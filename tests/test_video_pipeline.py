@@ -4,7 +4,9 @@ import json
 import numpy as np
 
 from motionbits.data.video import build_video_dataset
-from motionbits.evaluate.video_eval import evaluate_video, same_video_pairs
+import torch
+
+from motionbits.evaluate.video_eval import evaluate_video, long_sequences, same_video_pairs, seam_ratio
 from motionbits.pipeline import MotionBits
 from motionbits.train import train
 
@@ -16,6 +18,32 @@ def test_same_video_pairs_take_first_and_last_clip():
     video = np.array([0, 0, 1, 0, 2, 2])
     start = np.array([8, 0, 0, 16, 4, 0])
     assert same_video_pairs(video, start) == [(1, 3), (5, 4)]
+
+
+def test_long_sequences_tile_a_video_back_to_back():
+    video = np.array([0, 0, 0, 0, 1, 1, 2])
+    start = np.array([0, 4, 8, 16, 0, 4, 0])     # video 0: clips at 0, 8, 16 tile 24 frames (clip of 8)
+    assert long_sequences(video, start, clip_frames=8, frames=32) == [[0, 2, 3]]
+    assert long_sequences(video, start, clip_frames=8, frames=16) == [[0, 2]]
+    assert long_sequences(video, start, clip_frames=4, frames=8) == [[0, 1], [4, 5]]
+
+
+def test_seam_ratio_sees_jumps_at_window_borders_only():
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(16, dtype=torch.float32)
+    smooth = (t[None, :, None, None, None] * 8 + torch.zeros(2, 16, 4, 4, 3)).to(torch.uint8)   # steady motion
+    assert abs(seam_ratio(smooth, smooth, window=4)["seam_ratio"] - 1) < 1e-6
+    jumpy = smooth.clone().float()
+    jumpy[:, 4:] += 40                       # a jump between frame 3 and 4 (a window border)
+    jumpy[:, 8:] -= 40
+    result = jumpy.clamp(0, 255).to(torch.uint8)
+    assert seam_ratio(result, smooth, window=4)["seam_ratio"] > 2
+    # The same jump inside a window is not a seam.
+    inside = smooth.clone().float()
+    inside[:, 6:] += 40
+    assert seam_ratio(inside.clamp(0, 255).to(torch.uint8), smooth, window=4)["seam_ratio"] < 1
+    noisy = torch.randint(0, 255, (2, 16, 4, 4, 3), generator=gen, dtype=torch.uint8)
+    assert 0.5 < seam_ratio(noisy, smooth, window=4)["seam_ratio"] < 2
 
 
 def test_train_and_evaluate_on_videos(tmp_path):
@@ -33,3 +61,5 @@ def test_train_and_evaluate_on_videos(tmp_path):
     assert report["test_videos_with_pairs"] >= 1
     assert 0 <= report["same_identity"]["l1"] <= 1 and 0 <= report["cross_identity"]["code_agreement"] <= 1
     assert json.loads((tmp_path / "eval" / "eval.json").read_text())["config"] == "tiny"
+    seams = report["window_seams"]             # 24-frame videos: long transfers over 6 windows of 4
+    assert seams["frames"] > seams["window"] and seams["seam_ratio"] > 0

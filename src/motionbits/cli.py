@@ -162,7 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if pipe.cfg.data.kind != "sprites":
         from motionbits.evaluate.video_eval import evaluate_video
 
-        report = evaluate_video(pipe, out, clips=args.clips, steps=args.sample_steps)
+        report = evaluate_video(pipe, out, clips=args.clips, steps=args.sample_steps, lpips_path=args.lpips)
     elif args.step_study:
         from motionbits.evaluate.sprites_eval import step_study
 
@@ -319,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
     e.add_argument("--out", help="report folder (default: the checkpoint's folder)")
     e.add_argument("--prior", help="evaluate motion generation with this prior.pt instead")
+    e.add_argument("--lpips", metavar="DIR", help="video protocol: also report LPIPS-VGG, weights from DIR "
+                                                  "(vgg16.pth + lin.pth, see motionbits/evaluate/lpips.py)")
     e.add_argument("--step-study", metavar="N,N,...",
                    help="Sprites: evaluate at each of these step counts and write steps.md / steps.json")
     e.set_defaults(func=cmd_evaluate)

@@ -4,12 +4,20 @@ Definitions (all on test clips only):
 - same-identity reconstruction: content from the FIRST clip of a test video, motion from a LATER
   clip of the same video; the rendered clip is compared with that later clip's real frames:
   L1 (mean absolute error in [0, 1] units), PSNR (dB, peak 1 in [0, 1] units) and SSIM (Gaussian
-  window 11, sigma 1.5, averaged over channels and frames);
+  window 11, sigma 1.5, averaged over channels and frames) and, when weights are given by path,
+  LPIPS-VGG (v0.1 linear heads, frames in [-1, 1], averaged over frames);
 - cross-identity transfer (content of identity A, motion of a clip of another identity B):
   * motion consistency = code agreement: the fraction of (frame, group) motion codes re-encoded from
     the result that equal the codes of B's clip (chance = 1/K_e);
   * content consistency: cosine similarity between the content tokens (flattened) re-encoded from
     the result and those of A's clip.
+- window seams (long transfers): for each test video, up to `seam_frames` consecutive frames are
+  assembled from its non-overlapping clips and driven onto another identity's content. Motion is
+  encoded in windows of the training length, so a seam would show as a jump between the last
+  frame of one window and the first of the next. With d_t = mean |y_{t+1} - y_t| (frames in
+  [0, 1]), seam ratio = (mean d over window borders / mean d inside windows) of the result divided
+  by the same ratio of the driving frames (which may move more or less at those instants by
+  chance). 1 = borders are no jumpier than the driving motion; above 1 = visible seams.
 """
 from __future__ import annotations
 
@@ -39,9 +47,40 @@ def same_video_pairs(video: np.ndarray, start: np.ndarray) -> list[tuple[int, in
     return pairs
 
 
+def long_sequences(video: np.ndarray, start: np.ndarray, clip_frames: int, frames: int) -> list[list[int]]:
+    """Per test video, the clips that tile its first `frames` frames back to back (start 0, T, 2T...),
+    when at least two of them exist; these are concatenated into one long driving sequence."""
+    sequences = []
+    for v in np.unique(video):
+        idx = np.flatnonzero(video == v)
+        by_start = {int(start[i]): int(i) for i in idx}
+        tiles = []
+        while len(tiles) * clip_frames < frames and len(tiles) * clip_frames in by_start:
+            tiles.append(by_start[len(tiles) * clip_frames])
+        if len(tiles) >= 2:
+            sequences.append(tiles)
+    return sequences
+
+
+def seam_ratio(result: torch.Tensor, driving: torch.Tensor, window: int) -> dict[str, float]:
+    """result, driving: uint8 [B, L, H, W, 3]; `window` = frames the encoder reads at once.
+    Frame-to-frame change at window borders vs inside windows, of the result relative to the driver."""
+    def changes(x: torch.Tensor) -> tuple[float, float]:
+        d = (x[:, 1:].float() - x[:, :-1].float()).abs().mean(dim=(0, 2, 3, 4)) / 255   # [L-1]
+        border = torch.zeros_like(d, dtype=torch.bool)
+        border[window - 1::window] = True        # transition t -> t+1 where t+1 starts a window
+        return d[border].mean().item(), d[~border].mean().item()
+
+    rb, ri = changes(result)
+    db, di = changes(driving)
+    return {"result_border": rb, "result_inside": ri, "driving_border": db, "driving_inside": di,
+            "seam_ratio": (rb / max(ri, 1e-8)) / max(db / max(di, 1e-8), 1e-8)}
+
+
 @torch.no_grad()
 def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = None, steps: int | None = None,
-                   batch_size: int = 8, seed: int = 0, progress: bool = True) -> dict:
+                   batch_size: int = 8, seed: int = 0, progress: bool = True, seam_frames: int = 32,
+                   lpips_path: str | Path | None = None) -> dict:
     frames, labels = load_video_clips(pipe.cfg.data.root, "test")
     frames = frames[:, : pipe.cfg.data.frames]
     pairs = same_video_pairs(labels["video"], labels["start"])
@@ -60,7 +99,11 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     def clip(i: int) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(frames[i]))
 
-    recon_l1, recon_psnr, recon_ssim = [], [], []
+    lpips = None
+    if lpips_path is not None:
+        from motionbits.evaluate.lpips import load_lpips
+        lpips = load_lpips(lpips_path, pipe.device)
+    recon_l1, recon_psnr, recon_ssim, recon_lpips = [], [], [], []
     for i in tqdm(range(0, len(pairs), batch_size), desc="same-identity", disable=not progress):
         part = pairs[i:i + batch_size]
         first = torch.stack([clip(a) for a, _ in part])
@@ -70,6 +113,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         recon_l1.append((real - fake).abs().mean().item() / 2)
         recon_psnr.append(psnr(fake, real))
         recon_ssim.append(ssim(fake, real))
+        if lpips is not None:
+            recon_lpips.append(lpips(fake.to(pipe.device), real.to(pipe.device)).mean().item())
     agreement, reference, cosine, driving_codes = [], [], [], []
     for i in tqdm(range(0, len(cross), batch_size), desc="cross-identity", disable=not progress):
         part = cross[i:i + batch_size]
@@ -82,11 +127,28 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         reference.append((pipe.encode_motion(content_clips) == codes).float().mean().item())
         cosine.append(F.cosine_similarity(pipe.encode_content(out).flatten(1),
                                           pipe.encode_content(content_clips).flatten(1)).mean().item())
+    seams = None
+    sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
+    sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
+    if sequences:
+        results, drivers = [], []
+        for i, tiles in enumerate(tqdm(sequences, desc="window seams", disable=not progress)):
+            owner = identity[tiles[0]]
+            others = np.flatnonzero(identity != owner)
+            content_clip = clip(int(others[torch.randint(len(others), (1,), generator=gen).item()]) if len(others) else tiles[0])
+            driving = torch.cat([clip(t) for t in tiles])[None]                 # [1, L, H, W, 3]
+            results.append(pipe.transfer(content_clip[None], driving, steps=steps, seed=seed + i))
+            drivers.append(driving)
+        length = min(x.shape[1] for x in drivers)
+        seams = seam_ratio(torch.cat([x[:, :length] for x in results]), torch.cat([x[:, :length] for x in drivers]),
+                           pipe.model.window)
+        seams.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
     report = {
         "config": pipe.cfg.name, "test_videos_with_pairs": len(pairs), "cross_pairs": len(cross),
         "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
         "same_identity": {"l1": float(np.mean(recon_l1)), "psnr_db": float(np.mean(recon_psnr)),
-                          "ssim": float(np.mean(recon_ssim))},
+                          "ssim": float(np.mean(recon_ssim)),
+                          "lpips": float(np.mean(recon_lpips)) if recon_lpips else None},
         "cross_identity": {"code_agreement": float(np.mean(agreement)) if agreement else None,
                            "chance_code_agreement": 1 / pipe.cfg.model.codebook_size,
                            # the same agreement for the content clip itself (no transfer): the floor
@@ -96,6 +158,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         # the empirical entropy of the driving clips' codes (sum of per-group entropies)
         "bits_per_frame": (code_usage(torch.cat(driving_codes), pipe.cfg.model.codebook_size)["entropy_bits_per_frame"]
                            if driving_codes else None),
+        "window_seams": seams,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,8 +170,11 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         "| measure | value |", "|---|---|",
         f"| same-identity L1 | {s['l1']:.4f} |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB |",
         f"| same-identity SSIM | {s['ssim']:.3f} |",
+        *([f"| same-identity LPIPS (VGG) | {s['lpips']:.4f} |"] if s["lpips"] is not None else []),
         f"| cross-identity code agreement | {c['code_agreement']} (chance {c['chance_code_agreement']:.3f}) |",
         f"| the same for the untransferred content clip | {c['untransferred_code_agreement']} |",
         f"| cross-identity content cosine | {c['content_cosine']} |",
-        f"| code entropy of the driving clips (bits per frame) | {report['bits_per_frame']} |", ""]))
+        f"| code entropy of the driving clips (bits per frame) | {report['bits_per_frame']} |",
+        *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
+           f"| {seams['seam_ratio']:.3f} |"] if seams else []), ""]))
     return report
