@@ -95,3 +95,14 @@ def test_code_usage():
     assert z["used_fraction"] == pytest.approx(1 / 16)
     with pytest.raises(ValueError):
         code_usage(torch.tensor([[8]]), 8)
+
+
+def test_linear_probe_reads_a_linear_label_and_not_noise():
+    from motionbits.evaluate.content_probe import linear_probe_accuracy
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 12, generator=gen)
+    y = (x @ torch.randn(12, 3, generator=gen)).argmax(-1)     # 3 classes, linearly separable
+    assert linear_probe_accuracy(x[:400], y[:400], x[400:], y[400:], 3) > 0.9
+    noise = torch.randint(0, 3, (600,), generator=gen)
+    assert linear_probe_accuracy(x[:400], noise[:400], x[400:], noise[400:], 3) < 0.5

@@ -20,3 +20,7 @@ def test_sweep_trains_and_evaluates_each_rate(sprites_root, tmp_path, one_thread
     # one run folder per rate, each with its own config's target
     saved = json.loads((tmp_path / "sweep" / "bits_4" / "config.json").read_text())
     assert saved["train"]["target_bits"] == 4
+    # the Sprites report includes the linear probes of the content
+    report = json.loads((tmp_path / "sweep" / "bits_4" / "eval.json").read_text())
+    assert set(report["content_probe"]) == {"body", "bottomwear", "topwear", "hair", "action", "direction"}
+    assert "content probe: action" in (tmp_path / "sweep" / "bits_4" / "eval.md").read_text()

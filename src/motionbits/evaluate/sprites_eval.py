@@ -25,6 +25,7 @@ from tqdm import tqdm
 from motionbits.data.clips import frames_to_float
 from motionbits.data.sprites import ATTRIBUTE_NAMES, DIRECTION_NAMES, load_sprites
 from motionbits.diffusion import network_calls
+from motionbits.evaluate.content_probe import probe_content
 from motionbits.evaluate.judge import judge_accuracies, judge_predict, load_judge, save_judge, train_judge
 from motionbits.evaluate.metrics import accuracy, code_usage, motion_distribution_scores, psnr, ssim
 from motionbits.pipeline import MotionBits
@@ -97,6 +98,7 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
     fake = frames_to_float(recon.flatten(0, 1))
     rate = code_usage(codes.flatten(0, 1), cfg.model.codebook_size)
     recon_probs = judge_predict(judge, recon)
+    content_probe = probe_content(pipe, load_sprites(cfg.data.root, "train"), test, chosen.numpy(), seed=cfg.eval.seed)
     report = {
         "config": cfg.name,
         "test_clips_evaluated": n,
@@ -109,6 +111,7 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
                            "judge_attributes_mean": accuracy(recon_probs["attributes"].flatten(0, 1),
                                                              torch.from_numpy(test.attributes)[chosen].flatten()),
                            "judge_motion": accuracy(recon_probs["motion"], torch.from_numpy(test.motion)[chosen])},
+        "content_probe": content_probe,
         "rate": {"bits_per_frame": rate["entropy_bits_per_frame"],
                  "ceiling_bits_per_frame": cfg.model.groups * math.log2(cfg.model.codebook_size),
                  "target_bits_per_frame": cfg.train.target_bits,
@@ -147,8 +150,10 @@ def markdown_report(r: dict) -> str:
         f"| reconstruction SSIM | {rec['ssim']:.3f} |",
         f"| code entropy (bits per frame) | {rate['bits_per_frame']:.2f} (target {rate['target_bits_per_frame']:g}, ceiling {rate['ceiling_bits_per_frame']:g}) |",
         f"| codebook entries used | {pct(rate['codebook_used_fraction'])} |",
-        "",
     ]
+    if "content_probe" in r:  # linear probes on the content tokens (chance: 16.7 % attributes, 33.3 % action/direction)
+        lines += [f"| content probe: {name} (linear, test) | {pct(v)} |" for name, v in r["content_probe"].items()]
+    lines.append("")
     return "\n".join(lines)
 
 
