@@ -47,6 +47,10 @@ def same_video_pairs(video: np.ndarray, start: np.ndarray) -> list[tuple[int, in
     return pairs
 
 
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def long_sequences(video: np.ndarray, start: np.ndarray, clip_frames: int, frames: int) -> list[list[int]]:
     """Per test video, the clips that tile its first `frames` frames back to back (start 0, T, 2T...),
     when at least two of them exist; these are concatenated into one long driving sequence."""
@@ -171,10 +175,10 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         f"| same-identity L1 | {s['l1']:.4f} |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB |",
         f"| same-identity SSIM | {s['ssim']:.3f} |",
         *([f"| same-identity LPIPS (VGG) | {s['lpips']:.4f} |"] if s["lpips"] is not None else []),
-        f"| cross-identity code agreement | {c['code_agreement']} (chance {c['chance_code_agreement']:.3f}) |",
-        f"| the same for the untransferred content clip | {c['untransferred_code_agreement']} |",
-        f"| cross-identity content cosine | {c['content_cosine']} |",
-        f"| code entropy of the driving clips (bits per frame) | {report['bits_per_frame']} |",
+        f"| cross-identity code agreement | {_fmt(c['code_agreement'])} (chance {c['chance_code_agreement']:.3f}) |",
+        f"| the same for the untransferred content clip | {_fmt(c['untransferred_code_agreement'])} |",
+        f"| cross-identity content cosine | {_fmt(c['content_cosine'])} |",
+        f"| code entropy of the driving clips (bits per frame) | {_fmt(report['bits_per_frame'], 2)} |",
         *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
            f"| {seams['seam_ratio']:.3f} |"] if seams else []), ""]))
     return report
