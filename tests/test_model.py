@@ -138,20 +138,3 @@ def test_augmentations_touch_only_the_encoder_inputs():
     assert torch.allclose(motion[1], plain[1][1], atol=1e-6)   # identity permutation
     manual = model.encoder(z[:1, :4].flip(-1))[0]
     assert torch.allclose(content[:1], manual, atol=1e-5)
-
-
-def test_content_patch_shuffle_reorders_cells_of_the_content_frames_only():
-    cfg = tiny_config(model={"content_patch_shuffle": 0.5})
-    model = BCDModel(cfg, 3, 16).eval()
-    z = torch.randn(2, 8, 3, 16, 16)
-    view = model.content_view(z[:, :4])
-    p = model.encoder.embed.patch
-    cells = lambda x: x.unfold(-2, p, p).unfold(-2, p, p).flatten(-4, -3).permute(0, 1, 3, 2, 4, 5).flatten(3)  # noqa: E731
-    before, after = cells(z[:, :4]), cells(view)           # [B, T, G, C*p*p]
-    assert not torch.equal(before, after)
-    assert torch.equal(before.sort(dim=2).values, after.sort(dim=2).values)   # the same cells, moved
-    assert torch.equal(model.encode_content(z), model.encode_content(z))      # inference order is fixed
-    assert torch.equal(BCDModel(tiny_config(), 3, 16).content_view(z), z)     # off: untouched
-    order = model.content_cell_order(2, 4, torch.Generator().manual_seed(1))
-    _, _, target = model.train().split_clip(z, content_order=order)
-    assert torch.equal(target, z[:, 4:])                                       # the target is never changed

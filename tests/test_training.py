@@ -92,22 +92,3 @@ def test_learning_rate_schedule():
     assert learning_rate(cfg, 0) == pytest.approx(0.1)
     assert learning_rate(cfg, 9) == pytest.approx(1.0)
     assert learning_rate(cfg, 100) == pytest.approx(0.1)
-
-
-def test_sample_batch_shuffles_the_content_of_the_configured_share_of_clips():
-    from motionbits.models.bcd import BCDModel
-    from motionbits.train import sample_batch
-
-    class Clips:
-        def __len__(self):
-            return 100
-
-    model = BCDModel(tiny_config(model={"content_patch_shuffle": 0.5}), 3, 16)
-    batch = sample_batch(model, Clips(), 400, torch.Generator().manual_seed(0))
-    order = batch.content_order                                    # [B, T/2, G]
-    assert order.shape == (400, 4, 64)
-    whole = (order == torch.arange(64)).all(-1).all(-1)            # clips whose content sees whole frames
-    assert 0.4 < whole.float().mean() < 0.6
-    assert torch.equal(order.sort(-1).values, torch.arange(64).expand_as(order))   # permutations
-    plain = sample_batch(BCDModel(tiny_config(), 3, 16), Clips(), 4, torch.Generator().manual_seed(0))
-    assert plain.content_order is None

@@ -40,10 +40,6 @@ class ModelConfig:
     encoder_heads: int = 4
     content_queries: int = 4       # K
     content_dim: int = 128         # Cc, per content token
-    # Share of training clips whose content is read as a bag of patches (each frame's grid cells in
-    # a random order: colours and textures, not where they are, so no pose); when > 0 the content
-    # is always read that way at inference (see BCDModel.content_view).
-    content_patch_shuffle: float = 0.0
     # Group VQ bottleneck on per-frame motion.
     groups: int = 8                # N
     codebook_size: int = 16        # K_e; ceiling = N * log2(K_e) bits per frame

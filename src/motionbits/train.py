@@ -83,20 +83,18 @@ class Batch:
     gumbel: torch.Tensor  # [B, T', N, K_e]
     content_flip: torch.Tensor | None = None     # [B] bool
     motion_channels: torch.Tensor | None = None  # [B, C] channel permutation
-    content_order: torch.Tensor | None = None    # [B, T/2, G] order of each content frame's grid cells
 
     def shard(self, part: int, parts: int) -> "Batch":
         size = self.index.shape[0] // parts
         sl = slice(part * size, (part + 1) * size)
         cut = lambda x: None if x is None else x[sl]  # noqa: E731
         return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl],
-                     cut(self.content_flip), cut(self.motion_channels), cut(self.content_order))
+                     cut(self.content_flip), cut(self.motion_channels))
 
     def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
         move = lambda x: None if x is None else x.to(device, non_blocking=True)  # noqa: E731
         return {"sigma": move(self.sigma), "noise": move(self.noise), "gumbel": move(self.gumbel),
-                "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels),
-                "content_order": move(self.content_order)}
+                "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels)}
 
 
 def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: torch.Generator) -> Batch:
@@ -111,12 +109,7 @@ def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: to
     flip = torch.rand(batch_size, generator=generator) < 0.5 if cfg.train.augment_content_flip else None
     channels = (torch.argsort(torch.rand(batch_size, c, generator=generator), dim=1)
                 if cfg.train.augment_motion_colors else None)
-    order = None
-    if cfg.model.content_patch_shuffle > 0:
-        order = model.content_cell_order(batch_size, model.window, generator)
-        keep = torch.rand(batch_size, generator=generator) >= cfg.model.content_patch_shuffle
-        order[keep] = torch.arange(order.shape[-1])    # these clips' content sees whole frames
-    return Batch(index, sigma, noise, gumbel, flip, channels, order)
+    return Batch(index, sigma, noise, gumbel, flip, channels)
 
 
 class Trainer:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from einops import rearrange
 
 from motionbits.config import Config
 from motionbits.diffusion import EDM
@@ -44,32 +43,9 @@ class BCDModel(nn.Module):
         t = self.cfg.data.frames
         return t // 2 if self.cfg.train.cross_drive else t
 
-    # ---- what the content reads ------------------------------------------------------------
-    def content_cell_order(self, batch: int, frames: int, generator: torch.Generator) -> torch.Tensor:
-        """A random order of the encoder's grid cells for each content frame -> [B, T, G]."""
-        grid = self.latent_size // self.encoder.embed.patch
-        return torch.argsort(torch.rand(batch, frames, grid * grid, generator=generator), dim=-1)
-
-    def content_view(self, z: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
-        """The frames the content is read from, z [B, T, C, h, w]. With model.content_patch_shuffle
-        each frame's grid cells (the encoder's patches) are put in a random order: on Sprites the
-        appearance is colours and textures, the pose is where they are, and the content should not
-        carry the pose. Training shuffles a share of the clips (the `order` drawn in train.sample_batch;
-        the others keep whole frames, so the content stays useful and learns the look early); at
-        inference (no `order`) every clip is shuffled with a fixed seed, so results repeat."""
-        if self.cfg.model.content_patch_shuffle <= 0:
-            return z
-        p = self.encoder.embed.patch
-        if order is None:
-            order = self.content_cell_order(z.shape[0], z.shape[1], torch.Generator().manual_seed(0))
-        cells = rearrange(z, "b t c (gh p) (gw q) -> b t (gh gw) c p q", p=p, q=p)
-        cells = cells.gather(2, order.to(z.device)[..., None, None, None].expand_as(cells))
-        return rearrange(cells, "b t (gh gw) c p q -> b t c (gh p) (gw q)", gh=z.shape[-2] // p)
-
     # ---- training -------------------------------------------------------------------------
     def split_clip(self, z: torch.Tensor, content_flip: torch.Tensor | None = None,
-                   motion_channels: torch.Tensor | None = None,
-                   content_order: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   motion_channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...].
 
         Optional training augmentations of the encoder inputs only (the target is never changed),
@@ -79,15 +55,14 @@ class BCDModel(nn.Module):
         per-clip channel permutation of the motion frames, so the codes cannot carry colours and the
         appearance must come through the content."""
         half = z.shape[1] // 2 if self.cfg.train.cross_drive else z.shape[1]
-        content_in = self.content_view(z[:, :half], content_order)
+        content_in = z[:, :half]
         motion_in = target = z[:, z.shape[1] - half:]
         if content_flip is not None:
             content_in = torch.where(content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
         if motion_channels is not None:
             index = motion_channels[:, None, :, None, None].expand(-1, motion_in.shape[1], -1, *motion_in.shape[-2:])
             motion_in = motion_in.gather(2, index)
-        if (not self.cfg.train.cross_drive and content_flip is None and motion_channels is None
-                and self.cfg.model.content_patch_shuffle <= 0):
+        if not self.cfg.train.cross_drive and content_flip is None and motion_channels is None:
             content, motion = self.encoder(z)
             return content, motion, z
         # One encoder call for both inputs: stack them along the batch.
@@ -97,11 +72,10 @@ class BCDModel(nn.Module):
 
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
-                motion_channels: torch.Tensor | None = None,
-                content_order: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                motion_channels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training loss. z [B,T,C,h,w]; sigma [B,T'], noise [B,T',C,h,w], gumbel [B,T',N,K_e]
         and the augmentation draws (T' = frames rebuilt) come from the caller so runs are reproducible."""
-        content, motion, target = self.split_clip(z, content_flip, motion_channels, content_order)
+        content, motion, target = self.split_clip(z, content_flip, motion_channels)
         q = self.quantizer(motion, gumbel)
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content),
                                   target, sigma, noise)
@@ -117,7 +91,7 @@ class BCDModel(nn.Module):
     @torch.no_grad()
     def encode_content(self, z: torch.Tensor) -> torch.Tensor:
         """Content from the first `window` frames of z [B, T, ...] -> [B, K, Cc]."""
-        content, _ = self.encoder(self.content_view(z[:, : self.window]))
+        content, _ = self.encoder(z[:, : self.window])
         return content
 
     @torch.no_grad()
