@@ -24,3 +24,13 @@ def test_sweep_trains_and_evaluates_each_rate(sprites_root, tmp_path, one_thread
     report = json.loads((tmp_path / "sweep" / "bits_4" / "eval.json").read_text())
     assert set(report["content_probe"]) == {"body", "bottomwear", "topwear", "hair", "action", "direction"}
     assert "content probe: action" in (tmp_path / "sweep" / "bits_4" / "eval.md").read_text()
+    # the step study on the same model: one row per count, same clips; no content probes per count
+    from motionbits.evaluate.sprites_eval import step_study
+    from motionbits.pipeline import MotionBits
+
+    pipe = MotionBits.from_checkpoint(tmp_path / "sweep" / "bits_4")
+    steps = step_study(pipe, tmp_path / "steps", [1, 2], judge_path=tmp_path / "sweep" / "judge.safetensors",
+                       sampler="heun", progress=False)
+    assert [(r["steps"], r["network_calls"]) for r in steps] == [(1, 1), (2, 3)]
+    assert "content_probe" not in json.loads((tmp_path / "steps" / "steps_2" / "eval.json").read_text())
+    assert "| 2 | heun | 3 |" in (tmp_path / "steps" / "steps.md").read_text()

@@ -50,7 +50,7 @@ def get_judge(root: str, judge_path: str | Path | None, out_dir: Path, steps: in
 
 def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Path | None = None,
                      clips: int | None = None, steps: int | None = None, sampler: str | None = None,
-                     batch_size: int | None = None, progress: bool = True) -> dict:
+                     batch_size: int | None = None, progress: bool = True, content_probes: bool = True) -> dict:
     cfg = pipe.cfg
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,8 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
     fake = frames_to_float(recon.flatten(0, 1))
     rate = code_usage(codes.flatten(0, 1), cfg.model.codebook_size)
     recon_probs = judge_predict(judge, recon)
-    content_probe = probe_content(pipe, load_sprites(cfg.data.root, "train"), test, chosen.numpy(), seed=cfg.eval.seed)
+    content_probe = (probe_content(pipe, load_sprites(cfg.data.root, "train"), test, chosen.numpy(), seed=cfg.eval.seed)
+                     if content_probes else None)
     report = {
         "config": cfg.name,
         "test_clips_evaluated": n,
@@ -111,7 +112,7 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
                            "judge_attributes_mean": accuracy(recon_probs["attributes"].flatten(0, 1),
                                                              torch.from_numpy(test.attributes)[chosen].flatten()),
                            "judge_motion": accuracy(recon_probs["motion"], torch.from_numpy(test.motion)[chosen])},
-        "content_probe": content_probe,
+        **({"content_probe": content_probe} if content_probe is not None else {}),
         "rate": {"bits_per_frame": rate["entropy_bits_per_frame"],
                  "ceiling_bits_per_frame": cfg.model.groups * math.log2(cfg.model.codebook_size),
                  "target_bits_per_frame": cfg.train.target_bits,
@@ -165,7 +166,9 @@ def step_study(pipe: MotionBits, out_dir: str | Path, step_counts: list[int], ju
     judge_path = judge_path or out_dir / "judge.safetensors"  # trained once, then shared by every count
     rows = []
     for steps in step_counts:
-        r = evaluate_sprites(pipe, out_dir / f"steps_{steps}", judge_path, clips, steps, sampler, progress=progress)
+        # the content does not depend on the step count: no content probes here
+        r = evaluate_sprites(pipe, out_dir / f"steps_{steps}", judge_path, clips, steps, sampler, progress=progress,
+                             content_probes=False)
         rows.append({"steps": steps, "sampler": r["sampler"],
                      "network_calls": network_calls(steps, r["sampler"]),
                      "swap_attributes": r["swap"]["attributes_mean"], "swap_motion": r["swap"]["motion"],
