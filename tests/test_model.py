@@ -138,3 +138,18 @@ def test_augmentations_touch_only_the_encoder_inputs():
     assert torch.allclose(motion[1], plain[1][1], atol=1e-6)   # identity permutation
     manual = model.encoder(z[:1, :4].flip(-1))[0]
     assert torch.allclose(content[:1], manual, atol=1e-5)
+
+
+def test_patch_set_content_reader_ignores_where_patches_are():
+    cfg = tiny_config(model={"content_reader": "patch_set"})
+    model = BCDModel(cfg, 3, 16).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    content = model.encode_content(z)
+    assert content.shape == (2, 2, 16)
+    # Swap two 2x2 patches of every frame: same set of patches, same content.
+    moved = z.clone()
+    moved[..., 0:2, 0:2], moved[..., 6:8, 10:12] = z[..., 6:8, 10:12], z[..., 0:2, 0:2]
+    assert torch.allclose(model.encode_content(moved), content, atol=1e-5)
+    out = model.train()(z, torch.rand(2, 4) + 0.1, torch.randn(2, 4, 3, 16, 16))
+    out["loss"].backward()
+    assert model.content_reader.queries.grad is not None

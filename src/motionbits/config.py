@@ -40,6 +40,9 @@ class ModelConfig:
     encoder_heads: int = 4
     content_queries: int = 4       # K
     content_dim: int = 128         # Cc, per content token
+    # "encoder": content = the shared encoder's query outputs (the paper); "patch_set": a separate
+    # reader of the content frames' patches without positions (see encoder.PatchSetContentReader).
+    content_reader: str = "encoder"
     # Group VQ bottleneck on per-frame motion.
     groups: int = 8                # N
     codebook_size: int = 16        # K_e; ceiling = N * log2(K_e) bits per frame
@@ -186,6 +189,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.amp in ("auto", "bf16", "off"), f"train.amp must be auto, bf16 or off, got {t.amp!r}"),
         (cfg.diffusion.sampler in ("heun", "euler"), "diffusion.sampler must be heun or euler"),
         (m.rate_estimate in ("information", "marginal"), "model.rate_estimate must be information or marginal"),
+        (m.content_reader in ("encoder", "patch_set"), "model.content_reader must be encoder or patch_set"),
         (0 <= t.target_bits <= m.groups * _log2(m.codebook_size),
          f"train.target_bits={t.target_bits} is outside 0..groups*log2(codebook_size)"),
     ]

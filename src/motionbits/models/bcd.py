@@ -17,7 +17,7 @@ import torch.nn as nn
 from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
-from motionbits.models.encoder import MotionContentEncoder
+from motionbits.models.encoder import MotionContentEncoder, PatchSetContentReader
 from motionbits.models.quantizer import GroupQuantizer
 
 
@@ -36,6 +36,9 @@ class BCDModel(nn.Module):
                                  m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
                                  m.mlp_ratio, m.temporal_attention, m.content_adaln)
         self.edm = EDM(cfg.diffusion)
+        self.content_reader = (PatchSetContentReader(latent_channels, latent_size, m.encoder_width, 2,
+                                                     m.encoder_heads, m.content_queries, m.content_dim)
+                               if m.content_reader == "patch_set" else None)
 
     @property
     def window(self) -> int:
@@ -62,9 +65,13 @@ class BCDModel(nn.Module):
         if motion_channels is not None:
             index = motion_channels[:, None, :, None, None].expand(-1, motion_in.shape[1], -1, *motion_in.shape[-2:])
             motion_in = motion_in.gather(2, index)
-        if not self.cfg.train.cross_drive and content_flip is None and motion_channels is None:
+        if (not self.cfg.train.cross_drive and content_flip is None and motion_channels is None
+                and self.content_reader is None):
             content, motion = self.encoder(z)
             return content, motion, z
+        if self.content_reader is not None:
+            _, motion = self.encoder(motion_in)
+            return self.content_reader(content_in), motion, target
         # One encoder call for both inputs: stack them along the batch.
         content, motion = self.encoder(torch.cat([content_in, motion_in], dim=0))
         b = z.shape[0]
@@ -91,6 +98,8 @@ class BCDModel(nn.Module):
     @torch.no_grad()
     def encode_content(self, z: torch.Tensor) -> torch.Tensor:
         """Content from the first `window` frames of z [B, T, ...] -> [B, K, Cc]."""
+        if self.content_reader is not None:
+            return self.content_reader(z[:, : self.window])
         content, _ = self.encoder(z[:, : self.window])
         return content
 

@@ -88,3 +88,31 @@ class MotionContentEncoder(nn.Module):
             x = block(x, bias)
         x = self.norm(x)
         return self.to_content(x[:, :k]), self.to_motion(x[:, k:])
+
+
+class PatchSetContentReader(nn.Module):
+    """An alternative content path (model.content_reader: patch_set): K learnable queries and every
+    patch of the content frames, embedded one by one and given NO position, go through a small
+    transformer; content = the K query outputs [B, K, Cc]. A function of the set of patches: it can
+    read colours and textures but not where they are, so it cannot carry the pose."""
+
+    def __init__(self, latent_channels: int, latent_size: int, width: int, depth: int, heads: int,
+                 content_queries: int, content_dim: int):
+        super().__init__()
+        self.patch = max(1, latent_size // 8)
+        self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(approximate="tanh"),
+                                   nn.Linear(width, width))
+        self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width))
+        self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.to_content = nn.Linear(width, content_dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z [B, T, C, h, w] -> content [B, K, Cc]."""
+        p = self.patch
+        patches = self.embed(rearrange(z, "b t c (gh p) (gw q) -> b (t gh gw) (c p q)", p=p, q=p))  # [B, T*G, W]
+        k = self.queries.shape[0]
+        x = torch.cat([self.queries.expand(z.shape[0], -1, -1), patches], dim=1)
+        for block in self.blocks:
+            x = block(x, None)
+        return self.to_content(self.norm(x[:, :k]))
