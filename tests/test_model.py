@@ -153,3 +153,6 @@ def test_patch_set_content_reader_ignores_where_patches_are():
     out = model.train()(z, torch.rand(2, 4) + 0.1, torch.randn(2, 4, 3, 16, 16))
     out["loss"].backward()
     assert model.content_reader.queries.grad is not None
+    # every parameter is used (DistributedDataParallel refuses unused ones): the encoder has no queries
+    assert model.encoder.queries is None
+    assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)

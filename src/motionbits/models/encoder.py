@@ -71,23 +71,26 @@ class MotionContentEncoder(nn.Module):
                  content_queries: int, content_dim: int, motion_dim: int):
         super().__init__()
         self.embed = FrameEmbedder(latent_channels, latent_size, width)
-        self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width))
+        # content_queries = 0: motion only (the content is read elsewhere, e.g. PatchSetContentReader)
+        self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width)) if content_queries else None
         self.position_bias = RelativePositionBias(heads)
         self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        self.to_content = nn.Linear(width, content_dim)
+        self.to_content = nn.Linear(width, content_dim) if content_queries else None
         self.to_motion = nn.Linear(width, motion_dim)
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z [B, T, C, h, w] -> content [B, K, Cc], motion [B, T, N*d]."""
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """z [B, T, C, h, w] -> content [B, K, Cc] (None without queries), motion [B, T, N*d]."""
         b, t = z.shape[:2]
-        k = self.queries.shape[0]
-        x = torch.cat([self.queries.expand(b, -1, -1), self.embed(z)], dim=1)  # [B, K+T, W]
+        x = self.embed(z)                                                       # [B, T, W]
+        k = 0 if self.queries is None else self.queries.shape[0]
+        if k:
+            x = torch.cat([self.queries.expand(b, -1, -1), x], dim=1)          # [B, K+T, W]
         bias = self.position_bias(k, t, z.device)
         for block in self.blocks:
             x = block(x, bias)
         x = self.norm(x)
-        return self.to_content(x[:, :k]), self.to_motion(x[:, k:])
+        return (self.to_content(x[:, :k]) if k else None), self.to_motion(x[:, k:])
 
 
 class PatchSetContentReader(nn.Module):
