@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motionbits.data.sprites import ATTRIBUTE_NAMES, DIRECTION_NAMES, NUM_ATTRIBUTE_CLASSES, SpritesSplit
+from motionbits.data.sprites import ACTION_NAMES, ATTRIBUTE_NAMES, DIRECTION_NAMES, NUM_ATTRIBUTE_CLASSES, SpritesSplit
 from motionbits.pipeline import MotionBits
 
 
@@ -40,7 +40,7 @@ def _labels(split: SpritesSplit, index: np.ndarray) -> dict[str, tuple[torch.Ten
     motion = torch.from_numpy(split.motion[index])
     labels = {name: (torch.from_numpy(split.attributes[index, i]), NUM_ATTRIBUTE_CLASSES)
               for i, name in enumerate(ATTRIBUTE_NAMES)}
-    labels["action"] = (motion // n_dir, 3)
+    labels["action"] = (motion // n_dir, len(ACTION_NAMES))
     labels["direction"] = (motion % n_dir, n_dir)
     return labels
 

@@ -94,11 +94,13 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     identity = labels["identity"]
     n = min(clips or pipe.cfg.eval.clips or len(frames), len(frames))
     chosen = torch.randperm(len(frames), generator=gen)[:n].numpy()
-    cross = []
-    for a in chosen:  # a driving clip of another identity for each chosen clip
-        others = np.flatnonzero(identity != identity[a])
-        if len(others):
-            cross.append((int(a), int(others[torch.randint(len(others), (1,), generator=gen).item()])))
+
+    def other_identity(i: int) -> int | None:
+        """A random clip of another identity than clip i's (None when the split has one identity)."""
+        others = np.flatnonzero(identity != identity[i])
+        return int(others[torch.randint(len(others), (1,), generator=gen).item()]) if len(others) else None
+
+    cross = [(int(a), b) for a in chosen if (b := other_identity(a)) is not None]  # a driver per chosen clip
 
     def clip(i: int) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(frames[i]))
@@ -137,9 +139,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     if sequences:
         results, drivers = [], []
         for i, tiles in enumerate(tqdm(sequences, desc="window seams", disable=not progress)):
-            owner = identity[tiles[0]]
-            others = np.flatnonzero(identity != owner)
-            content_clip = clip(int(others[torch.randint(len(others), (1,), generator=gen).item()]) if len(others) else tiles[0])
+            other = other_identity(tiles[0])
+            content_clip = clip(tiles[0] if other is None else other)
             driving = torch.cat([clip(t) for t in tiles])[None]                 # [1, L, H, W, 3]
             results.append(pipe.transfer(content_clip[None], driving, steps=steps, seed=seed + i))
             drivers.append(driving)
