@@ -43,6 +43,17 @@ def test_resume_is_exact(sprites_root, tmp_path):
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
 
 
+def test_time_budget_stops_and_saves(sprites_root, tmp_path, monkeypatch):
+    import motionbits.train as train_module
+
+    clock = iter(range(0, 10_000, 30))  # every look at the clock: 30 s later
+    monkeypatch.setattr(train_module.time, "time", lambda: float(next(clock)))
+    cfg = sprites_cfg(sprites_root, steps=50)
+    train(cfg, tmp_path / "run", progress=False, max_minutes=2)
+    step = ckpt_io.read_checkpoint(tmp_path / "run")["step"]
+    assert 0 < step < 50                                        # stopped by the clock, and saved
+
+
 def test_checkpoint_from_another_config_is_refused(sprites_root, tmp_path):
     train(sprites_cfg(sprites_root, steps=1), tmp_path / "run", progress=False)
     other = sprites_cfg(sprites_root, steps=2)

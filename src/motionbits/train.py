@@ -114,8 +114,9 @@ def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: to
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool = True,
-                 max_steps: int | None = None):
+                 max_steps: int | None = None, max_minutes: float | None = None):
         self.cfg = cfg
+        self.max_seconds = max_minutes * 60 if max_minutes else None
         self.run_dir = Path(run_dir)
         self.dist, self.device = setup_distributed(cfg.train.device)
         self.progress = progress and self.dist.main
@@ -210,8 +211,15 @@ class Trainer:
                    disable=not self.progress, dynamic_ncols=True)
         running: dict[str, torch.Tensor] = {}
         count, started = 0, time.time()
+        deadline = time.time() + self.max_seconds if self.max_seconds else None
         self.model.train()
         while self.step < self.stop_at:
+            if deadline is not None and self._out_of_time(deadline):
+                if self.dist.main:
+                    tqdm.write(f"time budget of {self.max_seconds / 60:g} min reached at step {self.step}: stopping")
+                if count:
+                    self._log(running, count, started)
+                break
             metrics = self.train_step()
             for k, v in metrics.items():  # accumulate on the device: no host sync per step
                 running[k] = running.get(k, 0) + v
@@ -229,6 +237,17 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
         return self.checkpoint_path
+
+    def _out_of_time(self, deadline: float) -> bool:
+        """Past the wall-clock budget? One process's clock decides for all (broadcast every
+        log_every steps), so every DDP rank stops at the same step."""
+        if not dist.is_initialized():
+            return time.time() >= deadline
+        if self.step % self.cfg.train.log_every:
+            return False
+        late = torch.tensor([float(time.time() >= deadline)], device=self.device)
+        dist.broadcast(late, src=0)
+        return bool(late.item())
 
     def _log(self, running: dict[str, torch.Tensor], count: int, started: float) -> None:
         keys = sorted(running)
@@ -266,8 +285,10 @@ class Trainer:
 
 
 def train(cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool = True,
-          max_steps: int | None = None) -> Path:
-    trainer = Trainer(cfg, run_dir, fresh=fresh, progress=progress, max_steps=max_steps)
+          max_steps: int | None = None, max_minutes: float | None = None) -> Path:
+    """Train (or resume) to cfg.train.steps; `max_steps` stops early as if killed (tests), and
+    `max_minutes` stops at a wall-clock budget (a lent GPU), saving the checkpoint either way."""
+    trainer = Trainer(cfg, run_dir, fresh=fresh, progress=progress, max_steps=max_steps, max_minutes=max_minutes)
     path = trainer.fit()
     if dist.is_initialized():
         dist.barrier()
