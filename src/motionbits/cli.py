@@ -27,7 +27,8 @@ def cmd_data(args: argparse.Namespace) -> None:
         from motionbits.data.video import build_video_dataset
 
         build_video_dataset(args.src, args.out, size=args.size, frames=args.frames, stride=args.stride,
-                            fps=args.fps, test_fraction=args.test_fraction)
+                            fps=args.fps, test_fraction=args.test_fraction, identity_regex=args.identity_regex,
+                            max_clips_per_video=args.max_clips_per_video)
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -65,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     cfg = _load_cfg(args)
     out = args.out or f"runs/{cfg.name}"
-    path = train(cfg, out, fresh=args.fresh)
+    path = train(cfg, out, fresh=args.fresh, max_minutes=args.max_minutes)
     print(f"checkpoint: {path}")
 
 
@@ -260,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--stride", type=int, default=8)
     dv.add_argument("--fps", type=float, default=None)
     dv.add_argument("--test-fraction", type=float, default=0.2)
+    dv.add_argument("--identity-regex", default=None,
+                    help="group files into identities for the split: the first group of this regex on the "
+                         "path, e.g. 'mead_(\\w+?)_' puts all of a MEAD actor's clips on one side")
+    dv.add_argument("--max-clips-per-video", type=int, default=None, help="keep only each video's first clips")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model from a config")
@@ -267,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default runs/<config name>); resumes if it has last.pt")
     t.add_argument("--data", help="dataset folder (overrides data.root)")
     t.add_argument("--steps", type=int)
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (and save) after this much wall-clock training time, e.g. a GPU lease")
     t.add_argument("--device")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     t.set_defaults(func=cmd_train)
