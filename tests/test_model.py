@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from motionbits.diffusion import EDM
+from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel
 from motionbits.models.denoiser import Denoiser
 from motionbits.models.encoder import MotionContentEncoder
@@ -156,3 +157,16 @@ def test_patch_set_content_reader_ignores_where_patches_are():
     # every parameter is used (DistributedDataParallel refuses unused ones): the encoder has no queries
     assert model.encoder.queries is None
     assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
+
+
+def test_patch_set_reads_only_the_first_content_frames():
+    cfg = tiny_config(model={"content_reader": "patch_set", "content_frames": 1})
+    model = BCDModel(cfg, 3, 16).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    changed = z.clone()
+    changed[:, 1:] = torch.randn_like(z[:, 1:])                    # every frame but the first
+    assert torch.allclose(model.encode_content(changed), model.encode_content(z), atol=1e-6)
+    changed[:, 0] += 1
+    assert not torch.allclose(model.encode_content(changed), model.encode_content(z))
+    with pytest.raises(MotionbitsError, match="content_frames"):
+        tiny_config(model={"content_frames": 1})                  # the encoder reader reads all frames

@@ -43,6 +43,9 @@ class ModelConfig:
     # "encoder": content = the shared encoder's query outputs (the paper); "patch_set": a separate
     # reader of the content frames' patches without positions (see encoder.PatchSetContentReader).
     content_reader: str = "encoder"
+    # patch_set only: read the content from the first this-many frames of the content half (0: all of
+    # them). One frame already shows the whole look, and the reader's cost grows with its patches.
+    content_frames: int = 0
     # Group VQ bottleneck on per-frame motion.
     groups: int = 8                # N
     codebook_size: int = 16        # K_e; ceiling = N * log2(K_e) bits per frame
@@ -190,6 +193,10 @@ def validate(cfg: Config, where: str = "config") -> None:
         (cfg.diffusion.sampler in ("heun", "euler"), "diffusion.sampler must be heun or euler"),
         (m.rate_estimate in ("information", "marginal"), "model.rate_estimate must be information or marginal"),
         (m.content_reader in ("encoder", "patch_set"), "model.content_reader must be encoder or patch_set"),
+        (m.content_frames == 0 or m.content_reader == "patch_set",
+         "model.content_frames needs model.content_reader: patch_set (the encoder reads content and motion alike)"),
+        (0 <= m.content_frames <= (d.frames // 2 if t.cross_drive else d.frames),
+         f"model.content_frames={m.content_frames} is outside 0..the frames the content is read from"),
         (0 <= t.target_bits <= m.groups * _log2(m.codebook_size),
          f"train.target_bits={t.target_bits} is outside 0..groups*log2(codebook_size)"),
     ]

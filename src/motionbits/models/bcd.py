@@ -46,6 +46,11 @@ class BCDModel(nn.Module):
         t = self.cfg.data.frames
         return t // 2 if self.cfg.train.cross_drive else t
 
+    def read_content(self, content_in: torch.Tensor) -> torch.Tensor:
+        """The patch-set reader on the first model.content_frames frames (all when 0) -> [B, K, Cc]."""
+        frames = self.cfg.model.content_frames or content_in.shape[1]
+        return self.content_reader(content_in[:, :frames])
+
     # ---- training -------------------------------------------------------------------------
     def split_clip(self, z: torch.Tensor, content_flip: torch.Tensor | None = None,
                    motion_channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,7 +76,7 @@ class BCDModel(nn.Module):
             return content, motion, z
         if self.content_reader is not None:
             _, motion = self.encoder(motion_in)
-            return self.content_reader(content_in), motion, target
+            return self.read_content(content_in), motion, target
         # One encoder call for both inputs: stack them along the batch.
         content, motion = self.encoder(torch.cat([content_in, motion_in], dim=0))
         b = z.shape[0]
@@ -99,7 +104,7 @@ class BCDModel(nn.Module):
     def encode_content(self, z: torch.Tensor) -> torch.Tensor:
         """Content from the first `window` frames of z [B, T, ...] -> [B, K, Cc]."""
         if self.content_reader is not None:
-            return self.content_reader(z[:, : self.window])
+            return self.read_content(z[:, : self.window])
         content, _ = self.encoder(z[:, : self.window])
         return content
 
