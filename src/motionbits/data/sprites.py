@@ -98,9 +98,14 @@ def split_characters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return perm[:NUM_TRAIN_CHARACTERS], perm[NUM_TRAIN_CHARACTERS:]
 
 
+def action_and_direction(motion):
+    """Motion class (int, array or tensor) -> (action index, direction index): class = action * 3 + direction."""
+    return motion // len(DIRECTION_NAMES), motion % len(DIRECTION_NAMES)
+
+
 def motion_tiles(motion: int) -> tuple[int, tuple[int, ...]]:
     """(sheet row, 8 sheet columns) of one motion class."""
-    action, direction = divmod(motion, len(DIRECTION_NAMES))
+    action, direction = action_and_direction(motion)
     name = ACTION_NAMES[action]
     row = _ACTION_ROW[name] + _DIRECTION_ROW[DIRECTION_NAMES[direction]]
     return row, _ACTION_COLS[name]

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motionbits.data.sprites import ACTION_NAMES, ATTRIBUTE_NAMES, DIRECTION_NAMES, NUM_ATTRIBUTE_CLASSES, SpritesSplit
+from motionbits.data.sprites import (ACTION_NAMES, ATTRIBUTE_NAMES, DIRECTION_NAMES, NUM_ATTRIBUTE_CLASSES, SpritesSplit,
+                                     action_and_direction)
 from motionbits.pipeline import MotionBits
 
 
@@ -36,12 +37,11 @@ def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: 
 
 
 def _labels(split: SpritesSplit, index: np.ndarray) -> dict[str, tuple[torch.Tensor, int]]:
-    n_dir = len(DIRECTION_NAMES)
-    motion = torch.from_numpy(split.motion[index])
+    action, direction = action_and_direction(torch.from_numpy(split.motion[index]))
     labels = {name: (torch.from_numpy(split.attributes[index, i]), NUM_ATTRIBUTE_CLASSES)
               for i, name in enumerate(ATTRIBUTE_NAMES)}
-    labels["action"] = (motion // n_dir, len(ACTION_NAMES))
-    labels["direction"] = (motion % n_dir, n_dir)
+    labels["action"] = (action, len(ACTION_NAMES))
+    labels["direction"] = (direction, len(DIRECTION_NAMES))
     return labels
 
 

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from motionbits.data.clips import frames_to_float
-from motionbits.data.sprites import ATTRIBUTE_NAMES, DIRECTION_NAMES, load_sprites
+from motionbits.data.sprites import ATTRIBUTE_NAMES, action_and_direction, load_sprites
 from motionbits.diffusion import network_calls
 from motionbits.evaluate.content_probe import probe_content
 from motionbits.evaluate.judge import judge_accuracies, judge_predict, load_judge, save_judge, train_judge
@@ -85,12 +85,13 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
     # Which part of the motion follows B, and how often it stays A's (the content's): a leak shows here.
     judged = probs["motion"].argmax(-1)
     motion_a = torch.from_numpy(test.motion)[chosen]
-    n_dir = len(DIRECTION_NAMES)
+    (judged_action, judged_dir), (a_action, a_dir), (b_action, b_dir) = (
+        action_and_direction(m) for m in (judged, motion_a, motion_b))
     swap["motion_parts"] = {
-        "action_follows_motion_clip": float((judged // n_dir == motion_b // n_dir).float().mean()),
-        "action_follows_content_clip": float((judged // n_dir == motion_a // n_dir).float().mean()),
-        "direction_follows_motion_clip": float((judged % n_dir == motion_b % n_dir).float().mean()),
-        "direction_follows_content_clip": float((judged % n_dir == motion_a % n_dir).float().mean()),
+        "action_follows_motion_clip": float((judged_action == b_action).float().mean()),
+        "action_follows_content_clip": float((judged_action == a_action).float().mean()),
+        "direction_follows_motion_clip": float((judged_dir == b_dir).float().mean()),
+        "direction_follows_content_clip": float((judged_dir == a_dir).float().mean()),
     }
     standard = {"motion_accuracy": swap["motion"], **motion_distribution_scores(probs["motion"])}
 
