@@ -170,3 +170,12 @@ def test_patch_set_reads_only_the_first_content_frames():
     assert not torch.allclose(model.encode_content(changed), model.encode_content(z))
     with pytest.raises(MotionbitsError, match="content_frames"):
         tiny_config(model={"content_frames": 1})                  # the encoder reader reads all frames
+
+
+def test_patch_set_reader_patch_and_width():
+    cfg = tiny_config(model={"content_reader": "patch_set", "content_patch": 2, "content_width": 16})
+    model = BCDModel(cfg, 3, 16).eval()
+    assert model.content_reader.patch == 2 and model.content_reader.queries.shape == (2, 16)
+    assert model.encode_content(torch.randn(2, 8, 3, 16, 16)).shape == (2, 2, 16)
+    with pytest.raises(MotionbitsError, match="content_patch"):
+        tiny_config(model={"content_reader": "patch_set", "content_patch": 3})

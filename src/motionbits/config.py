@@ -46,6 +46,8 @@ class ModelConfig:
     # patch_set only: read the content from the first this-many frames of the content half (0: all of
     # them). One frame already shows the whole look, and the reader's cost grows with its patches.
     content_frames: int = 0
+    content_patch: int = 0         # patch_set only: patch side in latent cells (0: latent_size // 8)
+    content_width: int = 0         # patch_set only: the reader's width (0: encoder_width)
     # Group VQ bottleneck on per-frame motion.
     groups: int = 8                # N
     codebook_size: int = 16        # K_e; ceiling = N * log2(K_e) bits per frame
@@ -195,6 +197,12 @@ def validate(cfg: Config, where: str = "config") -> None:
         (m.content_reader in ("encoder", "patch_set"), "model.content_reader must be encoder or patch_set"),
         (m.content_frames == 0 or m.content_reader == "patch_set",
          "model.content_frames needs model.content_reader: patch_set (the encoder reads content and motion alike)"),
+        ((m.content_patch == 0 and m.content_width == 0) or m.content_reader == "patch_set",
+         "model.content_patch / content_width need model.content_reader: patch_set"),
+        (m.content_patch >= 0 and (m.content_patch == 0 or d.image_size % m.content_patch == 0 or m.tokenizer != "pixels"),
+         f"model.content_patch={m.content_patch} must divide data.image_size={d.image_size}"),
+        (m.content_width == 0 or m.content_width % m.encoder_heads == 0,
+         "model.content_width must be divisible by model.encoder_heads"),
         (0 <= m.content_frames <= (d.frames // 2 if t.cross_drive else d.frames),
          f"model.content_frames={m.content_frames} is outside 0..the frames the content is read from"),
         (0 <= t.target_bits <= m.groups * _log2(m.codebook_size),

@@ -36,8 +36,9 @@ class BCDModel(nn.Module):
                                  m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
                                  m.mlp_ratio, m.temporal_attention, m.content_adaln)
         self.edm = EDM(cfg.diffusion)
-        self.content_reader = (PatchSetContentReader(latent_channels, latent_size, m.encoder_width, 2,
-                                                     m.encoder_heads, m.content_queries, m.content_dim)
+        self.content_reader = (PatchSetContentReader(latent_channels, latent_size, m.content_width or m.encoder_width, 2,
+                                                     m.encoder_heads, m.content_queries, m.content_dim,
+                                                     patch=m.content_patch or None)
                                if m.content_reader == "patch_set" else None)
 
     @property

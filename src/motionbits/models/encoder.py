@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
+from motionbits.errors import MotionbitsError
 from motionbits.models.layers import MLP, Attention
 
 
@@ -100,9 +101,11 @@ class PatchSetContentReader(nn.Module):
     read colours and textures but not where they are, so it cannot carry the pose."""
 
     def __init__(self, latent_channels: int, latent_size: int, width: int, depth: int, heads: int,
-                 content_queries: int, content_dim: int):
+                 content_queries: int, content_dim: int, patch: int | None = None):
         super().__init__()
-        self.patch = max(1, latent_size // 8)
+        self.patch = patch or max(1, latent_size // 8)
+        if latent_size % self.patch:
+            raise MotionbitsError(f"model.content_patch={self.patch} does not divide the latent size {latent_size}")
         self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(approximate="tanh"),
                                    nn.Linear(width, width))
         self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width))
