@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run-to-run spread of a Sprites config: train it at several seeds side by side on one GPU (small
 # configs leave most of a GPU idle), evaluate each on the same test clips, print one table.
-# Each run's figures land in OUT/seed_<S>.json (eval.json of that run) and OUT/seeds.md.
+# Each run's log and figures land in OUT as they come (seed_<S>.log, seed_<S>.json: its eval.json),
+# the table in OUT/seeds.md. Plan a lease for data (about 1 min), the training, and about 2 min of
+# evaluation per run: a 285 s command with MAX_MIN=2.2 on an H200 returned no run.
 #
 # usage: scripts/gpu_seeds.sh CONFIG SHEETS JUDGE OUT SEED [SEED ...]
 #   e.g. scripts/gpu_seeds.sh sprites-cpu-set PATH/TO/lpc_sprites judge.safetensors out 1 2 3
@@ -28,8 +30,8 @@ cfg = yaml.safe_load(open(path))
 cfg.setdefault("train", {})["seed"] = seed
 yaml.safe_dump(cfg, open(path, "w"), sort_keys=False)
 EOF
-  "${mb[@]}" train --config "$run.yaml" --data "$work/sprites" --out "$run" ${STEPS:+--steps $STEPS} ${MAX_MIN:+--max-minutes $MAX_MIN} 2>&1 | quiet > "$run.log" || return
-  "${mb[@]}" evaluate --checkpoint "$run" --judge "$judge" --clips "${CLIPS:-500}" 2>&1 | quiet >> "$run.log" || return
+  "${mb[@]}" train --config "$run.yaml" --data "$work/sprites" --out "$run" ${STEPS:+--steps $STEPS} ${MAX_MIN:+--max-minutes $MAX_MIN} 2>&1 | quiet > "$out/seed_$seed.log" || return
+  "${mb[@]}" evaluate --checkpoint "$run" --judge "$judge" --clips "${CLIPS:-500}" 2>&1 | quiet >> "$out/seed_$seed.log" || return
   python3 - "$run" "$out/seed_$seed.json" <<'EOF'
 import json, sys
 from pathlib import Path
