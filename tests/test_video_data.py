@@ -155,6 +155,13 @@ def test_identity_regex_and_stem_fallback(tmp_path):
     assert len(man["identities"]) == 5
     with pytest.raises(MotionbitsError, match="identity_regex"):
         build_video_dataset(src, tmp_path / "out3", identity_regex="(", progress=False)
+    # the same from the command line
+    from motionbits.cli import main
+    main(["data", "video", str(src), str(tmp_path / "out4"), "--size", "8", "--frames", "4", "--stride", "4",
+          "--test-fraction", "0.4", "--identity-regex", r"mead_(\w+?)_", "--max-clips-per-video", "1"])
+    man = json.loads((tmp_path / "out4" / "manifest.json").read_text())
+    assert man["identities"] == ["A01", "B7", "lp_d1", "lp_d2"]
+    assert all(v["clips"] == 1 for v in man["videos"])
 
 
 def test_single_identity_splits_by_video(tmp_path, capsys):
