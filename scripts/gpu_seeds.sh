@@ -22,11 +22,11 @@ src=$(python3 -c "from motionbits.config import resolve_config_path as r; import
 one_seed() {
   local seed=$1 run=$work/seed_$1
   mkdir -p "$run"
-  sed -e "s/^name: .*/name: seed_$seed/" "$src" > "$run.yaml"
-  python3 - "$run.yaml" "$seed" <<'EOF'
+  python3 - "$src" "$run.yaml" "$seed" <<'EOF'
 import sys, yaml
-path, seed = sys.argv[1], int(sys.argv[2])
-cfg = yaml.safe_load(open(path))
+src, path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cfg = yaml.safe_load(open(src))
+cfg["name"] = f"seed_{seed}"
 cfg.setdefault("train", {})["seed"] = seed
 yaml.safe_dump(cfg, open(path, "w"), sort_keys=False)
 EOF
