@@ -60,6 +60,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from motionbits.generate import is_prior_config, train_prior_from_config
     from motionbits.train import train
 
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise MotionbitsError(f"--max-minutes must be above 0, got {args.max_minutes:g}")
     path = resolve_config_path(args.config)
     if is_prior_config(path):
         print(f"checkpoint: {train_prior_from_config(path, args.out, fresh=args.fresh)}")
