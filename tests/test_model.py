@@ -172,6 +172,29 @@ def test_patch_set_reads_only_the_first_content_frames():
         tiny_config(model={"content_frames": 1})                  # the encoder reader reads all frames
 
 
+def test_patch_pool_reader_sees_rows_but_not_columns_or_frames():
+    torch.manual_seed(0)
+    cfg = tiny_config(model={"content_reader": "patch_pool", "content_rows": True})
+    model = BCDModel(cfg, 3, 16).eval()
+    torch.nn.init.normal_(model.content_reader.row_embed, std=1.0)
+    z = torch.randn(2, 8, 3, 16, 16)
+    content = model.encode_content(z)
+    assert content.shape == (2, 2, 16)
+    # Patches (2x2 cells here) moved along a row, or to another frame in the same row: same content.
+    moved = z.clone()
+    moved[:, 0, :, 0:2, 0:2], moved[:, 2, :, 0:2, 12:14] = z[:, 2, :, 0:2, 12:14], z[:, 0, :, 0:2, 0:2]
+    assert torch.allclose(model.encode_content(moved), content, atol=1e-5)
+    # Moved to another row: the reader can tell.
+    moved = z.clone()
+    moved[..., 0:2, 0:2], moved[..., 6:8, 0:2] = z[..., 6:8, 0:2], z[..., 0:2, 0:2]
+    assert not torch.allclose(model.encode_content(moved), content, atol=1e-4)
+    out = model.train()(z, torch.rand(2, 4) + 0.1, torch.randn(2, 4, 3, 16, 16))
+    out["loss"].backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
+    with pytest.raises(MotionbitsError, match="content_rows"):
+        tiny_config(model={"content_reader": "patch_set", "content_rows": True})
+
+
 def test_patch_set_reader_patch_and_width():
     cfg = tiny_config(model={"content_reader": "patch_set", "content_patch": 2, "content_width": 16})
     model = BCDModel(cfg, 3, 16).eval()
@@ -179,3 +202,23 @@ def test_patch_set_reader_patch_and_width():
     assert model.encode_content(torch.randn(2, 8, 3, 16, 16)).shape == (2, 2, 16)
     with pytest.raises(MotionbitsError, match="content_patch"):
         tiny_config(model={"content_reader": "patch_set", "content_patch": 3})
+
+
+def test_render_frames_loss_is_the_loss_of_the_picked_frames():
+    torch.manual_seed(0)
+    model = BCDModel(tiny_config(train={"render_frames": 2}), 3, 16).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    gumbel = -(-torch.rand(2, 4, 4, 8).log()).log()
+    pick = torch.tensor([[0, 2], [1, 3]])
+    sigma, noise = torch.rand(2, 2) + 0.1, torch.randn(2, 2, 3, 16, 16)
+    out = model(z, sigma, noise, gumbel, frame_pick=pick)
+    content, motion, target = model.split_clip(z)
+    quantized = model.quantizer(motion, gumbel).quantized
+    rows = torch.arange(2)[:, None]
+    manual = model.edm.loss(lambda x, c: model.denoiser(x, c, quantized[rows, pick], content),
+                            target[rows, pick], sigma, noise).mean()
+    assert torch.allclose(out["diffusion_loss"], manual, atol=1e-6)
+    with pytest.raises(MotionbitsError, match="render_frames"):
+        tiny_config(train={"render_frames": 5})                   # a training clip rebuilds 4 frames
+    with pytest.raises(MotionbitsError, match="render_frames"):
+        tiny_config(train={"render_frames": 2}, model={"temporal_attention": True})

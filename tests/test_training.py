@@ -27,8 +27,14 @@ def test_training_decreases_loss(sprites_root, tmp_path):
     assert np.mean(last) < np.mean(first)
 
 
-def test_resume_is_exact(sprites_root, tmp_path):
+@pytest.mark.parametrize("demo_features", [False, True])
+def test_resume_is_exact(sprites_root, tmp_path, demo_features):
     cfg = sprites_cfg(sprites_root, steps=4, checkpoint_every=2)
+    if demo_features:  # the demo's draws: pooled content reader, frame subset, both augmentations
+        cfg = tiny_config(data={"root": str(sprites_root), "image_size": 64},
+                          model={"patch_size": 16, "content_reader": "patch_pool"},
+                          train={"steps": 4, "checkpoint_every": 2, "render_frames": 2,
+                                 "augment_content_flip": True, "augment_motion_colors": True})
     straight = tmp_path / "straight"
     train(cfg, straight, progress=False)
     resumed = tmp_path / "resumed"

@@ -69,11 +69,13 @@ def _peak_memory_mb(device: torch.device) -> float:
 def random_batch(model: BCDModel, batch: int, device: torch.device) -> tuple[torch.Tensor, Batch]:
     cfg = model.cfg
     t_out = model.rebuilt_frames(cfg.data.frames)
+    t_render = cfg.train.render_frames or t_out
     c, s = model.latent_channels, model.latent_size
     z = torch.randn(batch, cfg.data.frames, c, s, s, device=device)
-    b = Batch(torch.arange(batch), model.edm.sample_sigma((batch, t_out), device=device),
-              torch.randn(batch, t_out, c, s, s, device=device),
-              torch.rand(batch, t_out, cfg.model.groups, cfg.model.codebook_size, device=device))
+    pick = torch.arange(t_render, device=device).expand(batch, -1) if cfg.train.render_frames else None
+    b = Batch(torch.arange(batch), model.edm.sample_sigma((batch, t_render), device=device),
+              torch.randn(batch, t_render, c, s, s, device=device),
+              torch.rand(batch, t_out, cfg.model.groups, cfg.model.codebook_size, device=device), frame_pick=pick)
     return z, b
 
 
@@ -95,7 +97,7 @@ def training_step(cfg: Config, device: torch.device, compile: bool = False):
 
     def step():
         with autocast(device, bf16):
-            out = forward(z, b.sigma, b.noise, b.gumbel)
+            out = forward(z, b.sigma, b.noise, b.gumbel, frame_pick=b.frame_pick)
         out["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -111,7 +113,7 @@ def bench_training(cfg: Config, device: torch.device, repeats: int, compile: boo
     seconds = _timed(step, device, repeats)
     with FlopCounterMode(display=False) as counter:
         with autocast(device, bf16):
-            out = model(z, b.sigma, b.noise, b.gumbel)
+            out = model(z, b.sigma, b.noise, b.gumbel, frame_pick=b.frame_pick)
         out["loss"].backward()
     opt.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()

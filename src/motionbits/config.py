@@ -41,13 +41,15 @@ class ModelConfig:
     content_queries: int = 4       # K
     content_dim: int = 128         # Cc, per content token
     # "encoder": content = the shared encoder's query outputs (the paper); "patch_set": a separate
-    # reader of the content frames' patches without positions (see encoder.PatchSetContentReader).
+    # reader of the content frames' patches without positions (see encoder.PatchSetContentReader);
+    # "patch_pool": the same idea at a fraction of the cost (encoder.PatchPoolContentReader).
     content_reader: str = "encoder"
-    # patch_set only: read the content from the first this-many frames of the content half (0: all of
+    # patch readers only: read the content from the first this-many frames of the content half (0: all of
     # them). One frame already shows the whole look, and the reader's cost grows with its patches.
     content_frames: int = 0
-    content_patch: int = 0         # patch_set only: patch side in latent cells (0: latent_size // 8)
-    content_width: int = 0         # patch_set only: the reader's width (0: encoder_width)
+    content_patch: int = 0         # patch readers only: patch side in latent cells (0: latent_size // 8)
+    content_width: int = 0         # patch readers only: the reader's width (0: encoder_width)
+    content_rows: bool = False     # patch_pool only: tell the reader each patch's row (not its column)
     # Group VQ bottleneck on per-frame motion.
     groups: int = 8                # N
     codebook_size: int = 16        # K_e; ceiling = N * log2(K_e) bits per frame
@@ -91,6 +93,10 @@ class TrainConfig:
     cross_drive: bool = True       # content from the first half, motion from the second half
     augment_content_flip: bool = False   # mirror the content frames at random (pixels only)
     augment_motion_colors: bool = False  # permute the motion frames' channels at random (pixels only)
+    # >0: the loss rebuilds only this many of the rebuilt frames, picked at random per clip. Without
+    # temporal attention the denoiser (the dearest part) works frame by frame, so the loss stays an
+    # unbiased estimate while a step costs less; spend the saving on more clips per batch.
+    render_frames: int = 0
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04
     seed: int = 0
@@ -194,17 +200,23 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.amp in ("auto", "bf16", "off"), f"train.amp must be auto, bf16 or off, got {t.amp!r}"),
         (cfg.diffusion.sampler in ("heun", "euler"), "diffusion.sampler must be heun or euler"),
         (m.rate_estimate in ("information", "marginal"), "model.rate_estimate must be information or marginal"),
-        (m.content_reader in ("encoder", "patch_set"), "model.content_reader must be encoder or patch_set"),
-        (m.content_frames == 0 or m.content_reader == "patch_set",
-         "model.content_frames needs model.content_reader: patch_set (the encoder reads content and motion alike)"),
-        ((m.content_patch == 0 and m.content_width == 0) or m.content_reader == "patch_set",
-         "model.content_patch / content_width need model.content_reader: patch_set"),
+        (m.content_reader in ("encoder", "patch_set", "patch_pool"),
+         "model.content_reader must be encoder, patch_set or patch_pool"),
+        (m.content_frames == 0 or m.content_reader != "encoder",
+         "model.content_frames needs a patch reader (the encoder reads content and motion alike)"),
+        ((m.content_patch == 0 and m.content_width == 0) or m.content_reader != "encoder",
+         "model.content_patch / content_width need model.content_reader: patch_set or patch_pool"),
+        (not m.content_rows or m.content_reader == "patch_pool", "model.content_rows needs model.content_reader: patch_pool"),
         (m.content_patch >= 0 and (m.content_patch == 0 or d.image_size % m.content_patch == 0 or m.tokenizer != "pixels"),
          f"model.content_patch={m.content_patch} must divide data.image_size={d.image_size}"),
         (m.content_width == 0 or m.content_width % m.encoder_heads == 0,
          "model.content_width must be divisible by model.encoder_heads"),
         (0 <= m.content_frames <= (d.frames // 2 if t.cross_drive else d.frames),
          f"model.content_frames={m.content_frames} is outside 0..the frames the content is read from"),
+        (0 <= t.render_frames <= (d.frames // 2 if t.cross_drive else d.frames),
+         f"train.render_frames={t.render_frames} is outside 0..the frames a training clip rebuilds"),
+        (t.render_frames == 0 or not m.temporal_attention,
+         "train.render_frames needs model.temporal_attention: false (frames attend to each other)"),
         (0 <= t.target_bits <= m.groups * _log2(m.codebook_size),
          f"train.target_bits={t.target_bits} is outside 0..groups*log2(codebook_size)"),
     ]

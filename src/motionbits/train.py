@@ -83,33 +83,38 @@ class Batch:
     gumbel: torch.Tensor  # [B, T', N, K_e]
     content_flip: torch.Tensor | None = None     # [B] bool
     motion_channels: torch.Tensor | None = None  # [B, C] channel permutation
+    frame_pick: torch.Tensor | None = None       # [B, R] rebuilt frames the loss renders
 
     def shard(self, part: int, parts: int) -> "Batch":
         size = self.index.shape[0] // parts
         sl = slice(part * size, (part + 1) * size)
         cut = lambda x: None if x is None else x[sl]  # noqa: E731
         return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl],
-                     cut(self.content_flip), cut(self.motion_channels))
+                     cut(self.content_flip), cut(self.motion_channels), cut(self.frame_pick))
 
     def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
         move = lambda x: None if x is None else x.to(device, non_blocking=True)  # noqa: E731
         return {"sigma": move(self.sigma), "noise": move(self.noise), "gumbel": move(self.gumbel),
-                "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels)}
+                "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels),
+                "frame_pick": move(self.frame_pick)}
 
 
 def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: torch.Generator) -> Batch:
     cfg = model.cfg
     t_out = model.rebuilt_frames(cfg.data.frames)
+    t_render = cfg.train.render_frames or t_out
     c, s = model.latent_channels, model.latent_size
     index = torch.randint(0, len(clips), (batch_size,), generator=generator)
-    sigma = model.edm.sample_sigma((batch_size, t_out), generator)
-    noise = torch.randn((batch_size, t_out, c, s, s), generator=generator)
+    sigma = model.edm.sample_sigma((batch_size, t_render), generator)
+    noise = torch.randn((batch_size, t_render, c, s, s), generator=generator)
     uniform = torch.rand((batch_size, t_out, cfg.model.groups, cfg.model.codebook_size), generator=generator)
     gumbel = -(-uniform.clamp(1e-10, 1 - 1e-7).log()).log()
     flip = torch.rand(batch_size, generator=generator) < 0.5 if cfg.train.augment_content_flip else None
     channels = (torch.argsort(torch.rand(batch_size, c, generator=generator), dim=1)
                 if cfg.train.augment_motion_colors else None)
-    return Batch(index, sigma, noise, gumbel, flip, channels)
+    pick = (torch.argsort(torch.rand(batch_size, t_out, generator=generator), dim=1)[:, :t_render].sort(dim=1).values
+            if cfg.train.render_frames else None)
+    return Batch(index, sigma, noise, gumbel, flip, channels, pick)
 
 
 class Trainer:

@@ -17,7 +17,7 @@ import torch.nn as nn
 from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
-from motionbits.models.encoder import MotionContentEncoder, PatchSetContentReader
+from motionbits.models.encoder import MotionContentEncoder, PatchPoolContentReader, PatchSetContentReader
 from motionbits.models.quantizer import GroupQuantizer
 
 
@@ -36,10 +36,12 @@ class BCDModel(nn.Module):
                                  m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
                                  m.mlp_ratio, m.temporal_attention, m.content_adaln)
         self.edm = EDM(cfg.diffusion)
-        self.content_reader = (PatchSetContentReader(latent_channels, latent_size, m.content_width or m.encoder_width, 2,
-                                                     m.encoder_heads, m.content_queries, m.content_dim,
-                                                     patch=m.content_patch or None)
-                               if m.content_reader == "patch_set" else None)
+        reader_args = (latent_channels, latent_size, m.content_width or m.encoder_width, 2, m.encoder_heads,
+                       m.content_queries, m.content_dim)
+        self.content_reader = {"encoder": lambda: None,
+                               "patch_set": lambda: PatchSetContentReader(*reader_args, patch=m.content_patch or None),
+                               "patch_pool": lambda: PatchPoolContentReader(*reader_args, patch=m.content_patch or None,
+                                                                            rows=m.content_rows)}[m.content_reader]()
 
     @property
     def window(self) -> int:
@@ -85,12 +87,18 @@ class BCDModel(nn.Module):
 
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
-                motion_channels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The training loss. z [B,T,C,h,w]; sigma [B,T'], noise [B,T',C,h,w], gumbel [B,T',N,K_e]
-        and the augmentation draws (T' = frames rebuilt) come from the caller so runs are reproducible."""
+                motion_channels: torch.Tensor | None = None, frame_pick: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        """The training loss. z [B,T,C,h,w]; gumbel [B,T',N,K_e] (T' = frames rebuilt), the
+        augmentation draws, frame_pick [B,R] (the rebuilt frames the loss renders; None: all, R = T')
+        and sigma [B,R], noise [B,R,C,h,w] come from the caller so runs are reproducible."""
         content, motion, target = self.split_clip(z, content_flip, motion_channels)
-        q = self.quantizer(motion, gumbel)
-        per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, q.quantized, content),
+        q = self.quantizer(motion, gumbel)          # the rate is measured on every frame
+        quantized = q.quantized
+        if frame_pick is not None:
+            quantized = quantized.gather(1, frame_pick[..., None].expand(-1, -1, quantized.shape[-1]))    # [B, R, Cm]
+            target = target.gather(1, frame_pick.view(*frame_pick.shape, 1, 1, 1).expand(-1, -1, *target.shape[2:]))
+        per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
                                   target, sigma, noise)
         diffusion_loss = per_frame.mean()
         rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2

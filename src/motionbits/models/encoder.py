@@ -16,7 +16,7 @@ import torch.nn as nn
 from einops import rearrange
 
 from motionbits.errors import MotionbitsError
-from motionbits.models.layers import MLP, Attention
+from motionbits.models.layers import MLP, Attention, CrossAttention
 
 
 class FrameEmbedder(nn.Module):
@@ -122,3 +122,43 @@ class PatchSetContentReader(nn.Module):
         for block in self.blocks:
             x = block(x, None)
         return self.to_content(self.norm(x[:, :k]))
+
+
+class PatchPoolContentReader(nn.Module):
+    """A cheaper position-free content path (model.content_reader: patch_pool): every patch of the
+    content frames is embedded on its own, and K learnable queries pool them by cross-attention
+    (the patches never attend to each other, which is what made patch_set cost as much as the
+    denoiser). With model.content_rows each patch also gets an embedding of its row, so the reader
+    can tell trousers (low) from hair (high) without learning it from shapes; the columns and frames
+    stay unknown, so left/right and the arms' sway are still out of its reach."""
+
+    def __init__(self, latent_channels: int, latent_size: int, width: int, depth: int, heads: int,
+                 content_queries: int, content_dim: int, patch: int | None = None, rows: bool = False):
+        super().__init__()
+        self.patch = patch or max(1, latent_size // 8)
+        if latent_size % self.patch:
+            raise MotionbitsError(f"model.content_patch={self.patch} does not divide the latent size {latent_size}")
+        self.grid = latent_size // self.patch
+        self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(approximate="tanh"),
+                                   nn.Linear(width, width))
+        self.row_embed = nn.Parameter(torch.zeros(self.grid, width)) if rows else None
+        self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width))
+        self.context_norm = nn.LayerNorm(width)
+        self.layers = nn.ModuleList(nn.ModuleDict({"norm1": nn.LayerNorm(width), "attn": CrossAttention(width, heads),
+                                                   "norm2": nn.LayerNorm(width), "mlp": MLP(width)})
+                                    for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.to_content = nn.Linear(width, content_dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z [B, T, C, h, w] -> content [B, K, Cc]."""
+        p = self.patch
+        patches = self.embed(rearrange(z, "b t c (gh p) (gw q) -> b t gh gw (c p q)", p=p, q=p))  # [B, T, G, G, W]
+        if self.row_embed is not None:
+            patches = patches + self.row_embed[:, None, :].to(patches.dtype)
+        context = self.context_norm(patches.flatten(1, 3))                                          # [B, T*G*G, W]
+        x = self.queries.expand(z.shape[0], -1, -1)
+        for layer in self.layers:
+            x = x + layer["attn"](layer["norm1"](x), context)
+            x = x + layer["mlp"](layer["norm2"](x))
+        return self.to_content(self.norm(x))
