@@ -94,6 +94,16 @@ class MotionContentEncoder(nn.Module):
         return (self.to_content(x[:, :k]) if k else None), self.to_motion(x[:, k:])
 
 
+def content_patch_embedder(latent_channels: int, latent_size: int, width: int,
+                           patch: int | None) -> tuple[int, nn.Module]:
+    """(patch side, an MLP embedding one flattened patch [C*p*p] -> [W]) for the content readers."""
+    patch = patch or max(1, latent_size // 8)
+    if latent_size % patch:
+        raise MotionbitsError(f"model.content_patch={patch} does not divide the latent size {latent_size}")
+    return patch, nn.Sequential(nn.Linear(latent_channels * patch ** 2, width), nn.GELU(approximate="tanh"),
+                                nn.Linear(width, width))
+
+
 class PatchSetContentReader(nn.Module):
     """An alternative content path (model.content_reader: patch_set): K learnable queries and every
     patch of the content frames, embedded one by one and given NO position, go through a small
@@ -103,11 +113,7 @@ class PatchSetContentReader(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, width: int, depth: int, heads: int,
                  content_queries: int, content_dim: int, patch: int | None = None):
         super().__init__()
-        self.patch = patch or max(1, latent_size // 8)
-        if latent_size % self.patch:
-            raise MotionbitsError(f"model.content_patch={self.patch} does not divide the latent size {latent_size}")
-        self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(approximate="tanh"),
-                                   nn.Linear(width, width))
+        self.patch, self.embed = content_patch_embedder(latent_channels, latent_size, width, patch)
         self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width))
         self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
@@ -135,12 +141,8 @@ class PatchPoolContentReader(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, width: int, depth: int, heads: int,
                  content_queries: int, content_dim: int, patch: int | None = None, rows: bool = False):
         super().__init__()
-        self.patch = patch or max(1, latent_size // 8)
-        if latent_size % self.patch:
-            raise MotionbitsError(f"model.content_patch={self.patch} does not divide the latent size {latent_size}")
+        self.patch, self.embed = content_patch_embedder(latent_channels, latent_size, width, patch)
         self.grid = latent_size // self.patch
-        self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(approximate="tanh"),
-                                   nn.Linear(width, width))
         self.row_embed = nn.Parameter(torch.zeros(self.grid, width)) if rows else None
         self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width))
         self.context_norm = nn.LayerNorm(width)
