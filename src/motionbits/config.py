@@ -188,6 +188,7 @@ def load_config(name_or_path: str) -> Config:
 
 def validate(cfg: Config, where: str = "config") -> None:
     m, d, t = cfg.model, cfg.data, cfg.train
+    half = d.frames // 2 if t.cross_drive else d.frames  # frames the content is read from = frames rebuilt
     checks = [
         (d.kind in ("sprites", "video"), f"data.kind must be 'sprites' or 'video', got {d.kind!r}"),
         (d.frames >= 2, f"data.frames must be >= 2, got {d.frames}"),
@@ -211,9 +212,9 @@ def validate(cfg: Config, where: str = "config") -> None:
          f"model.content_patch={m.content_patch} must divide data.image_size={d.image_size}"),
         (m.content_width == 0 or m.content_width % m.encoder_heads == 0,
          "model.content_width must be divisible by model.encoder_heads"),
-        (0 <= m.content_frames <= (d.frames // 2 if t.cross_drive else d.frames),
+        (0 <= m.content_frames <= half,
          f"model.content_frames={m.content_frames} is outside 0..the frames the content is read from"),
-        (0 <= t.render_frames <= (d.frames // 2 if t.cross_drive else d.frames),
+        (0 <= t.render_frames <= half,
          f"train.render_frames={t.render_frames} is outside 0..the frames a training clip rebuilds"),
         (t.render_frames == 0 or not m.temporal_attention,
          "train.render_frames needs model.temporal_attention: false (frames attend to each other)"),

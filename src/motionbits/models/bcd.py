@@ -37,11 +37,12 @@ class BCDModel(nn.Module):
                                  m.mlp_ratio, m.temporal_attention, m.content_adaln)
         self.edm = EDM(cfg.diffusion)
         reader_args = (latent_channels, latent_size, m.content_width or m.encoder_width, 2, m.encoder_heads,
-                       m.content_queries, m.content_dim)
-        self.content_reader = {"encoder": lambda: None,
-                               "patch_set": lambda: PatchSetContentReader(*reader_args, patch=m.content_patch or None),
-                               "patch_pool": lambda: PatchPoolContentReader(*reader_args, patch=m.content_patch or None,
-                                                                            rows=m.content_rows)}[m.content_reader]()
+                       m.content_queries, m.content_dim, m.content_patch or None)
+        self.content_reader = None  # "encoder": the encoder's queries read the content
+        if m.content_reader == "patch_set":
+            self.content_reader = PatchSetContentReader(*reader_args)
+        elif m.content_reader == "patch_pool":
+            self.content_reader = PatchPoolContentReader(*reader_args, rows=m.content_rows)
 
     @property
     def window(self) -> int:

@@ -16,11 +16,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
-        mask = None if bias is None else bias.to(q.dtype)
-        if q.device.type == "cpu":
-            y = math_attention(q, k, v, mask)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # flash / memory-efficient kernels
+        y = attend(q, k, v, None if bias is None else bias.to(q.dtype))
         return self.out(rearrange(y, "b h l d -> b l (h d)"))
 
 
@@ -38,8 +34,15 @@ class CrossAttention(nn.Module):
         """x [B, Q, W], context [B, L, W] -> [B, Q, W]."""
         q = rearrange(self.q(x), "b l (h d) -> b h l d", h=self.heads)
         k, v = rearrange(self.kv(context), "b l (two h d) -> two b h l d", two=2, h=self.heads)
-        y = math_attention(q, k, v, None) if q.device.type == "cpu" else F.scaled_dot_product_attention(q, k, v)
-        return self.out(rearrange(y, "b h l d -> b l (h d)"))
+        return self.out(rearrange(attend(q, k, v, None), "b h l d -> b l (h d)"))
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """[B, H, Lq, D] queries over [B, H, L, D] keys/values: the math below on the CPU, torch's
+    flash / memory-efficient kernels elsewhere."""
+    if q.device.type == "cpu":
+        return math_attention(q, k, v, mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
