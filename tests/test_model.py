@@ -222,3 +222,48 @@ def test_render_frames_loss_is_the_loss_of_the_picked_frames():
         tiny_config(train={"render_frames": 5})                   # a training clip rebuilds 4 frames
     with pytest.raises(MotionbitsError, match="render_frames"):
         tiny_config(train={"render_frames": 2}, model={"temporal_attention": True})
+
+
+def _wake(model: BCDModel) -> BCDModel:
+    """adaLN-Zero makes a new denoiser ignore its conditions: give every weight a value."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(std=0.1)
+    return model
+
+
+def test_dropped_clips_are_rendered_without_their_content():
+    torch.manual_seed(0)
+    model = _wake(BCDModel(tiny_config(model={"content_dropout": 0.5}), 3, 16).eval())
+    z = torch.randn(2, 8, 3, 16, 16)
+    other = z.clone()
+    other[:, :4] = torch.randn(2, 4, 3, 16, 16)       # another look: only the content frames change
+    gumbel = -(-torch.rand(2, 4, 4, 8).log()).log()
+    sigma, noise = torch.rand(2, 4) + 0.1, torch.randn(2, 4, 3, 16, 16)
+    drop = torch.tensor([True, True])
+    dropped = [model(x, sigma, noise, gumbel, content_drop=drop)["diffusion_loss"] for x in (z, other)]
+    kept = model(z, sigma, noise, gumbel, content_drop=torch.tensor([False, True]))["diffusion_loss"]
+    assert torch.equal(dropped[0], dropped[1])       # the content frames no longer matter
+    assert not torch.allclose(kept, dropped[0], rtol=1e-4)
+
+
+def test_content_guidance_extrapolates_from_the_null_content():
+    torch.manual_seed(0)
+    cfg = tiny_config(model={"content_dropout": 0.1})
+    model = _wake(BCDModel(cfg, 3, 16).eval())
+    content = model.encode_content(torch.randn(2, 8, 3, 16, 16))
+    codes = torch.randint(0, 8, (2, 3, 4))
+    noise = torch.randn(2, 3, 3, 16, 16)
+    plain = model.render(content, codes, noise, steps=1, sampler="euler")
+    null = model.render(model.null_content.expand_as(content), codes, noise, steps=1, sampler="euler")
+    cfg.diffusion.guidance = 2.5
+    guided = model.render(content, codes, noise, steps=1, sampler="euler")
+    # one Euler step to sigma 0 returns D, and D is affine in the network output
+    assert torch.allclose(guided, null + 2.5 * (plain - null), atol=1e-4)
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    with pytest.raises(MotionbitsError, match="content_dropout"):
+        tiny_config(diffusion={"guidance": 2.0})
+    unguided = BCDModel(tiny_config(), 3, 16).eval()
+    unguided.cfg.diffusion.guidance = 2.0                    # set after validation, e.g. by a CLI flag
+    with pytest.raises(MotionbitsError, match="content_dropout"):
+        unguided.render(content, codes, noise, steps=1)

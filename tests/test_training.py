@@ -30,9 +30,9 @@ def test_training_decreases_loss(sprites_root, tmp_path):
 @pytest.mark.parametrize("demo_features", [False, True])
 def test_resume_is_exact(sprites_root, tmp_path, demo_features):
     cfg = sprites_cfg(sprites_root, steps=4, checkpoint_every=2)
-    if demo_features:  # the demo's draws: pooled content reader, frame subset, both augmentations
+    if demo_features:  # the demo's draws (pooled content reader, frame subset, both augmentations), content dropout
         cfg = tiny_config(data={"root": str(sprites_root), "image_size": 64},
-                          model={"patch_size": 16, "content_reader": "patch_pool"},
+                          model={"patch_size": 16, "content_reader": "patch_pool", "content_dropout": 0.5},
                           train={"steps": 4, "checkpoint_every": 2, "render_frames": 2,
                                  "augment_content_flip": True, "augment_motion_colors": True})
     straight = tmp_path / "straight"
@@ -102,6 +102,18 @@ def test_pipeline_transfer_and_reconstruct(sprites_root, tmp_path):
     assert pipe.reconstruct(clips).shape == (2, 8, 64, 64, 3)
     with pytest.raises(MotionbitsError, match="64x64"):
         pipe.reconstruct(torch.zeros(8, 32, 32, 3, dtype=torch.uint8))
+
+
+def test_guidance_flag_needs_a_null_content(sprites_root, tmp_path, capsys):
+    from motionbits.cli import main
+
+    train(sprites_cfg(sprites_root, steps=1), tmp_path / "run", progress=False)
+    args = ["reconstruct", "--checkpoint", str(tmp_path / "run"), "--input", f"sprites:{sprites_root}:test:0",
+            "-o", str(tmp_path / "x.gif"), "--guidance", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "content_dropout" in err and "\n" not in err
+    assert main(args[:-2]) == 0 and (tmp_path / "x.gif").exists()
 
 
 def test_learning_rate_schedule():

@@ -97,11 +97,23 @@ def _hold_still(clip, window: int):
     return clip[:1].expand(window, -1, -1, -1) if clip.shape[0] < window else clip
 
 
-def cmd_reconstruct(args: argparse.Namespace) -> None:
+def _open_checkpoint(args: argparse.Namespace):
+    """The trained pipeline of --checkpoint, with --guidance applied to its sampler."""
     from motionbits.pipeline import MotionBits
-    from motionbits.visualize import save_video, side_by_side
 
     pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    if args.guidance is not None:
+        if args.guidance != 1 and pipe.model.null_content is None:
+            raise MotionbitsError(f"--guidance {args.guidance}: checkpoint {args.checkpoint} was trained without "
+                                  "model.content_dropout, so it has no null content to guide from")
+        pipe.cfg.diffusion.guidance = args.guidance
+    return pipe
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from motionbits.visualize import save_video, side_by_side
+
+    pipe = _open_checkpoint(args)
     clip = _read_clip(args.input, pipe.cfg.data.image_size, args.frames)
     out = pipe.reconstruct(clip, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     result = side_by_side([clip, out]) if args.side_by_side else out
@@ -109,10 +121,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
-    from motionbits.pipeline import MotionBits
     from motionbits.visualize import save_video, side_by_side
 
-    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    pipe = _open_checkpoint(args)
     size = pipe.cfg.data.image_size
     content = _read_clip(args.content, size, None)
     motion = _read_clip(args.motion, size, args.frames)
@@ -126,11 +137,10 @@ def cmd_transfer(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from motionbits.generate import generate_motion
-    from motionbits.pipeline import MotionBits
     from motionbits.prior_train import load_prior
     from motionbits.visualize import save_video
 
-    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    pipe = _open_checkpoint(args)
     prior = load_prior(args.prior, pipe.device)
     size = pipe.cfg.data.image_size
     content = _read_clip(args.content, size, None)
@@ -144,9 +154,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from motionbits.evaluate.sprites_eval import evaluate_sprites
-    from motionbits.pipeline import MotionBits
 
-    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
+    pipe = _open_checkpoint(args)
     if args.data:
         pipe.cfg.data.root = args.data
     out = args.out or str(Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else args.checkpoint)
@@ -285,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--device", default="auto")
         q.add_argument("--sample-steps", type=int, default=None, help="denoising steps (default: config)")
         q.add_argument("--sampler", choices=["euler", "heun"], default=None, help="ODE sampler (default: config)")
+        q.add_argument("--guidance", type=float, default=None,
+                       help="content guidance scale w (default: config; 1 = off; needs model.content_dropout)")
         q.add_argument("--seed", type=int, default=0)
 
     def media_args(q: argparse.ArgumentParser) -> None:

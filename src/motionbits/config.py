@@ -65,6 +65,9 @@ class ModelConfig:
     denoiser_heads: int = 4
     temporal_attention: bool = False
     content_adaln: bool = True     # also feed the pooled content to the adaLN condition
+    # >0: share of training clips whose content is replaced by a learned null content (as DiT drops
+    # class labels), so the denoiser also learns the motion-only render and diffusion.guidance works.
+    content_dropout: float = 0.0
     mlp_ratio: float = 4.0
 
 
@@ -78,6 +81,9 @@ class DiffusionConfig:
     rho: float = 7.0
     sample_steps: int = 8
     sampler: str = "heun"          # "heun" (EDM 2nd order) | "euler"
+    # Classifier-free guidance on the content: D = D_null + w * (D_content - D_null); 1 = off.
+    # Needs a model trained with model.content_dropout > 0.
+    guidance: float = 1.0
 
 
 @dataclass
@@ -218,6 +224,9 @@ def validate(cfg: Config, where: str = "config") -> None:
          f"train.render_frames={t.render_frames} is outside 0..the frames a training clip rebuilds"),
         (t.render_frames == 0 or not m.temporal_attention,
          "train.render_frames needs model.temporal_attention: false (frames attend to each other)"),
+        (0 <= m.content_dropout < 1, f"model.content_dropout={m.content_dropout} is outside [0, 1)"),
+        (cfg.diffusion.guidance == 1 or m.content_dropout > 0,
+         f"diffusion.guidance={cfg.diffusion.guidance} needs a model trained with model.content_dropout > 0"),
         (0 <= t.target_bits <= m.groups * _log2(m.codebook_size),
          f"train.target_bits={t.target_bits} is outside 0..groups*log2(codebook_size)"),
     ]

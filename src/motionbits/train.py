@@ -84,19 +84,21 @@ class Batch:
     content_flip: torch.Tensor | None = None     # [B] bool
     motion_channels: torch.Tensor | None = None  # [B, C] channel permutation
     frame_pick: torch.Tensor | None = None       # [B, R] rebuilt frames the loss renders
+    content_drop: torch.Tensor | None = None     # [B] bool: rendered from the null content
 
     def shard(self, part: int, parts: int) -> "Batch":
         size = self.index.shape[0] // parts
         sl = slice(part * size, (part + 1) * size)
         cut = lambda x: None if x is None else x[sl]  # noqa: E731
         return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl],
-                     cut(self.content_flip), cut(self.motion_channels), cut(self.frame_pick))
+                     cut(self.content_flip), cut(self.motion_channels), cut(self.frame_pick),
+                     cut(self.content_drop))
 
     def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
         move = lambda x: None if x is None else x.to(device, non_blocking=True)  # noqa: E731
         return {"sigma": move(self.sigma), "noise": move(self.noise), "gumbel": move(self.gumbel),
                 "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels),
-                "frame_pick": move(self.frame_pick)}
+                "frame_pick": move(self.frame_pick), "content_drop": move(self.content_drop)}
 
 
 def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: torch.Generator) -> Batch:
@@ -114,7 +116,9 @@ def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: to
                 if cfg.train.augment_motion_colors else None)
     pick = (torch.argsort(torch.rand(batch_size, t_out, generator=generator), dim=1)[:, :t_render].sort(dim=1).values
             if cfg.train.render_frames else None)
-    return Batch(index, sigma, noise, gumbel, flip, channels, pick)
+    drop = (torch.rand(batch_size, generator=generator) < cfg.model.content_dropout
+            if cfg.model.content_dropout > 0 else None)
+    return Batch(index, sigma, noise, gumbel, flip, channels, pick, drop)
 
 
 class Trainer:

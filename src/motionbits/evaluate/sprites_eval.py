@@ -106,6 +106,7 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
         "test_clips_evaluated": n,
         "sample_steps": steps,
         "sampler": sampler or cfg.diffusion.sampler,
+        "guidance": cfg.diffusion.guidance,
         "judge_test_accuracy": getattr(judge, "accuracies", {}),
         "swap": swap,
         "content_swap_standard": standard,
@@ -132,7 +133,8 @@ def markdown_report(r: dict) -> str:
     lines = [
         f"# Sprites evaluation: {r['config']}",
         "",
-        f"Test split, {r['test_clips_evaluated']} clips, {r['sample_steps']} {r['sampler']} sampling steps.",
+        f"Test split, {r['test_clips_evaluated']} clips, {r['sample_steps']} {r['sampler']} sampling steps"
+        + (f", content guidance {r['guidance']:g}." if r.get("guidance", 1) != 1 else "."),
         "",
         "| measure | value |",
         "|---|---|",

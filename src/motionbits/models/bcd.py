@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from motionbits.config import Config
 from motionbits.diffusion import EDM
+from motionbits.errors import MotionbitsError
 from motionbits.models.denoiser import Denoiser
 from motionbits.models.encoder import MotionContentEncoder, PatchPoolContentReader, PatchSetContentReader
 from motionbits.models.quantizer import GroupQuantizer
@@ -43,6 +44,9 @@ class BCDModel(nn.Module):
             self.content_reader = PatchSetContentReader(*reader_args)
         elif m.content_reader == "patch_pool":
             self.content_reader = PatchPoolContentReader(*reader_args, rows=m.content_rows)
+        # The "no content" the denoiser sees for dropped clips, and the other half of guidance.
+        self.null_content = (nn.Parameter(torch.zeros(1, m.content_queries, m.content_dim))
+                             if m.content_dropout > 0 else None)
 
     @property
     def window(self) -> int:
@@ -88,12 +92,15 @@ class BCDModel(nn.Module):
 
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
-                motion_channels: torch.Tensor | None = None, frame_pick: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                motion_channels: torch.Tensor | None = None, frame_pick: torch.Tensor | None = None,
+                content_drop: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training loss. z [B,T,C,h,w]; gumbel [B,T',N,K_e] (T' = frames rebuilt), the
-        augmentation draws, frame_pick [B,R] (the rebuilt frames the loss renders; None: all, R = T')
-        and sigma [B,R], noise [B,R,C,h,w] come from the caller so runs are reproducible."""
+        augmentation draws, frame_pick [B,R] (the rebuilt frames the loss renders; None: all, R = T'),
+        content_drop [B] bool (clips rendered from the null content) and sigma [B,R],
+        noise [B,R,C,h,w] come from the caller so runs are reproducible."""
         content, motion, target = self.split_clip(z, content_flip, motion_channels)
+        if content_drop is not None:
+            content = torch.where(content_drop[:, None, None], self.null_content.to(content.dtype), content)
         q = self.quantizer(motion, gumbel)          # the rate is measured on every frame
         quantized = q.quantized
         if frame_pick is not None:
@@ -138,4 +145,18 @@ class BCDModel(nn.Module):
                steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
         """content [B, K, Cc], codes [B, T, N], noise [B, T, C, h, w] -> latents [B, T, C, h, w]."""
         motion = self.quantizer.lookup(codes)
-        return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
+        w = self.cfg.diffusion.guidance
+        if w == 1:
+            return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
+        if self.null_content is None:
+            raise MotionbitsError(f"diffusion.guidance={w} needs a model trained with model.content_dropout > 0")
+        # One denoiser call on [with content; null content]; EDM's D is affine in the network
+        # output F, so guiding F guides D.
+        both = torch.cat([content, self.null_content.expand_as(content)])
+
+        def guided(x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+            out = self.denoiser(x.repeat(2, 1, 1, 1, 1), c_noise.repeat(2, 1), motion.repeat(2, 1, 1), both)
+            with_content, without = out.chunk(2)
+            return without + w * (with_content - without)
+
+        return self.edm.sample(guided, noise, steps, sampler)
