@@ -4,7 +4,6 @@ import json
 import yaml
 
 from motionbits.bench import format_report, run_bench
-from motionbits.train import sample_batch  # noqa: F401  (bench and training share the batch layout)
 
 
 def test_bench_tiny_config(tmp_path):

@@ -27,7 +27,7 @@ from motionbits.data.clips import frames_to_float
 from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel
 from motionbits.runtime import autocast, pick_device, use_bf16
-from motionbits.train import Batch
+from motionbits.train import sample_batch
 
 # Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0,
@@ -66,19 +66,6 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
 
 
-def random_batch(model: BCDModel, batch: int, device: torch.device) -> tuple[torch.Tensor, Batch]:
-    cfg = model.cfg
-    t_out = model.rebuilt_frames(cfg.data.frames)
-    t_render = cfg.train.render_frames or t_out
-    c, s = model.latent_channels, model.latent_size
-    z = torch.randn(batch, cfg.data.frames, c, s, s, device=device)
-    pick = torch.arange(t_render, device=device).expand(batch, -1) if cfg.train.render_frames else None
-    b = Batch(torch.arange(batch), model.edm.sample_sigma((batch, t_render), device=device),
-              torch.randn(batch, t_render, c, s, s, device=device),
-              torch.rand(batch, t_out, cfg.model.groups, cfg.model.codebook_size, device=device), frame_pick=pick)
-    return z, b
-
-
 def bench_latent_shape(cfg: Config) -> tuple[int, int]:
     """(channels, size) of the latents the model sees: pixels, or taef2-like 32 x H/8 (no weights needed)."""
     if cfg.model.tokenizer == "pixels":
@@ -93,27 +80,30 @@ def training_step(cfg: Config, device: torch.device, compile: bool = False):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     bf16 = use_bf16(device, cfg.train.amp)
     forward = torch.compile(model) if compile else model
-    z, b = random_batch(model, cfg.train.batch_size, device)
+    # Random latents, and the training loop's own draws (noise, Gumbel, augmentations, frame subset).
+    z = torch.randn(cfg.train.batch_size, cfg.data.frames, latent_c, latent_s, latent_s, device=device)
+    inputs = sample_batch(model, cfg.train.batch_size, cfg.train.batch_size,
+                          torch.Generator().manual_seed(0)).model_inputs(device)
 
     def step():
         with autocast(device, bf16):
-            out = forward(z, b.sigma, b.noise, b.gumbel, frame_pick=b.frame_pick)
+            out = forward(z, **inputs)
         out["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return model, step, (z, b, opt, bf16)
+    return model, step, (z, inputs, opt, bf16)
 
 
 def bench_training(cfg: Config, device: torch.device, repeats: int, compile: bool = False) -> dict:
-    model, step, (z, b, opt, bf16) = training_step(cfg, device, compile)
+    model, step, (z, inputs, opt, bf16) = training_step(cfg, device, compile)
     batch = cfg.train.batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = _timed(step, device, repeats)
     with FlopCounterMode(display=False) as counter:
         with autocast(device, bf16):
-            out = model(z, b.sigma, b.noise, b.gumbel, frame_pick=b.frame_pick)
+            out = model(z, **inputs)
         out["loss"].backward()
     opt.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from motionbits import checkpoint as ckpt_io
 from motionbits.config import Config
-from motionbits.data.clips import ClipSet, load_clips
+from motionbits.data.clips import load_clips
 from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel
 from motionbits.runtime import autocast, pick_device, use_bf16
@@ -101,12 +101,14 @@ class Batch:
                 "frame_pick": move(self.frame_pick), "content_drop": move(self.content_drop)}
 
 
-def sample_batch(model: BCDModel, clips: ClipSet, batch_size: int, generator: torch.Generator) -> Batch:
+def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: torch.Generator) -> Batch:
+    """Every random draw of one global training step: which of the num_clips clips, noise levels,
+    noise, Gumbel noise and the augmentation draws (`motionbits bench` times steps on these too)."""
     cfg = model.cfg
     t_out = model.rebuilt_frames(cfg.data.frames)
     t_render = cfg.train.render_frames or t_out
     c, s = model.latent_channels, model.latent_size
-    index = torch.randint(0, len(clips), (batch_size,), generator=generator)
+    index = torch.randint(0, num_clips, (batch_size,), generator=generator)
     sigma = model.edm.sample_sigma((batch_size, t_render), generator)
     noise = torch.randn((batch_size, t_render, c, s, s), generator=generator)
     uniform = torch.rand((batch_size, t_out, cfg.model.groups, cfg.model.codebook_size), generator=generator)
@@ -196,7 +198,7 @@ class Trainer:
         t = self.cfg.train
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step)
-        batch = sample_batch(self.model, self.clips, t.batch_size, self.generator).shard(self.dist.rank, self.dist.world)
+        batch = sample_batch(self.model, len(self.clips), t.batch_size, self.generator).shard(self.dist.rank, self.dist.world)
         totals: dict[str, torch.Tensor] = {}
         for micro in range(t.grad_accum):
             part = batch.shard(micro, t.grad_accum)
