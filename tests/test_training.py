@@ -121,3 +121,13 @@ def test_learning_rate_schedule():
     assert learning_rate(cfg, 0) == pytest.approx(0.1)
     assert learning_rate(cfg, 9) == pytest.approx(1.0)
     assert learning_rate(cfg, 100) == pytest.approx(0.1)
+
+
+def test_keep_freed_memory_on_glibc_and_off_by_environment(monkeypatch):
+    import platform
+
+    from motionbits.runtime import keep_freed_memory
+
+    assert keep_freed_memory() == (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MOTIONBITS_KEEP_FREED_MEMORY", "0")
+    assert keep_freed_memory() is False

@@ -26,7 +26,7 @@ from motionbits.config import Config, load_config
 from motionbits.data.clips import frames_to_float
 from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel
-from motionbits.runtime import autocast, pick_device, use_bf16
+from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
 from motionbits.train import sample_batch
 
 # Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
@@ -76,6 +76,8 @@ def bench_latent_shape(cfg: Config) -> tuple[int, int]:
 def training_step(cfg: Config, device: torch.device, compile: bool = False):
     """(model, one full training step on a fixed random batch: forward, backward, AdamW)."""
     latent_c, latent_s = bench_latent_shape(cfg)
+    if device.type == "cpu":
+        keep_freed_memory()  # as training does
     model = BCDModel(cfg, latent_c, latent_s).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     bf16 = use_bf16(device, cfg.train.amp)

@@ -30,7 +30,7 @@ from motionbits.config import Config
 from motionbits.data.clips import load_clips
 from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel
-from motionbits.runtime import autocast, pick_device, use_bf16
+from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
 
 
 @dataclass
@@ -139,6 +139,7 @@ class Trainer:
         torch.manual_seed(t.seed + self.dist.rank)
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # tiny optimizer moments turn denormal and crawl on CPUs
+            keep_freed_memory()
         self.clips = load_clips(cfg, "train", device=self.device, progress=self.progress)
         if (t.augment_content_flip or t.augment_motion_colors) and cfg.model.tokenizer != "pixels":
             raise MotionbitsError("train.augment_content_flip / augment_motion_colors act on pixels: "
