@@ -58,6 +58,7 @@ def evaluate_generation(pipe: MotionBits, prior: MotionPrior, judge, out_dir: st
     free = judge_predict(judge, torch.cat(outputs["free"]))
     report = {
         "test_clips": len(chosen), "frames": frames, "temperature": temperature, "top_k": top_k,
+        "content_guidance": pipe.cfg.diffusion.guidance,
         "unconditioned": {**motion_distribution_scores(free["motion"]),
                           "attributes_kept": accuracy(free["attributes"].flatten(0, 1), attrs.flatten()),
                           "judged_classes": np.bincount(free["motion"].argmax(-1).numpy(), minlength=NUM_MOTIONS).tolist()},
