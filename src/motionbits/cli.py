@@ -98,15 +98,15 @@ def _hold_still(clip, window: int):
 
 
 def _open_checkpoint(args: argparse.Namespace):
-    """The trained pipeline of --checkpoint, with --guidance applied to its sampler."""
+    """The trained pipeline of --checkpoint, with --guidance applied to its sampler (checked by the
+    config's own rules: guidance needs a model trained with content dropout)."""
+    from motionbits.config import validate
     from motionbits.pipeline import MotionBits
 
     pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
     if args.guidance is not None:
-        if args.guidance != 1 and pipe.model.null_content is None:
-            raise MotionbitsError(f"--guidance {args.guidance}: checkpoint {args.checkpoint} was trained without "
-                                  "model.content_dropout, so it has no null content to guide from")
         pipe.cfg.diffusion.guidance = args.guidance
+        validate(pipe.cfg, f"checkpoint {args.checkpoint} with --guidance")
     return pipe
 
 
