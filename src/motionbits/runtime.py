@@ -21,17 +21,15 @@ def keep_freed_memory() -> bool:
     A CPU training step frees and re-allocates the same large activation buffers every step; by
     default glibc hands blocks above a few MB back to the kernel and page-faults them in again
     (system time). Raising the mmap and trim thresholds (mallopt) keeps them in the heap; the
-    README's "Speed" has the measured difference. The process keeps its peak memory in exchange. False where there is no glibc (macOS, Windows, musl) or with
-    MOTIONBITS_KEEP_FREED_MEMORY=0 in the environment (to measure the difference): nothing changes."""
-    if os.environ.get("MOTIONBITS_KEEP_FREED_MEMORY", "1") == "0":
-        return False
+    README's "Speed" has the measured difference. The process keeps its peak memory in exchange.
+    False where there is no glibc (macOS, Windows, musl) or with MOTIONBITS_KEEP_FREED_MEMORY=0 in
+    the environment (to measure the difference): nothing changes then."""
     name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
+    if os.environ.get("MOTIONBITS_KEEP_FREED_MEMORY", "1") == "0" or name is None:
         return False
-    if mallopt is None:
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # no such library, or a libc without mallopt
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, (1 << 31) - 1))
