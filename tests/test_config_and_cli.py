@@ -43,6 +43,13 @@ def test_target_above_ceiling(tmp_path):
         load_config(str(bad))
 
 
+def test_zero_checkpoint_interval_is_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {checkpoint_every: 0}\n")
+    with pytest.raises(MotionbitsError, match="checkpoint_every"):
+        load_config(str(bad))
+
+
 def run_cli(args, capsys):
     code = main(args)
     err = capsys.readouterr().err.strip()
