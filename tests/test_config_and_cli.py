@@ -66,6 +66,7 @@ def test_cli_bad_inputs_give_one_line(tmp_path, capsys, sprites_root):
         (["train", "--config", "sprites-cpu", "--data", str(tmp_path / "missing")], "missing"),
         (["train", "--config", "sprites-cpu", "--data", str(tmp_path / "notsprites")], "notsprites"),
         (["train", "--config", "sprites-cpu", "--max-minutes", "0"], "--max-minutes"),
+        (["demo", "--out", str(tmp_path / "d"), "--max-minutes", "-1"], "--max-minutes"),
         (["data", "sprites", "--out", str(tmp_path / "o"), "--sheets", str(tmp_path / "notsprites")], "notsprites"),
         (["evaluate", "--checkpoint", str(tmp_path / "junk.pt")], "junk.pt"),
         (["transfer", "--checkpoint", str(tmp_path / "nothing.pt"), "--content", "a.png", "--motion", "b.mp4",

@@ -55,13 +55,17 @@ def _number_list(text: str, kind, flag: str, least: float = 1) -> list:
     return values
 
 
+def _check_minutes(minutes: float | None) -> None:
+    if minutes is not None and minutes <= 0:
+        raise MotionbitsError(f"--max-minutes must be above 0, got {minutes:g}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from motionbits.config import resolve_config_path
     from motionbits.generate import is_prior_config, train_prior_from_config
     from motionbits.train import train
 
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise MotionbitsError(f"--max-minutes must be above 0, got {args.max_minutes:g}")
+    _check_minutes(args.max_minutes)
     path = resolve_config_path(args.config)
     if is_prior_config(path):
         print(f"checkpoint: {train_prior_from_config(path, args.out, fresh=args.fresh)}")
@@ -210,17 +214,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from motionbits.train import train
     from motionbits.visualize import save_png, transfer_matrix
 
+    _check_minutes(args.max_minutes)
     started = time.time()
     out = Path(args.out)
     cfg = load_config(args.config)
-    cfg.data.root = str(out / "sprites")
+    cfg.data.root = str(out / "data")  # not out/<config name>: that is the run folder
     if args.steps:
         cfg.train.steps = args.steps
     if not (Path(cfg.data.root) / "manifest.json").exists():
         sheets = args.sheets or download_sheets(out / "sheets")
         compose_sprites(sheets, cfg.data.root)
     run_dir = out / cfg.name
-    train(cfg, run_dir)
+    train(cfg, run_dir, max_minutes=args.max_minutes)
     pipe = MotionBits.from_checkpoint(run_dir / "last.pt")
     test = load_sprites(cfg.data.root, "test")
     # 4 contents (rows) x 4 motions (columns) from different test characters.
@@ -229,7 +234,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     clips = torch.from_numpy(test.frames[idx.numpy()])
     gif, png = transfer_matrix(pipe, clips[:4], clips[4:], out / "transfer.gif")
     print(f"wrote {gif} and {png}")
-    report = evaluate_sprites(pipe, out, clips=args.clips)
+    # A judge already in the folder (an earlier demo, or one copied in) is reused, else trained there.
+    report = evaluate_sprites(pipe, out, judge_path=out / "judge.safetensors", clips=args.clips)
     print((out / "eval.md").read_text())
     print(f"demo finished in {(time.time() - started) / 60:.1f} min; everything is in {out}/")
 
@@ -361,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", default="sprites-cpu")
     m.add_argument("--sheets", help=DEFAULT_SHEETS_HINT)
     m.add_argument("--steps", type=int)
+    m.add_argument("--max-minutes", type=float, default=None,
+                   help="stop training (and go on to the GIF and evaluation) after this much wall-clock time")
     m.add_argument("--clips", type=int, default=None)
     m.set_defaults(func=cmd_demo)
     b = sub.add_parser("bench", help="training and sampling speed, FLOPs and MFU of named configs")
