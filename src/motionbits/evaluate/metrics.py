@@ -83,6 +83,7 @@ def ssim(
     data_range: float = 2.0,
     window_size: int = 11,
     sigma: float = 1.5,
+    chunk: int = 256,
 ) -> float:
     """Mean structural similarity (Wang et al. 2004) with a Gaussian window.
 
@@ -92,24 +93,30 @@ def ssim(
       SSIM = (2 mu_a mu_b + C1)(2 s_ab + C2) / ((mu_a^2 + mu_b^2 + C1)(s_a^2 + s_b^2 + C2)).
     The SSIM map is averaged over pixels and channels, then over samples.
     """
-    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
     if a.shape != b.shape or a.ndim < 3:
         raise ValueError(f"expected matching [..., C, H, W] tensors, got {tuple(a.shape)} and {tuple(b.shape)}")
     c, h, w = a.shape[-3:]
     a, b = a.reshape(-1, c, h, w), b.reshape(-1, c, h, w)
     size = min(window_size, h, w)  # small images: shrink the window rather than fail
-    win = _gaussian_window(size, sigma, c, a.dtype, a.device)
+    # float32 in chunks: float64 depthwise convs ran ~10x slower on CPUs, and the whole test
+    # split's intermediates at once took ~15 GB.
+    win = _gaussian_window(size, sigma, c, torch.float32, a.device)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
 
     def filt(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, win, groups=c)
 
-    mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a**2
-    var_b = filt(b * b) - mu_b**2
-    cov = filt(a * b) - mu_a * mu_b
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return ssim_map.flatten(1).mean(1).mean().item()
+    per_sample = []
+    for start in range(0, len(a), chunk):
+        x, y = a[start:start + chunk].float(), b[start:start + chunk].float()
+        mu_x, mu_y = filt(x), filt(y)
+        var_x = filt(x * x) - mu_x**2
+        var_y = filt(y * y) - mu_y**2
+        cov = filt(x * y) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        per_sample.append(ssim_map.flatten(1).double().mean(1))
+    return torch.cat(per_sample).mean().item()
 
 
 def code_usage(codes: torch.Tensor, codebook_size: int) -> dict[str, float]:
