@@ -103,6 +103,10 @@ class TrainConfig:
     # temporal attention the denoiser (the dearest part) works frame by frame, so the loss stays an
     # unbiased estimate while a step costs less; spend the saving on more clips per batch.
     render_frames: int = 0
+    # >0: weight of the motion-swap consistency term (BCDModel.swap_consistency): a fraction of each
+    # batch is rendered with another clip's motion codes and must re-encode to those codes.
+    swap_consistency: float = 0.0
+    swap_fraction: float = 0.25
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04
     seed: int = 0
@@ -227,6 +231,10 @@ def validate(cfg: Config, where: str = "config") -> None:
          f"train.render_frames={t.render_frames} is outside 0..the frames a training clip rebuilds"),
         (t.render_frames == 0 or not m.temporal_attention,
          "train.render_frames needs model.temporal_attention: false (frames attend to each other)"),
+        (t.swap_consistency >= 0, f"train.swap_consistency={t.swap_consistency} must be >= 0"),
+        (0 < t.swap_fraction <= 1, f"train.swap_fraction={t.swap_fraction} is outside (0, 1]"),
+        (t.swap_consistency == 0 or t.batch_size * t.swap_fraction >= 2,
+         "train.swap_consistency needs at least 2 clips a step in the swap (batch_size x swap_fraction)"),
         (0 <= m.content_dropout < 1, f"model.content_dropout={m.content_dropout} is outside [0, 1)"),
         (cfg.diffusion.guidance == 1 or m.content_dropout > 0,
          f"diffusion.guidance={cfg.diffusion.guidance} needs a model trained with model.content_dropout > 0"),

@@ -85,6 +85,7 @@ class Batch:
     motion_channels: torch.Tensor | None = None  # [B, C] channel permutation
     frame_pick: torch.Tensor | None = None       # [B, R] rebuilt frames the loss renders
     content_drop: torch.Tensor | None = None     # [B] bool: rendered from the null content
+    swap_noise: torch.Tensor | None = None       # [B, T', C, h, w]: train.swap_consistency renders
 
     def shard(self, part: int, parts: int) -> "Batch":
         size = self.index.shape[0] // parts
@@ -92,13 +93,14 @@ class Batch:
         cut = lambda x: None if x is None else x[sl]  # noqa: E731
         return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl],
                      cut(self.content_flip), cut(self.motion_channels), cut(self.frame_pick),
-                     cut(self.content_drop))
+                     cut(self.content_drop), cut(self.swap_noise))
 
     def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
         move = lambda x: None if x is None else x.to(device, non_blocking=True)  # noqa: E731
         return {"sigma": move(self.sigma), "noise": move(self.noise), "gumbel": move(self.gumbel),
                 "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels),
-                "frame_pick": move(self.frame_pick), "content_drop": move(self.content_drop)}
+                "frame_pick": move(self.frame_pick), "content_drop": move(self.content_drop),
+                "swap_noise": move(self.swap_noise)}
 
 
 def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: torch.Generator) -> Batch:
@@ -120,7 +122,9 @@ def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: to
             if cfg.train.render_frames else None)
     drop = (torch.rand(batch_size, generator=generator) < cfg.model.content_dropout
             if cfg.model.content_dropout > 0 else None)
-    return Batch(index, sigma, noise, gumbel, flip, channels, pick, drop)
+    swap_noise = (torch.randn((batch_size, t_out, c, s, s), generator=generator)
+                  if cfg.train.swap_consistency > 0 else None)
+    return Batch(index, sigma, noise, gumbel, flip, channels, pick, drop, swap_noise)
 
 
 class Trainer:

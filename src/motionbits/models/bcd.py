@@ -8,11 +8,15 @@ One training batch, cross-driving on (the paper's trick):
               └─► second half z[:, T/2:] ──encoder──► motion m [B, T/2, N*d] ──quantizer──► m̂
     loss = EDM loss of denoising z[:, T/2:] given (c, m̂)  +  lambda * (H(m̂) - H_target)^2
 Content never sees the frames it must rebuild, so it cannot smuggle their motion through.
+Optionally (train.swap_consistency) part of the batch is also rendered with another clip's codes,
+and the render must re-encode to those codes (BCDModel.swap_consistency).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
 
 from motionbits.config import Config
 from motionbits.diffusion import EDM
@@ -93,11 +97,13 @@ class BCDModel(nn.Module):
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
                 motion_channels: torch.Tensor | None = None, frame_pick: torch.Tensor | None = None,
-                content_drop: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                content_drop: torch.Tensor | None = None, swap_noise: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
         """The training loss. z [B,T,C,h,w]; gumbel [B,T',N,K_e] (T' = frames rebuilt), the
         augmentation draws, frame_pick [B,R] (the rebuilt frames the loss renders; None: all, R = T'),
-        content_drop [B] bool (clips rendered from the null content) and sigma [B,R],
-        noise [B,R,C,h,w] come from the caller so runs are reproducible."""
+        content_drop [B] bool (clips rendered from the null content), sigma [B,R], noise [B,R,C,h,w]
+        and swap_noise [B,T',C,h,w] (train.swap_consistency) come from the caller so runs are
+        reproducible."""
         content, motion, target = self.split_clip(z, content_flip, motion_channels)
         if content_drop is not None:
             content = torch.where(content_drop[:, None, None], self.null_content.to(content.dtype), content)
@@ -110,8 +116,41 @@ class BCDModel(nn.Module):
                                   target, sigma, noise)
         diffusion_loss = per_frame.mean()
         rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
-        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss, "rate_loss": rate_loss,
-                "bits_per_frame": q.rate_bits.detach(), "marginal_bits": q.entropy_bits.detach()}
+        out = {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss, "rate_loss": rate_loss,
+               "bits_per_frame": q.rate_bits.detach(), "marginal_bits": q.entropy_bits.detach()}
+        t = self.cfg.train
+        if t.swap_consistency > 0 and swap_noise is not None:
+            n = max(2, round(z.shape[0] * t.swap_fraction))
+            swap_loss, agreement = self.swap_consistency(content[:n], motion[:n], swap_noise[:n])
+            out["loss"] = out["loss"] + t.swap_consistency * swap_loss
+            out.update(swap_loss=swap_loss.detach(), swap_agreement=agreement)
+        return out
+
+    def swap_consistency(self, content: torch.Tensor, motion: torch.Tensor,
+                         noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Motion-swap consistency: clip i's content rendered with clip i-1's motion codes must
+        re-encode to those codes. Plain reconstruction never shows the denoiser a content and codes
+        from different clips, so when the content also knows the motion (Sprites: the action can be
+        read off a bag of patches) it may follow the content, and a transfer then keeps the content
+        clip's motion. This term trains on exactly those mismatched pairs. The render is one denoiser
+        call from pure noise at sigma_max (the 1-step sampler); the encoder and codebook are held
+        fixed here, so the codes stay what reconstruction made them and only the denoiser (and the
+        content path) learn from it.
+
+        content [S, K, Cc], motion [S, T', N*d] (encoder outputs of the clips' motion frames),
+        noise [S, T', C, h, w] -> (cross-entropy of the re-encoded codes, their agreement)."""
+        with torch.no_grad():
+            codes = self.quantizer.logits(motion).argmax(-1).roll(1, dims=0)    # [S, T', N]: clip i-1's
+        driving = self.quantizer.lookup(codes).detach()                          # [S, T', N*d]
+        sigma_max = self.cfg.diffusion.sigma_max
+        sigma = noise.new_full(noise.shape[:2], sigma_max)                       # [S, T']
+        rendered = self.edm.denoise(lambda x, c: self.denoiser(x, c, driving, content), noise * sigma_max, sigma)
+        frozen = {name: p.detach() for name, p in self.encoder.named_parameters()}
+        _, motion_again = functional_call(self.encoder, frozen, (rendered,))
+        logits = self.quantizer.logits(motion_again, self.quantizer.codebook.detach())  # [S, T', N, K_e]
+        loss = F.cross_entropy(logits.flatten(0, 2), codes.flatten())
+        agreement = (logits.argmax(-1) == codes).float().mean()
+        return loss, agreement
 
     def rebuilt_frames(self, frames: int) -> int:
         return frames // 2 if self.cfg.train.cross_drive else frames

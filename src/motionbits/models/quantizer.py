@@ -72,10 +72,11 @@ class GroupQuantizer(nn.Module):
     def ceiling_bits(self) -> float:
         return self.groups * math.log2(self.codebook_size)
 
-    def logits(self, motion: torch.Tensor) -> torch.Tensor:
-        """motion [B, T, N*d] -> logits [B, T, N, K_e] = -alpha * squared distance."""
+    def logits(self, motion: torch.Tensor, codebook: torch.Tensor | None = None) -> torch.Tensor:
+        """motion [B, T, N*d] -> logits [B, T, N, K_e] = -alpha * squared distance (to `codebook`
+        [N, K_e, d] when given, e.g. a detached copy, else to this quantizer's own)."""
         m = rearrange(motion.float(), "b t (n d) -> b t n d", n=self.groups)
-        e = self.codebook.float()
+        e = (self.codebook if codebook is None else codebook).float()
         # ||m||^2 - 2 m.e + ||e||^2, per group
         dist = (m.pow(2).sum(-1, keepdim=True)
                 - 2 * torch.einsum("btnd,nkd->btnk", m, e)
