@@ -7,6 +7,8 @@
 # Everything worth keeping lands in OUT_DIR (at most 8 files).
 #
 # usage: scripts/gpu_sprites.sh SHEETS_DIR OUT_DIR [TRAIN_MINUTES] [JUDGE] [CONFIG]
+#   COMPILE=0 trains eagerly (a budget of a minute or two loses too much of it to compiling);
+#   CLIPS=N evaluates N test clips instead of the config's number (sprites: all 2664).
 set -uo pipefail
 sheets=$1
 out=$2
@@ -25,22 +27,23 @@ stamp "$(python3 -c 'import torch; print("torch", torch.__version__, "cuda", tor
 [ -n "$judge" ] && cp "$judge" "$work/demo/judge.safetensors"
 
 # The packaged config with train.compile on (same model and schedule; the run folder keeps its name).
-python3 - "$config" "$work/compiled.yaml" <<'EOF'
+python3 - "$config" "$work/compiled.yaml" "${COMPILE:-1}" <<'EOF'
 import sys, yaml
 from motionbits.config import resolve_config_path
 values = yaml.safe_load(resolve_config_path(sys.argv[1]).read_text())
 values.setdefault("name", sys.argv[1])
-values.setdefault("train", {})["compile"] = True
+values.setdefault("train", {})["compile"] = sys.argv[3] != "0"
 yaml.safe_dump(values, open(sys.argv[2], "w"))
 EOF
 
-stamp "demo: $config with torch.compile, training for $minutes min"
-"${mb[@]}" demo --config "$work/compiled.yaml" --sheets "$sheets" --out "$work/demo" --max-minutes "$minutes" 2>&1 | quiet >> "$out/run.log"
+clips=${CLIPS:+--clips $CLIPS}
+stamp "demo: $config (compile ${COMPILE:-1}), training for $minutes min"
+"${mb[@]}" demo --config "$work/compiled.yaml" --sheets "$sheets" --out "$work/demo" --max-minutes "$minutes" $clips 2>&1 | quiet >> "$out/run.log"
 run=$(ls -d "$work"/demo/*/ 2>/dev/null | grep -v /data/$ | head -1)
 if [ ! -f "$work/demo/eval.json" ] && [ -z "$run" -o ! -f "${run}last.pt" ]; then
   left=$(python3 -c "print(max(0.5, $minutes - ($(date +%s) - $started) / 60))")
   stamp "the compiled run left no checkpoint: eager for $left min"
-  "${mb[@]}" demo --config "$config" --sheets "$sheets" --out "$work/demo" --max-minutes "$left" 2>&1 | quiet >> "$out/run.log"
+  "${mb[@]}" demo --config "$config" --sheets "$sheets" --out "$work/demo" --max-minutes "$left" $clips 2>&1 | quiet >> "$out/run.log"
   run=$(ls -d "$work"/demo/*/ 2>/dev/null | grep -v /data/$ | head -1)
 fi
 for f in eval.json eval.md transfer.gif transfer.png; do cp "$work/demo/$f" "$out/" 2>/dev/null; done
