@@ -140,7 +140,8 @@ class BCDModel(nn.Module):
 
         content [S, K, Cc], motion [S, T', N*d] (encoder outputs of the clips' motion frames),
         noise [S, T', C, h, w] -> {"codes": cross-entropy of the re-encoded codes, "content":
-        1 - cosine of the re-read content, "agreement": share of re-encoded codes that match}."""
+        cross-entropy of telling the re-read content's own clip among the S, "agreement": share of
+        re-encoded codes that match}."""
         with torch.no_grad():
             codes = self.quantizer.logits(motion).argmax(-1).roll(1, dims=0)    # [S, T', N]: clip i-1's
         driving = self.quantizer.lookup(codes).detach()                          # [S, T', N*d]
@@ -156,9 +157,16 @@ class BCDModel(nn.Module):
             frames = self.cfg.model.content_frames or rendered.shape[1]
             content_again = functional_call(self.content_reader, frozen(self.content_reader), (rendered[:, :frames],))
         logits = self.quantizer.logits(motion_again, self.quantizer.codebook.detach())  # [S, T', N, K_e]
-        cosine = F.cosine_similarity(content_again.float(), content.detach().float(), dim=-1)  # [S, K]
+        # The re-read content must pick out its own clip among the S: a cross-entropy over squared
+        # distances in units of the targets' mean pairwise distance (a plain cosine sat at 0.99 for
+        # any two clips, which share a large common part, and per-feature scaling blew up early on).
+        target = content.detach().float().flatten(1)                                   # [S, K*Cc]
+        pairwise = torch.cdist(target, target).pow(2)
+        scale = pairwise.sum() / (len(target) * (len(target) - 1)) + 1e-6
+        distance = torch.cdist(content_again.float().flatten(1), target).pow(2)        # [S, S]
+        own = torch.arange(len(target), device=target.device)
         return {"codes": F.cross_entropy(logits.flatten(0, 2), codes.flatten()),
-                "content": (1 - cosine).mean(),
+                "content": F.cross_entropy(-distance / scale, own),
                 "agreement": (logits.argmax(-1) == codes).float().mean()}
 
     def rebuilt_frames(self, frames: int) -> int:
