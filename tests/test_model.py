@@ -271,27 +271,24 @@ def test_content_guidance_extrapolates_from_the_null_content():
 
 def test_swap_consistency_trains_the_denoiser_on_another_clips_codes():
     torch.manual_seed(0)
-    model = _wake(BCDModel(tiny_config(train={"swap_consistency": 0.5, "swap_fraction": 0.5},
-                                       model={"content_reader": "patch_pool"}), 3, 16).train())
+    model = _wake(BCDModel(tiny_config(train={"swap_consistency": 0.5, "swap_fraction": 0.5}), 3, 16).train())
     z = torch.randn(4, 8, 3, 16, 16)
     gumbel = -(-torch.rand(4, 4, 4, 8).log()).log()
     sigma, noise, swap_noise = torch.rand(4, 4) + 0.1, torch.randn(4, 4, 3, 16, 16), torch.randn(4, 4, 3, 16, 16)
     out = model(z, sigma, noise, gumbel, swap_noise=swap_noise)
     plain = model(z, sigma, noise, gumbel)                            # no swap noise: no swap term
-    assert "swap_codes" not in plain and 0 <= out["swap_agreement"] <= 1 and out["swap_content"] > 0
-    assert torch.allclose(out["loss"], plain["loss"] + 0.5 * (out["swap_codes"] + out["swap_content"]), atol=1e-5)
-    # The swap term alone: its targets are the codes of clip i-1 (the batch's first half here) and
-    # clip i's content; it reaches the denoiser and the content path but never the encoder, the
-    # content reader's weights or the codebook.
+    assert "swap_loss" not in plain and 0 <= out["swap_agreement"] <= 1
+    assert torch.allclose(out["loss"], plain["loss"] + 0.5 * out["swap_loss"], atol=1e-5)
+    # The swap term alone: its targets are the codes of clip i-1 (the batch's first half here),
+    # and it reaches the denoiser and the content reader but never the encoder or the codebook.
     content, motion, _ = model.split_clip(z)
     content = content[:2].detach().requires_grad_(True)
-    swap = model.swap_consistency(content, motion[:2], swap_noise[:2])
-    assert torch.allclose(swap["codes"], out["swap_codes"], atol=1e-6)
+    loss, _ = model.swap_consistency(content, motion[:2], swap_noise[:2])
+    assert torch.allclose(loss, out["swap_loss"], atol=1e-6)
     model.zero_grad()
-    (swap["codes"] + swap["content"]).backward()
+    loss.backward()
     assert content.grad.abs().max() > 0
-    for frozen in (model.encoder, model.content_reader):
-        assert all(p.grad is None or p.grad.abs().max() == 0 for p in frozen.parameters())
+    assert all(p.grad is None or p.grad.abs().max() == 0 for p in model.encoder.parameters())
     assert model.quantizer.codebook.grad is None or model.quantizer.codebook.grad.abs().max() == 0
     assert any(p.grad is not None and p.grad.abs().max() > 0 for p in model.denoiser.parameters())
     with pytest.raises(MotionbitsError, match="swap"):

@@ -104,7 +104,8 @@ class TrainConfig:
     # unbiased estimate while a step costs less; spend the saving on more clips per batch.
     render_frames: int = 0
     # >0: weight of the motion-swap consistency term (BCDModel.swap_consistency): a fraction of each
-    # batch is rendered with another clip's motion codes and must re-encode to those codes.
+    # batch is rendered with another clip's motion codes and must re-encode to those codes. Off by
+    # default: on the CPU it moved the motion into the codes but lost the look (README).
     swap_consistency: float = 0.0
     swap_fraction: float = 0.25
     target_bits: float = 12.0      # H_target, bits per frame
