@@ -26,26 +26,29 @@ stamp "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --form
 stamp "$(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)')"
 [ -n "$judge" ] && cp "$judge" "$work/demo/judge.safetensors"
 
-# The packaged config with train.compile on (same model and schedule; the run folder keeps its name).
-python3 - "$config" "$work/compiled.yaml" "${COMPILE:-1}" <<'EOF'
+# The config with train.compile on (same model and schedule); prints the run folder's name, which
+# is the config's name as load_config gives it (the file's stem when the file names none).
+name=$(python3 - "$config" "$work/compiled.yaml" "${COMPILE:-1}" <<'EOF'
 import sys, yaml
 from motionbits.config import resolve_config_path
-values = yaml.safe_load(resolve_config_path(sys.argv[1]).read_text())
-values.setdefault("name", sys.argv[1])
+path = resolve_config_path(sys.argv[1])
+values = yaml.safe_load(path.read_text())
+values.setdefault("name", path.stem)
 values.setdefault("train", {})["compile"] = sys.argv[3] != "0"
 yaml.safe_dump(values, open(sys.argv[2], "w"))
+print(values["name"])
 EOF
+) || exit
+run=$work/demo/$name
 
 clips=${CLIPS:+--clips $CLIPS}
 stamp "demo: $config (compile ${COMPILE:-1}), training for $minutes min"
 "${mb[@]}" demo --config "$work/compiled.yaml" --sheets "$sheets" --out "$work/demo" --max-minutes "$minutes" $clips 2>&1 | quiet >> "$out/run.log"
-run=$(ls -d "$work"/demo/*/ 2>/dev/null | grep -v /data/$ | head -1)
-if [ ! -f "$work/demo/eval.json" ] && [ -z "$run" -o ! -f "${run}last.pt" ]; then
+if [ ! -f "$work/demo/eval.json" ] && [ ! -f "$run/last.pt" ]; then
   left=$(python3 -c "print(max(0.5, $minutes - ($(date +%s) - $started) / 60))")
   stamp "the compiled run left no checkpoint: eager for $left min"
   "${mb[@]}" demo --config "$config" --sheets "$sheets" --out "$work/demo" --max-minutes "$left" $clips 2>&1 | quiet >> "$out/run.log"
-  run=$(ls -d "$work"/demo/*/ 2>/dev/null | grep -v /data/$ | head -1)
 fi
 for f in eval.json eval.md transfer.gif transfer.png; do cp "$work/demo/$f" "$out/" 2>/dev/null; done
-cp "${run}metrics.jsonl" "$out/metrics.jsonl" 2>/dev/null
+cp "$run/metrics.jsonl" "$out/metrics.jsonl" 2>/dev/null
 stamp "done"
