@@ -11,6 +11,13 @@ Definitions (all on test clips only):
     the result that equal the codes of B's clip (chance = 1/K_e);
   * content consistency: cosine similarity between the content tokens (flattened) re-encoded from
     the result and those of A's clip.
+  * whose look (a check that does not use the model): a clip's look is its mean frame over time,
+    shrunk to 16x16 (layout, colours, background; the motion averages out). Every identity of the
+    dataset, train and test, gets the mean look of all its clips; a result is attributed to the
+    identity with the nearest look (L2). Reported: the fraction of results attributed to A (the
+    look was kept), to B (the driver was copied) and to anyone else (a third person, e.g. a
+    training person drawn from memory); the same attribution of the real test clips to their own
+    identity is the instrument's accuracy.
 - window seams (long transfers): for each test video, up to `seam_frames` consecutive frames are
   assembled from its non-overlapping clips and driven onto another identity's content. Motion is
   encoded in windows of the training length, so a seam would show as a jump between the last
@@ -34,6 +41,35 @@ from motionbits.data.video import load_video_clips
 from motionbits.errors import MotionbitsError
 from motionbits.evaluate.metrics import code_usage, psnr, ssim
 from motionbits.pipeline import MotionBits
+
+
+LOOK_SIZE = 16
+
+
+def looks(frames: np.ndarray | torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """uint8 clips [N, T, H, W, 3] -> their looks [N, 3 * 16 * 16]: the mean frame, area-shrunk."""
+    out = []
+    for i in range(0, len(frames), batch):
+        x = torch.as_tensor(np.asarray(frames[i:i + batch])).float().mean(dim=1) / 255   # [b, H, W, 3]
+        out.append(F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), LOOK_SIZE).flatten(1))
+    return torch.cat(out)
+
+
+def identity_looks(root: str | Path) -> tuple[torch.Tensor, np.ndarray]:
+    """The mean look of every identity over both splits -> looks [I, D], identity ids [I]."""
+    feats, ids = [], []
+    for split in ("train", "test"):
+        frames, labels = load_video_clips(root, split)
+        feats.append(looks(frames))
+        ids.append(labels["identity"])
+    feats, ids = torch.cat(feats), np.concatenate(ids)
+    unique = np.unique(ids)
+    return torch.stack([feats[torch.from_numpy(ids == u)].mean(0) for u in unique]), unique
+
+
+def nearest_identity(x: torch.Tensor, gallery: torch.Tensor, ids: np.ndarray) -> np.ndarray:
+    """Looks [N, D] -> the identity id with the nearest mean look, [N]."""
+    return ids[torch.cdist(x, gallery).argmin(dim=1).numpy()]
 
 
 def same_video_pairs(video: np.ndarray, start: np.ndarray) -> list[tuple[int, int]]:
@@ -121,18 +157,28 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         recon_ssim.append(ssim(fake, real))
         if lpips is not None:
             recon_lpips.append(lpips(fake.to(pipe.device), real.to(pipe.device)).mean().item())
-    agreement, reference, cosine, driving_codes = [], [], [], []
+    agreement, reference, cosine, driving_codes, result_looks = [], [], [], [], []
     for i in tqdm(range(0, len(cross), batch_size), desc="cross-identity", disable=not progress):
         part = cross[i:i + batch_size]
         content_clips = torch.stack([clip(a) for a, _ in part])
         motion_clips = torch.stack([clip(b) for _, b in part])
         out = pipe.transfer(content_clips, motion_clips, steps=steps, seed=seed + i)
+        result_looks.append(looks(out.cpu()))
         codes = pipe.encode_motion(motion_clips)
         driving_codes.append(codes.flatten(0, 1).cpu())
         agreement.append((pipe.encode_motion(out) == codes).float().mean().item())
         reference.append((pipe.encode_motion(content_clips) == codes).float().mean().item())
         cosine.append(F.cosine_similarity(pipe.encode_content(out).flatten(1),
                                           pipe.encode_content(content_clips).flatten(1)).mean().item())
+    whose = None
+    if cross:
+        gallery, ids = identity_looks(pipe.cfg.data.root)
+        attributed = nearest_identity(torch.cat(result_looks), gallery, ids)
+        content_id, driver_id = identity[[a for a, _ in cross]], identity[[b for _, b in cross]]
+        own = nearest_identity(looks(frames), gallery, ids) == identity
+        whose = {"content": float(np.mean(attributed == content_id)), "driver": float(np.mean(attributed == driver_id)),
+                 "other": float(np.mean((attributed != content_id) & (attributed != driver_id))),
+                 "real_test_clips_own": float(np.mean(own)), "identities": int(len(ids))}
     seams = None
     sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
     sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
@@ -159,7 +205,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                            # the same agreement for the content clip itself (no transfer): the floor
                            # that codes shared by every clip (a still background, say) already give
                            "untransferred_code_agreement": float(np.mean(reference)) if reference else None,
-                           "content_cosine": float(np.mean(cosine)) if cosine else None},
+                           "content_cosine": float(np.mean(cosine)) if cosine else None,
+                           "whose_look": whose},
         # the empirical entropy of the driving clips' codes (sum of per-group entropies)
         "bits_per_frame": (code_usage(torch.cat(driving_codes), pipe.cfg.model.codebook_size)["entropy_bits_per_frame"]
                            if driving_codes else None),
@@ -179,6 +226,10 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         f"| cross-identity code agreement | {_fmt(c['code_agreement'])} (chance {c['chance_code_agreement']:.3f}) |",
         f"| the same for the untransferred content clip | {_fmt(c['untransferred_code_agreement'])} |",
         f"| cross-identity content cosine | {_fmt(c['content_cosine'])} |",
+        *([f"| whose look: content / driver / someone else ({whose['identities']} identities) "
+           f"| {whose['content']:.3f} / {whose['driver']:.3f} / {whose['other']:.3f} |",
+           f"| the same attribution of the real test clips to their own identity | {whose['real_test_clips_own']:.3f} |"]
+          if whose else []),
         f"| code entropy of the driving clips (bits per frame) | {_fmt(report['bits_per_frame'], 2)} |",
         *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
            f"| {seams['seam_ratio']:.3f} |"] if seams else []), ""]))
