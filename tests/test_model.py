@@ -124,6 +124,28 @@ def test_render_shapes_and_determinism():
     assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, b)
 
 
+def test_clip_recolouring_changes_the_whole_clip_target_included():
+    from motionbits.augment import random_color_matrices, recolor
+
+    gen = torch.Generator().manual_seed(0)
+    m = random_color_matrices(64, gen)
+    grey = torch.full((64, 1, 3, 2, 2), 0.2)
+    out = recolor(grey, m)
+    assert torch.allclose(out[:, :, 0], out[:, :, 1], atol=1e-5)     # grey stays grey: the hue turns,
+    assert out.std() > 0.02                                          # the brightness changes
+    colour = torch.tensor([0.8, -0.5, -0.5]).view(1, 1, 3, 1, 1).expand(64, 1, 3, 2, 2)
+    reds = recolor(colour, m)[:, 0, :, 0, 0]
+    assert (reds.argmax(dim=1).bincount(minlength=3) > 5).all()     # a red lands on every hue
+    assert torch.allclose(recolor(colour, torch.eye(3).expand(64, 3, 3)), colour, atol=1e-6)
+    model = _wake(BCDModel(tiny_config(), 3, 16).eval())
+    z = torch.rand(2, 8, 3, 16, 16) * 2 - 1
+    sigma, noise, gumbel = torch.rand(2, 4) + 0.1, torch.randn(2, 4, 3, 16, 16), torch.rand(2, 4, 4, 8)
+    colors = m[:2]
+    a = model(z, sigma, noise, gumbel, clip_colors=colors)["diffusion_loss"]
+    b = model(recolor(z, colors), sigma, noise, gumbel)["diffusion_loss"]
+    assert torch.allclose(a, b) and not torch.allclose(a, model(z, sigma, noise, gumbel)["diffusion_loss"])
+
+
 def test_augmentations_touch_only_the_encoder_inputs():
     cfg = tiny_config()
     model = BCDModel(cfg, 3, 16).eval()
@@ -293,3 +315,30 @@ def test_swap_consistency_trains_the_denoiser_on_another_clips_codes():
     assert any(p.grad is not None and p.grad.abs().max() > 0 for p in model.denoiser.parameters())
     with pytest.raises(MotionbitsError, match="swap"):
         tiny_config(train={"swap_consistency": 1.0, "swap_fraction": 0.25})   # 4 x 0.25 = 1 clip
+
+
+def test_identity_adversary_learns_while_reversing_the_encoders_gradient():
+    from motionbits.models.identity_adversary import IdentityAdversary, reverse_gradient
+
+    x = torch.randn(3, requires_grad=True)
+    (reverse_gradient(x, 0.5) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([-0.5, -1.0, -1.5]))
+    torch.manual_seed(0)
+    adversary = IdentityAdversary(code_dim=6, identities=3, width=16)
+    identity = torch.tensor([0, 1, 2, 1])
+    codes = torch.nn.functional.one_hot(identity, 6).float()[:, None].repeat(1, 4, 1)   # codes that name the person
+    codes.requires_grad_(True)
+    optimizer = torch.optim.Adam(adversary.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss, accuracy = adversary(codes, identity, weight=1.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert accuracy == 1.0                                        # the classifier finds the person,
+    codes.grad = None
+    adversary(codes, identity, weight=0.5)[0].backward()
+    target = identity[:, None].expand(-1, 4).flatten()
+    plain = torch.autograd.grad(torch.nn.functional.cross_entropy(adversary.head(codes).flatten(0, 1), target), codes)[0]
+    assert torch.allclose(codes.grad, -0.5 * plain)               # and the codes are pushed to make that harder
+    with pytest.raises(MotionbitsError, match="identity_adversary"):
+        BCDModel(tiny_config(train={"identity_adversary": 0.1}), 3, 16)

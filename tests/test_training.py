@@ -34,7 +34,8 @@ def test_resume_is_exact(sprites_root, tmp_path, demo_features):
         cfg = tiny_config(data={"root": str(sprites_root), "image_size": 64},
                           model={"patch_size": 16, "content_reader": "patch_pool", "content_dropout": 0.5},
                           train={"steps": 4, "checkpoint_every": 2, "render_frames": 2,
-                                 "augment_content_flip": True, "augment_motion_colors": True})
+                                 "augment_content_flip": True, "augment_motion_colors": True,
+                                 "augment_clip_colors": True})
     straight = tmp_path / "straight"
     train(cfg, straight, progress=False)
     resumed = tmp_path / "resumed"

@@ -6,7 +6,8 @@ import numpy as np
 from motionbits.data.video import build_video_dataset
 import torch
 
-from motionbits.evaluate.video_eval import evaluate_video, long_sequences, same_video_pairs, seam_ratio
+from motionbits.evaluate.video_eval import (evaluate_video, long_sequences, looks, nearest_identity, same_video_pairs,
+                                           seam_ratio)
 from motionbits.pipeline import MotionBits
 from motionbits.train import train
 
@@ -46,6 +47,20 @@ def test_seam_ratio_sees_jumps_at_window_borders_only():
     assert 0.5 < seam_ratio(noisy, smooth, window=4)["seam_ratio"] < 2
 
 
+def test_looks_attribute_a_clip_to_the_identity_it_resembles():
+    gen = torch.Generator().manual_seed(0)
+    red, blue = torch.zeros(4, 8, 32, 32, 3, dtype=torch.uint8), torch.zeros(4, 8, 32, 32, 3, dtype=torch.uint8)
+    red[..., 0], blue[..., 2] = 200, 200
+    red[:, :, 8:16, 8:16] = 255                              # a bright square, and noise, on top
+    red = (red.float() + torch.randint(0, 20, red.shape, generator=gen)).clamp(0, 255).to(torch.uint8)
+    gallery = torch.stack([looks(red).mean(0), looks(blue).mean(0)])
+    assert looks(red).shape == (4, 3 * 16 * 16)
+    ids = np.array([7, 9])
+    assert list(nearest_identity(looks(blue), gallery, ids)) == [9] * 4
+    moved = red.roll(shifts=2, dims=1)                       # the same clip, frames in another order
+    assert list(nearest_identity(looks(moved), gallery, ids)) == [7] * 4
+
+
 def test_train_and_evaluate_on_videos(tmp_path):
     src = tmp_path / "src"
     for person in ("anna", "ben", "cleo"):
@@ -54,12 +69,17 @@ def test_train_and_evaluate_on_videos(tmp_path):
             write_video(src / person / f"take{take}.mp4", moving_square(24, seed=take + 3 * len(person)))
     root = tmp_path / "clips"
     build_video_dataset(src, root, size=16, frames=8, stride=8, test_fraction=0.67, progress=False)
-    cfg = tiny_config(data={"kind": "video", "root": str(root), "image_size": 16}, train={"steps": 2})
+    cfg = tiny_config(data={"kind": "video", "root": str(root), "image_size": 16},
+                      train={"steps": 2, "log_every": 1, "identity_adversary": 0.1})
     train(cfg, tmp_path / "run", progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert 0 <= logged[-1]["adversary_accuracy"] <= 1        # the identity adversary ran on the 3 people
     pipe = MotionBits.from_checkpoint(tmp_path / "run")
     report = evaluate_video(pipe, tmp_path / "eval", steps=1, progress=False)
     assert report["test_videos_with_pairs"] >= 1
     assert 0 <= report["same_identity"]["l1"] <= 1 and 0 <= report["cross_identity"]["code_agreement"] <= 1
     assert json.loads((tmp_path / "eval" / "eval.json").read_text())["config"] == "tiny"
+    whose = report["cross_identity"]["whose_look"]
+    assert abs(whose["content"] + whose["driver"] + whose["other"] - 1) < 1e-6 and whose["identities"] == 3
     seams = report["window_seams"]             # 24-frame videos: long transfers over 6 windows of 4
     assert seams["frames"] > seams["window"] and seams["seam_ratio"] > 0

@@ -99,6 +99,9 @@ class TrainConfig:
     cross_drive: bool = True       # content from the first half, motion from the second half
     augment_content_flip: bool = False   # mirror the content frames at random (pixels only)
     augment_motion_colors: bool = False  # permute the motion frames' channels at random (pixels only)
+    # recolour each whole clip (content, motion and target alike) at random, so that with few people
+    # the codes cannot bring the look along (motionbits.augment; pixels only)
+    augment_clip_colors: bool = False
     # >0: the loss rebuilds only this many of the rebuilt frames, picked at random per clip. Without
     # temporal attention the denoiser (the dearest part) works frame by frame, so the loss stays an
     # unbiased estimate while a step costs less; spend the saving on more clips per batch.
@@ -107,6 +110,9 @@ class TrainConfig:
     # batch is rendered with another clip's motion codes and must re-encode to those codes. Off by
     # default: on the CPU it moved the motion into the codes but lost the look (README).
     swap_consistency: float = 0.0
+    # >0: weight of the reversed gradient from an identity classifier on the codes
+    # (models/identity_adversary.py), so the codes cannot name the person. Video data with identities.
+    identity_adversary: float = 0.0
     swap_fraction: float = 0.25
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04

@@ -36,7 +36,7 @@ class MotionBits:
         ckpt = ckpt_io.read_checkpoint(path)
         cfg = ckpt_io.checkpoint_config(ckpt)
         dev = pick_device(device)
-        model = BCDModel(cfg, ckpt["latent"]["channels"], ckpt["latent"]["size"])
+        model = BCDModel(cfg, ckpt["latent"]["channels"], ckpt["latent"]["size"], ckpt.get("identities", 0))
         try:
             model.load_state_dict(ckpt["ema"])
         except RuntimeError as err:

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from motionbits import checkpoint as ckpt_io
+from motionbits.augment import random_color_matrices
 from motionbits.config import Config
 from motionbits.data.clips import load_clips
 from motionbits.errors import MotionbitsError
@@ -86,6 +87,7 @@ class Batch:
     frame_pick: torch.Tensor | None = None       # [B, R] rebuilt frames the loss renders
     content_drop: torch.Tensor | None = None     # [B] bool: rendered from the null content
     swap_noise: torch.Tensor | None = None       # [B, T', C, h, w]: train.swap_consistency renders
+    clip_colors: torch.Tensor | None = None      # [B, 3, 3]: train.augment_clip_colors
 
     def shard(self, part: int, parts: int) -> "Batch":
         size = self.index.shape[0] // parts
@@ -93,14 +95,14 @@ class Batch:
         cut = lambda x: None if x is None else x[sl]  # noqa: E731
         return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl],
                      cut(self.content_flip), cut(self.motion_channels), cut(self.frame_pick),
-                     cut(self.content_drop), cut(self.swap_noise))
+                     cut(self.content_drop), cut(self.swap_noise), cut(self.clip_colors))
 
     def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
         move = lambda x: None if x is None else x.to(device, non_blocking=True)  # noqa: E731
         return {"sigma": move(self.sigma), "noise": move(self.noise), "gumbel": move(self.gumbel),
                 "content_flip": move(self.content_flip), "motion_channels": move(self.motion_channels),
                 "frame_pick": move(self.frame_pick), "content_drop": move(self.content_drop),
-                "swap_noise": move(self.swap_noise)}
+                "swap_noise": move(self.swap_noise), "clip_colors": move(self.clip_colors)}
 
 
 def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: torch.Generator) -> Batch:
@@ -124,7 +126,8 @@ def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: to
             if cfg.model.content_dropout > 0 else None)
     swap_noise = (torch.randn((batch_size, t_out, c, s, s), generator=generator)
                   if cfg.train.swap_consistency > 0 else None)
-    return Batch(index, sigma, noise, gumbel, flip, channels, pick, drop, swap_noise)
+    colors = random_color_matrices(batch_size, generator) if cfg.train.augment_clip_colors else None
+    return Batch(index, sigma, noise, gumbel, flip, channels, pick, drop, swap_noise, colors)
 
 
 class Trainer:
@@ -145,10 +148,11 @@ class Trainer:
             torch.set_flush_denormal(True)  # tiny optimizer moments turn denormal and crawl on CPUs
             keep_freed_memory()
         self.clips = load_clips(cfg, "train", device=self.device, progress=self.progress)
-        if (t.augment_content_flip or t.augment_motion_colors) and cfg.model.tokenizer != "pixels":
-            raise MotionbitsError("train.augment_content_flip / augment_motion_colors act on pixels: "
+        if (t.augment_content_flip or t.augment_motion_colors or t.augment_clip_colors) and cfg.model.tokenizer != "pixels":
+            raise MotionbitsError("train.augment_content_flip / augment_motion_colors / augment_clip_colors act on pixels: "
                                   f"turn them off with model.tokenizer={cfg.model.tokenizer!r}")
-        self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size).to(self.device)
+        self.identities = self._identities()
+        self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size, self.identities).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
@@ -165,6 +169,15 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _identities(self) -> int:
+        """How many identity classes the identity adversary tells apart (0 when it is off)."""
+        if self.cfg.train.identity_adversary <= 0:
+            return 0
+        if "identity" not in self.clips.labels:
+            raise MotionbitsError(f"train.identity_adversary needs clips with identities (a video dataset); "
+                                  f"{self.cfg.data.root} has none")
+        return int(self.clips.labels["identity"].max()) + 1
 
     # ---- state -----------------------------------------------------------------------------
     @property
@@ -190,6 +203,7 @@ class Trainer:
     def state(self) -> dict:
         return {"format": "motionbits", "version": ckpt_io.FORMAT_VERSION, "config": self.cfg.to_dict(),
                 "latent": {"channels": self.clips.latent_channels, "size": self.clips.latent_size},
+                "identities": self.identities,
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "generator": self.generator.get_state(), "rng": ckpt_io.rng_state()}
@@ -208,8 +222,11 @@ class Trainer:
         for micro in range(t.grad_accum):
             part = batch.shard(micro, t.grad_accum)
             z = self.clips.latents(part.index)                                   # [b, T, C, h, w]
+            inputs = part.model_inputs(self.device)
+            if self.identities:
+                inputs["identity"] = torch.as_tensor(self.clips.labels["identity"])[part.index].to(self.device)
             with autocast(self.device, self.bf16):
-                out = self.forward(z, **part.model_inputs(self.device))
+                out = self.forward(z, **inputs)
             (out["loss"] / t.grad_accum).backward()
             for k, v in out.items():
                 totals[k] = totals.get(k, 0) + v.detach() / t.grad_accum

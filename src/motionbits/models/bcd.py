@@ -18,16 +18,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from motionbits.augment import recolor
 from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.errors import MotionbitsError
 from motionbits.models.denoiser import Denoiser
+from motionbits.models.identity_adversary import IdentityAdversary
 from motionbits.models.encoder import MotionContentEncoder, PatchPoolContentReader, PatchSetContentReader
 from motionbits.models.quantizer import GroupQuantizer
 
 
 class BCDModel(nn.Module):
-    def __init__(self, cfg: Config, latent_channels: int, latent_size: int):
+    def __init__(self, cfg: Config, latent_channels: int, latent_size: int, identities: int = 0):
+        """identities: how many identities the training data has (train.identity_adversary only)."""
         super().__init__()
         m = cfg.model
         self.cfg = cfg
@@ -51,6 +54,11 @@ class BCDModel(nn.Module):
         # The "no content" the denoiser sees for dropped clips, and the other half of guidance.
         self.null_content = (nn.Parameter(torch.zeros(1, m.content_queries, m.content_dim))
                              if m.content_dropout > 0 else None)
+        if cfg.train.identity_adversary > 0 and identities < 2:
+            raise MotionbitsError("train.identity_adversary needs training clips of at least 2 identities "
+                                  "(a video dataset: identity folders or --identity-regex)")
+        self.identity_adversary = (IdentityAdversary(self.quantizer.dim, identities)
+                                   if cfg.train.identity_adversary > 0 else None)
 
     @property
     def window(self) -> int:
@@ -97,13 +105,17 @@ class BCDModel(nn.Module):
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
                 motion_channels: torch.Tensor | None = None, frame_pick: torch.Tensor | None = None,
-                content_drop: torch.Tensor | None = None, swap_noise: torch.Tensor | None = None
+                content_drop: torch.Tensor | None = None, swap_noise: torch.Tensor | None = None,
+                clip_colors: torch.Tensor | None = None, identity: torch.Tensor | None = None
                 ) -> dict[str, torch.Tensor]:
         """The training loss. z [B,T,C,h,w]; gumbel [B,T',N,K_e] (T' = frames rebuilt), the
         augmentation draws, frame_pick [B,R] (the rebuilt frames the loss renders; None: all, R = T'),
-        content_drop [B] bool (clips rendered from the null content), sigma [B,R], noise [B,R,C,h,w]
-        and swap_noise [B,T',C,h,w] (train.swap_consistency) come from the caller so runs are
-        reproducible."""
+        content_drop [B] bool (clips rendered from the null content), sigma [B,R], noise [B,R,C,h,w],
+        swap_noise [B,T',C,h,w] (train.swap_consistency) and clip_colors [B,3,3] (whole-clip
+        recolouring, target included: motionbits.augment) come from the caller so runs are
+        reproducible; identity [B] (the clips' identities) feeds train.identity_adversary."""
+        if clip_colors is not None:
+            z = recolor(z, clip_colors)
         content, motion, target = self.split_clip(z, content_flip, motion_channels)
         if content_drop is not None:
             content = torch.where(content_drop[:, None, None], self.null_content.to(content.dtype), content)
@@ -119,6 +131,10 @@ class BCDModel(nn.Module):
         out = {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss, "rate_loss": rate_loss,
                "bits_per_frame": q.rate_bits.detach(), "marginal_bits": q.entropy_bits.detach()}
         t = self.cfg.train
+        if self.identity_adversary is not None and identity is not None:
+            adversary_loss, adversary_accuracy = self.identity_adversary(q.quantized, identity, t.identity_adversary)
+            out["loss"] = out["loss"] + adversary_loss
+            out.update(adversary_loss=adversary_loss.detach(), adversary_accuracy=adversary_accuracy)
         if t.swap_consistency > 0 and swap_noise is not None:
             n = max(2, round(z.shape[0] * t.swap_fraction))
             swap_loss, agreement = self.swap_consistency(content[:n], motion[:n], swap_noise[:n])
