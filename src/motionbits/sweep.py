@@ -26,7 +26,9 @@ def _row(bits: float, report: dict, kind: str) -> dict:
             "reconstruction_psnr_db": report["same_identity"]["psnr_db"],
             "code_agreement": report["cross_identity"]["code_agreement"],
             "untransferred_code_agreement": report["cross_identity"].get("untransferred_code_agreement"),
-            "content_cosine": report["cross_identity"]["content_cosine"]}
+            "content_cosine": report["cross_identity"]["content_cosine"],
+            # the fraction of held-out transfers that show the content's person (model-free check)
+            "look_kept": (report["cross_identity"].get("whose_look") or {}).get("content")}
 
 
 def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: int | None = None,
@@ -62,7 +64,7 @@ def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: i
 def write_sweep(rows: list[dict], out_dir: Path, cfg: Config) -> None:
     (out_dir / "sweep.json").write_text(json.dumps(rows, indent=2))
     transfer_keys = (["swap_attributes", "swap_motion"] if cfg.data.kind == "sprites"
-                     else ["code_agreement", "untransferred_code_agreement", "content_cosine"])
+                     else ["code_agreement", "untransferred_code_agreement", "content_cosine", "look_kept"])
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [f"# Bitrate sweep: {cfg.name}", "",
              f"Same config and seed at each target rate, {rows[0]['steps']} training steps each; test split.", "",

@@ -117,6 +117,48 @@ def seam_ratio(result: torch.Tensor, driving: torch.Tensor, window: int) -> dict
             "seam_ratio": (rb / max(ri, 1e-8)) / max(db / max(di, 1e-8), 1e-8)}
 
 
+def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> list[tuple[int, int]]:
+    """n (content clip, driving clip) pairs of different identities, drawn at random."""
+    if len(np.unique(identity)) < 2:
+        return []
+    pairs = []
+    while len(pairs) < n:
+        a, b = torch.randint(len(identity), (2,), generator=gen).tolist()
+        if identity[a] != identity[b]:
+            pairs.append((a, b))
+    return pairs
+
+
+def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, pairs: list[tuple[int, int]],
+                   gallery: torch.Tensor, gallery_ids: np.ndarray, steps: int | None, batch_size: int, seed: int,
+                   progress: bool, desc: str = "cross-identity") -> dict:
+    """Content of clip a, motion of clip b, for each (a, b) of another identity: code agreement, its
+    untransferred floor, content cosine, whose look; and the driving clips' codes [P*T', N]."""
+    if not pairs:
+        return {"code_agreement": None, "untransferred_code_agreement": None, "content_cosine": None,
+                "whose_look": None, "pairs": 0, "driving_codes": None}
+    agreement, reference, cosine, driving_codes, result_looks = [], [], [], [], []
+    for i in tqdm(range(0, len(pairs), batch_size), desc=desc, disable=not progress):
+        part = pairs[i:i + batch_size]
+        content_clips = torch.stack([torch.from_numpy(np.ascontiguousarray(frames[a])) for a, _ in part])
+        motion_clips = torch.stack([torch.from_numpy(np.ascontiguousarray(frames[b])) for _, b in part])
+        out = pipe.transfer(content_clips, motion_clips, steps=steps, seed=seed + i)
+        result_looks.append(looks(out.cpu()))
+        codes = pipe.encode_motion(motion_clips)
+        driving_codes.append(codes.flatten(0, 1).cpu())
+        agreement.append((pipe.encode_motion(out) == codes).float().mean().item())
+        reference.append((pipe.encode_motion(content_clips) == codes).float().mean().item())
+        cosine.append(F.cosine_similarity(pipe.encode_content(out).flatten(1),
+                                          pipe.encode_content(content_clips).flatten(1)).mean().item())
+    attributed = nearest_identity(torch.cat(result_looks), gallery, gallery_ids)
+    content_id, driver_id = identity[[a for a, _ in pairs]], identity[[b for _, b in pairs]]
+    whose = {"content": float(np.mean(attributed == content_id)), "driver": float(np.mean(attributed == driver_id)),
+             "other": float(np.mean((attributed != content_id) & (attributed != driver_id)))}
+    return {"code_agreement": float(np.mean(agreement)), "untransferred_code_agreement": float(np.mean(reference)),
+            "content_cosine": float(np.mean(cosine)), "whose_look": whose, "pairs": len(pairs),
+            "driving_codes": torch.cat(driving_codes)}
+
+
 @torch.no_grad()
 def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = None, steps: int | None = None,
                    batch_size: int = 8, seed: int = 0, progress: bool = True, seam_frames: int = 32,
@@ -157,28 +199,15 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         recon_ssim.append(ssim(fake, real))
         if lpips is not None:
             recon_lpips.append(lpips(fake.to(pipe.device), real.to(pipe.device)).mean().item())
-    agreement, reference, cosine, driving_codes, result_looks = [], [], [], [], []
-    for i in tqdm(range(0, len(cross), batch_size), desc="cross-identity", disable=not progress):
-        part = cross[i:i + batch_size]
-        content_clips = torch.stack([clip(a) for a, _ in part])
-        motion_clips = torch.stack([clip(b) for _, b in part])
-        out = pipe.transfer(content_clips, motion_clips, steps=steps, seed=seed + i)
-        result_looks.append(looks(out.cpu()))
-        codes = pipe.encode_motion(motion_clips)
-        driving_codes.append(codes.flatten(0, 1).cpu())
-        agreement.append((pipe.encode_motion(out) == codes).float().mean().item())
-        reference.append((pipe.encode_motion(content_clips) == codes).float().mean().item())
-        cosine.append(F.cosine_similarity(pipe.encode_content(out).flatten(1),
-                                          pipe.encode_content(content_clips).flatten(1)).mean().item())
-    whose = None
-    if cross:
-        gallery, ids = identity_looks(pipe.cfg.data.root)
-        attributed = nearest_identity(torch.cat(result_looks), gallery, ids)
-        content_id, driver_id = identity[[a for a, _ in cross]], identity[[b for _, b in cross]]
-        own = nearest_identity(looks(frames), gallery, ids) == identity
-        whose = {"content": float(np.mean(attributed == content_id)), "driver": float(np.mean(attributed == driver_id)),
-                 "other": float(np.mean((attributed != content_id) & (attributed != driver_id))),
-                 "real_test_clips_own": float(np.mean(own)), "identities": int(len(ids))}
+    gallery, gallery_ids = identity_looks(pipe.cfg.data.root)
+    held_out = cross_identity(pipe, frames, identity, cross, gallery, gallery_ids, steps, batch_size, seed, progress)
+    # The same transfers between people seen in training: the "train on your own footage" case.
+    # Not a held-out score; it shows whether the model can at least swap the people it was trained on.
+    train_frames, train_labels = load_video_clips(pipe.cfg.data.root, "train")
+    train_frames = train_frames[:, : pipe.cfg.data.frames]
+    seen_pairs = random_cross_pairs(train_labels["identity"], len(cross), gen)
+    seen = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
+                          batch_size, seed, progress, desc="cross-identity (training people)")
     seams = None
     sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
     sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
@@ -194,43 +223,52 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         seams = seam_ratio(torch.cat([x[:, :length] for x in results]), torch.cat([x[:, :length] for x in drivers]),
                            pipe.model.window)
         seams.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
+    own = nearest_identity(looks(frames), gallery, gallery_ids) == identity
+    look_instrument = {"real_test_clips_own": float(np.mean(own)), "identities": int(len(gallery_ids))}
+    driving_codes = held_out.pop("driving_codes")
+    seen.pop("driving_codes")
     report = {
         "config": pipe.cfg.name, "test_videos_with_pairs": len(pairs), "cross_pairs": len(cross),
         "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
         "same_identity": {"l1": float(np.mean(recon_l1)), "psnr_db": float(np.mean(recon_psnr)),
                           "ssim": float(np.mean(recon_ssim)),
                           "lpips": float(np.mean(recon_lpips)) if recon_lpips else None},
-        "cross_identity": {"code_agreement": float(np.mean(agreement)) if agreement else None,
-                           "chance_code_agreement": 1 / pipe.cfg.model.codebook_size,
-                           # the same agreement for the content clip itself (no transfer): the floor
-                           # that codes shared by every clip (a still background, say) already give
-                           "untransferred_code_agreement": float(np.mean(reference)) if reference else None,
-                           "content_cosine": float(np.mean(cosine)) if cosine else None,
-                           "whose_look": whose},
+        # untransferred_code_agreement: the same agreement for the content clip itself (no
+        # transfer), the floor that codes shared by every clip (a still background, say) already give
+        "cross_identity": {**held_out, "chance_code_agreement": 1 / pipe.cfg.model.codebook_size},
+        "cross_identity_training_people": seen,
+        "whose_look_instrument": look_instrument,
         # the empirical entropy of the driving clips' codes (sum of per-group entropies)
-        "bits_per_frame": (code_usage(torch.cat(driving_codes), pipe.cfg.model.codebook_size)["entropy_bits_per_frame"]
-                           if driving_codes else None),
+        "bits_per_frame": (code_usage(driving_codes, pipe.cfg.model.codebook_size)["entropy_bits_per_frame"]
+                           if driving_codes is not None else None),
         "window_seams": seams,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
-    s, c = report["same_identity"], report["cross_identity"]
+
+    def whose(c: dict) -> str:
+        w = c["whose_look"]
+        return "n/a" if w is None else f"{w['content']:.3f} / {w['driver']:.3f} / {w['other']:.3f}"
+
+    s, c, t = report["same_identity"], report["cross_identity"], report["cross_identity_training_people"]
     (out_dir / "eval.md").write_text("\n".join([
         f"# Video evaluation: {report['config']}", "",
-        f"{len(pairs)} test videos (same identity), {len(cross)} cross-identity pairs, {report['sample_steps']} sampling steps.", "",
-        "| measure | value |", "|---|---|",
-        f"| same-identity L1 | {s['l1']:.4f} |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB |",
-        f"| same-identity SSIM | {s['ssim']:.3f} |",
-        *([f"| same-identity LPIPS (VGG) | {s['lpips']:.4f} |"] if s["lpips"] is not None else []),
-        f"| cross-identity code agreement | {_fmt(c['code_agreement'])} (chance {c['chance_code_agreement']:.3f}) |",
-        f"| the same for the untransferred content clip | {_fmt(c['untransferred_code_agreement'])} |",
-        f"| cross-identity content cosine | {_fmt(c['content_cosine'])} |",
-        *([f"| whose look: content / driver / someone else ({whose['identities']} identities) "
-           f"| {whose['content']:.3f} / {whose['driver']:.3f} / {whose['other']:.3f} |",
-           f"| the same attribution of the real test clips to their own identity | {whose['real_test_clips_own']:.3f} |"]
-          if whose else []),
-        f"| code entropy of the driving clips (bits per frame) | {_fmt(report['bits_per_frame'], 2)} |",
+        f"{len(pairs)} test videos (same identity), {len(cross)} cross-identity pairs of held-out people, "
+        f"{t['pairs']} of training people, {report['sample_steps']} sampling steps.", "",
+        "| measure | held-out people | training people (not a test score) |", "|---|---|---|",
+        f"| same-identity L1 | {s['l1']:.4f} | |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB | |",
+        f"| same-identity SSIM | {s['ssim']:.3f} | |",
+        *([f"| same-identity LPIPS (VGG) | {s['lpips']:.4f} | |"] if s["lpips"] is not None else []),
+        f"| cross-identity code agreement (chance {c['chance_code_agreement']:.3f}) | {_fmt(c['code_agreement'])} "
+        f"| {_fmt(t['code_agreement'])} |",
+        f"| the same for the untransferred content clip | {_fmt(c['untransferred_code_agreement'])} "
+        f"| {_fmt(t['untransferred_code_agreement'])} |",
+        f"| cross-identity content cosine | {_fmt(c['content_cosine'])} | {_fmt(t['content_cosine'])} |",
+        f"| whose look: content / driver / someone else ({look_instrument['identities']} identities) "
+        f"| {whose(c)} | {whose(t)} |",
+        f"| the same attribution of the real test clips to their own identity | {look_instrument['real_test_clips_own']:.3f} | |",
+        f"| code entropy of the driving clips (bits per frame) | {_fmt(report['bits_per_frame'], 2)} | |",
         *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
-           f"| {seams['seam_ratio']:.3f} |"] if seams else []), ""]))
+           f"| {seams['seam_ratio']:.3f} | |"] if seams else []), ""]))
     return report
