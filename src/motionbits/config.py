@@ -110,10 +110,11 @@ class TrainConfig:
     # batch is rendered with another clip's motion codes and must re-encode to those codes. Off by
     # default: on the CPU it moved the motion into the codes but lost the look (README).
     swap_consistency: float = 0.0
-    # >0: weight of the reversed gradient from an identity classifier on the codes
-    # (models/identity_adversary.py), so the codes cannot name the person. Video data with identities.
-    identity_adversary: float = 0.0
     swap_fraction: float = 0.25
+    # >0: weight of the reversed gradient from an identity classifier on the codes
+    # (models/identity_adversary.py), so the codes cannot name the person. Video data with identities;
+    # off by default: on the CPU it kept the look but emptied the codes (README).
+    identity_adversary: float = 0.0
     target_bits: float = 12.0      # H_target, bits per frame
     bitrate_lambda: float = 0.04
     seed: int = 0
