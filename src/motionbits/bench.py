@@ -73,13 +73,17 @@ def bench_latent_shape(cfg: Config) -> tuple[int, int]:
     return 32, cfg.data.image_size // 8
 
 
+def bench_identities(cfg: Config) -> int:
+    """Two made-up identities when the config trains an identity adversary (it needs a count), else 0."""
+    return 2 if cfg.train.identity_adversary > 0 else 0
+
+
 def training_step(cfg: Config, device: torch.device, compile: bool = False):
     """(model, one full training step on a fixed random batch: forward, backward, AdamW)."""
     latent_c, latent_s = bench_latent_shape(cfg)
     if device.type == "cpu":
         keep_freed_memory()  # as training does
-    adversary = cfg.train.identity_adversary > 0
-    model = BCDModel(cfg, latent_c, latent_s, identities=2 if adversary else 0).to(device).train()
+    model = BCDModel(cfg, latent_c, latent_s, bench_identities(cfg)).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     bf16 = use_bf16(device, cfg.train.amp)
     forward = torch.compile(model) if compile else model
@@ -87,7 +91,7 @@ def training_step(cfg: Config, device: torch.device, compile: bool = False):
     z = torch.randn(cfg.train.batch_size, cfg.data.frames, latent_c, latent_s, latent_s, device=device)
     inputs = sample_batch(model, cfg.train.batch_size, cfg.train.batch_size,
                           torch.Generator().manual_seed(0)).model_inputs(device)
-    if adversary:  # two made-up identities, so the adversary's cost is in the timing
+    if bench_identities(cfg):  # so the identity adversary's cost is in the timing
         inputs["identity"] = torch.arange(cfg.train.batch_size, device=device) % 2
 
     def step():
@@ -152,7 +156,7 @@ def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], cli
     tokenizer = bench_tokenizer(cfg, device)
     latent_c, latent_s = ((tokenizer.latent_channels, cfg.data.image_size // tokenizer.downsample)
                           if tokenizer is not None else bench_latent_shape(cfg))
-    model = BCDModel(cfg, latent_c, latent_s, identities=2 if cfg.train.identity_adversary > 0 else 0).to(device).eval()
+    model = BCDModel(cfg, latent_c, latent_s, bench_identities(cfg)).to(device).eval()
     bf16 = use_bf16(device, cfg.train.amp)
     t = cfg.data.frames
     z = torch.randn(clips, t, latent_c, latent_s, latent_s, device=device)

@@ -152,6 +152,8 @@ class Trainer:
             raise MotionbitsError("train.augment_content_flip / augment_motion_colors / augment_clip_colors act on pixels: "
                                   f"turn them off with model.tokenizer={cfg.model.tokenizer!r}")
         self.identities = self._identities()
+        # [N] identity of every training clip, for the identity adversary (looked up every step)
+        self.clip_identity = torch.as_tensor(self.clips.labels["identity"]) if self.identities else None
         self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size, self.identities).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         fused = self.device.type == "cuda"
@@ -224,7 +226,7 @@ class Trainer:
             z = self.clips.latents(part.index)                                   # [b, T, C, h, w]
             inputs = part.model_inputs(self.device)
             if self.identities:
-                inputs["identity"] = torch.as_tensor(self.clips.labels["identity"])[part.index].to(self.device)
+                inputs["identity"] = self.clip_identity[part.index].to(self.device)
             with autocast(self.device, self.bf16):
                 out = self.forward(z, **inputs)
             (out["loss"] / t.grad_accum).backward()

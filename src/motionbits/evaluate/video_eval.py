@@ -55,16 +55,15 @@ def looks(frames: np.ndarray | torch.Tensor, batch: int = 256) -> torch.Tensor:
     return torch.cat(out)
 
 
-def identity_looks(root: str | Path) -> tuple[torch.Tensor, np.ndarray]:
-    """The mean look of every identity over both splits -> looks [I, D], identity ids [I]."""
-    feats, ids = [], []
-    for split in ("train", "test"):
-        frames, labels = load_video_clips(root, split)
-        feats.append(looks(frames))
-        ids.append(labels["identity"])
-    feats, ids = torch.cat(feats), np.concatenate(ids)
-    unique = np.unique(ids)
-    return torch.stack([feats[torch.from_numpy(ids == u)].mean(0) for u in unique]), unique
+def identity_gallery(clip_looks: torch.Tensor, identity: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Looks of clips [N, D] and their identities [N] -> the mean look of every identity [I, D], ids [I]."""
+    unique = np.unique(identity)
+    return torch.stack([clip_looks[torch.from_numpy(identity == u)].mean(0) for u in unique]), unique
+
+
+def clip_at(frames: np.ndarray, i: int) -> torch.Tensor:
+    """One clip of a memory-mapped split as a tensor [T, H, W, 3] uint8."""
+    return torch.from_numpy(np.ascontiguousarray(frames[i]))
 
 
 def nearest_identity(x: torch.Tensor, gallery: torch.Tensor, ids: np.ndarray) -> np.ndarray:
@@ -131,17 +130,17 @@ def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> li
 
 def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, pairs: list[tuple[int, int]],
                    gallery: torch.Tensor, gallery_ids: np.ndarray, steps: int | None, batch_size: int, seed: int,
-                   progress: bool, desc: str = "cross-identity") -> dict:
-    """Content of clip a, motion of clip b, for each (a, b) of another identity: code agreement, its
-    untransferred floor, content cosine, whose look; and the driving clips' codes [P*T', N]."""
+                   progress: bool, desc: str = "cross-identity") -> tuple[dict, torch.Tensor | None]:
+    """Content of clip a, motion of clip b, for each (a, b) of another identity -> (code agreement,
+    its untransferred floor, content cosine, whose look; the driving clips' codes [P*T', N])."""
     if not pairs:
         return {"code_agreement": None, "untransferred_code_agreement": None, "content_cosine": None,
-                "whose_look": None, "pairs": 0, "driving_codes": None}
+                "whose_look": None, "pairs": 0}, None
     agreement, reference, cosine, driving_codes, result_looks = [], [], [], [], []
     for i in tqdm(range(0, len(pairs), batch_size), desc=desc, disable=not progress):
         part = pairs[i:i + batch_size]
-        content_clips = torch.stack([torch.from_numpy(np.ascontiguousarray(frames[a])) for a, _ in part])
-        motion_clips = torch.stack([torch.from_numpy(np.ascontiguousarray(frames[b])) for _, b in part])
+        content_clips = torch.stack([clip_at(frames, a) for a, _ in part])
+        motion_clips = torch.stack([clip_at(frames, b) for _, b in part])
         out = pipe.transfer(content_clips, motion_clips, steps=steps, seed=seed + i)
         result_looks.append(looks(out.cpu()))
         codes = pipe.encode_motion(motion_clips)
@@ -154,9 +153,9 @@ def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, p
     content_id, driver_id = identity[[a for a, _ in pairs]], identity[[b for _, b in pairs]]
     whose = {"content": float(np.mean(attributed == content_id)), "driver": float(np.mean(attributed == driver_id)),
              "other": float(np.mean((attributed != content_id) & (attributed != driver_id)))}
-    return {"code_agreement": float(np.mean(agreement)), "untransferred_code_agreement": float(np.mean(reference)),
-            "content_cosine": float(np.mean(cosine)), "whose_look": whose, "pairs": len(pairs),
-            "driving_codes": torch.cat(driving_codes)}
+    measures = {"code_agreement": float(np.mean(agreement)), "untransferred_code_agreement": float(np.mean(reference)),
+                "content_cosine": float(np.mean(cosine)), "whose_look": whose, "pairs": len(pairs)}
+    return measures, torch.cat(driving_codes)
 
 
 @torch.no_grad()
@@ -165,6 +164,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                    lpips_path: str | Path | None = None) -> dict:
     frames, labels = load_video_clips(pipe.cfg.data.root, "test")
     frames = frames[:, : pipe.cfg.data.frames]
+    train_frames, train_labels = load_video_clips(pipe.cfg.data.root, "train")
+    train_frames = train_frames[:, : pipe.cfg.data.frames]
     pairs = same_video_pairs(labels["video"], labels["start"])
     if not pairs:
         raise MotionbitsError(f"{pipe.cfg.data.root}: no test video has two clips; same-identity reconstruction needs them")
@@ -180,9 +181,6 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
 
     cross = [(int(a), b) for a in chosen if (b := other_identity(a)) is not None]  # a driver per chosen clip
 
-    def clip(i: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(frames[i]))
-
     lpips = None
     if lpips_path is not None:
         from motionbits.evaluate.lpips import load_lpips
@@ -190,8 +188,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     recon_l1, recon_psnr, recon_ssim, recon_lpips = [], [], [], []
     for i in tqdm(range(0, len(pairs), batch_size), desc="same-identity", disable=not progress):
         part = pairs[i:i + batch_size]
-        first = torch.stack([clip(a) for a, _ in part])
-        later = torch.stack([clip(b) for _, b in part])
+        first = torch.stack([clip_at(frames, a) for a, _ in part])
+        later = torch.stack([clip_at(frames, b) for _, b in part])
         out = pipe.transfer(first, later, steps=steps, seed=seed + i)
         real, fake = frames_to_float(later.flatten(0, 1)), frames_to_float(out.flatten(0, 1))
         recon_l1.append((real - fake).abs().mean().item() / 2)
@@ -199,14 +197,15 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         recon_ssim.append(ssim(fake, real))
         if lpips is not None:
             recon_lpips.append(lpips(fake.to(pipe.device), real.to(pipe.device)).mean().item())
-    gallery, gallery_ids = identity_looks(pipe.cfg.data.root)
-    held_out = cross_identity(pipe, frames, identity, cross, gallery, gallery_ids, steps, batch_size, seed, progress)
+    test_looks = looks(frames)
+    gallery, gallery_ids = identity_gallery(torch.cat([looks(train_frames), test_looks]),
+                                            np.concatenate([train_labels["identity"], identity]))
+    held_out, driving_codes = cross_identity(pipe, frames, identity, cross, gallery, gallery_ids, steps, batch_size,
+                                             seed, progress)
     # The same transfers between people seen in training: the "train on your own footage" case.
     # Not a held-out score; it shows whether the model can at least swap the people it was trained on.
-    train_frames, train_labels = load_video_clips(pipe.cfg.data.root, "train")
-    train_frames = train_frames[:, : pipe.cfg.data.frames]
     seen_pairs = random_cross_pairs(train_labels["identity"], len(cross), gen)
-    seen = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
+    seen, _ = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
                           batch_size, seed, progress, desc="cross-identity (training people)")
     seams = None
     sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
@@ -215,18 +214,16 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         results, drivers = [], []
         for i, tiles in enumerate(tqdm(sequences, desc="window seams", disable=not progress)):
             other = other_identity(tiles[0])
-            content_clip = clip(tiles[0] if other is None else other)
-            driving = torch.cat([clip(t) for t in tiles])[None]                 # [1, L, H, W, 3]
+            content_clip = clip_at(frames, tiles[0] if other is None else other)
+            driving = torch.cat([clip_at(frames, t) for t in tiles])[None]       # [1, L, H, W, 3]
             results.append(pipe.transfer(content_clip[None], driving, steps=steps, seed=seed + i))
             drivers.append(driving)
         length = min(x.shape[1] for x in drivers)
         seams = seam_ratio(torch.cat([x[:, :length] for x in results]), torch.cat([x[:, :length] for x in drivers]),
                            pipe.model.window)
         seams.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
-    own = nearest_identity(looks(frames), gallery, gallery_ids) == identity
+    own = nearest_identity(test_looks, gallery, gallery_ids) == identity
     look_instrument = {"real_test_clips_own": float(np.mean(own)), "identities": int(len(gallery_ids))}
-    driving_codes = held_out.pop("driving_codes")
-    seen.pop("driving_codes")
     report = {
         "config": pipe.cfg.name, "test_videos_with_pairs": len(pairs), "cross_pairs": len(cross),
         "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
