@@ -113,6 +113,21 @@ def test_motion_codes_in_windows_cover_long_clips():
     assert torch.equal(codes[:, :4], model.encode_motion(z[:, :4]))
 
 
+def test_centred_motion_codes_cannot_tell_two_still_clips_apart():
+    model = BCDModel(tiny_config(model={"center_motion": True}), 3, 16).eval()
+    _, motion = model.encoder(torch.randn(2, 4, 3, 16, 16))
+    assert torch.allclose(motion.mean(dim=1), torch.zeros(()), atol=1e-5)
+    # A still clip (one picture repeated) has nothing that changes, so whatever the picture shows,
+    # its codes are the same: who is in it must come through the content.
+    stills = torch.randn(2, 1, 3, 16, 16).expand(-1, 4, -1, -1, -1)
+    codes = model.encode_motion(stills)
+    assert torch.equal(codes[0], codes[1])
+    _, motion = BCDModel(tiny_config(), 3, 16).eval().encoder(stills)
+    assert not torch.allclose(motion[0], motion[1], atol=1e-3)
+    with pytest.raises(MotionbitsError, match="center_motion"):
+        tiny_config(data={"frames": 2}, model={"center_motion": True})
+
+
 def test_render_shapes_and_determinism():
     cfg = tiny_config()
     model = BCDModel(cfg, 3, 16).eval()

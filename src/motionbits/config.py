@@ -58,6 +58,9 @@ class ModelConfig:
     gumbel_tau: float = 1.0
     rate_estimate: str = "information"  # "information" (I(frame; code)) | "marginal" (the paper's H)
     dead_code_threshold: float = 0.0   # >0: re-seed codes whose usage falls below this share (off: see quantizer.py)
+    # Subtract each window's mean motion feature before quantizing: the codes then carry only what
+    # changes between frames, and what stays (who it is, the resting pose) must come from the content.
+    center_motion: bool = False
     # Denoiser (DiT with per-frame adaLN conditioning on time + motion).
     patch_size: int = 8
     denoiser_width: int = 256
@@ -228,6 +231,8 @@ def validate(cfg: Config, where: str = "config") -> None:
          "model.content_frames needs a patch reader (the encoder reads content and motion alike)"),
         ((m.content_patch == 0 and m.content_width == 0) or m.content_reader != "encoder",
          "model.content_patch / content_width need model.content_reader: patch_set or patch_pool"),
+        (not m.center_motion or half >= 2,
+         "model.center_motion needs at least 2 frames in the motion window (a lone frame centres to zero)"),
         (not m.content_rows or m.content_reader == "patch_pool", "model.content_rows needs model.content_reader: patch_pool"),
         (m.content_patch >= 0 and (m.content_patch == 0 or d.image_size % m.content_patch == 0 or m.tokenizer != "pixels"),
          f"model.content_patch={m.content_patch} must divide data.image_size={d.image_size}"),

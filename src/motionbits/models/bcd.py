@@ -39,7 +39,7 @@ class BCDModel(nn.Module):
                                         m.gumbel_tau, m.dead_code_threshold, rate_estimate=m.rate_estimate)
         self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
                                             m.encoder_heads, m.content_queries if m.content_reader == "encoder" else 0,
-                                            m.content_dim, self.quantizer.dim)
+                                            m.content_dim, self.quantizer.dim, m.center_motion)
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width,
                                  m.denoiser_depth, m.denoiser_heads, m.content_dim, self.quantizer.dim,
                                  m.mlp_ratio, m.temporal_attention, m.content_adaln)

@@ -5,7 +5,8 @@
     relative-position bias between frames (T5-style; the queries have no position)
     K query outputs ──► content c [B, K, Cc];   T frame outputs ──► motion m [B, T, N*d]
 
-The content is read once per clip; the motion is per frame and goes on to the quantizer.
+The content is read once per clip; the motion is per frame and goes on to the quantizer (with
+model.center_motion, minus its mean over the window).
 """
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ class EncoderBlock(nn.Module):
 
 class MotionContentEncoder(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, width: int, depth: int, heads: int,
-                 content_queries: int, content_dim: int, motion_dim: int):
+                 content_queries: int, content_dim: int, motion_dim: int, center_motion: bool = False):
         super().__init__()
+        self.center_motion = center_motion
         self.embed = FrameEmbedder(latent_channels, latent_size, width)
         # content_queries = 0: motion only (the content is read elsewhere, e.g. PatchSetContentReader)
         self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width)) if content_queries else None
@@ -91,7 +93,12 @@ class MotionContentEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, bias)
         x = self.norm(x)
-        return (self.to_content(x[:, :k]) if k else None), self.to_motion(x[:, k:])
+        motion = self.to_motion(x[:, k:])                                       # [B, T, N*d]
+        if self.center_motion:
+            # Only the change within the window reaches the codes: a person's constant traits
+            # (face, hair, resting pose) cancel out and must come through the content.
+            motion = motion - motion.mean(dim=1, keepdim=True)
+        return (self.to_content(x[:, :k]) if k else None), motion
 
 
 def content_patch_embedder(latent_channels: int, latent_size: int, width: int,
