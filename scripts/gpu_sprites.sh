@@ -8,7 +8,10 @@
 #
 # usage: scripts/gpu_sprites.sh SHEETS_DIR OUT_DIR [TRAIN_MINUTES] [JUDGE] [CONFIG]
 #   COMPILE=0 trains eagerly (a budget of a minute or two loses too much of it to compiling);
-#   CLIPS=N evaluates N test clips instead of the config's number (sprites: all 2664).
+#   CLIPS=N evaluates N test clips instead of the config's number (sprites: all 2664);
+#   STEPS=N sets train.steps, so the cosine learning-rate decay ends inside the budget (a budget
+#   that stops the run early leaves the rate near its peak: the H100 run of results/h100-sprites
+#   stopped at step 2950 of 60000). Size it from the clips/s of an earlier run.
 set -uo pipefail
 sheets=$1
 out=$2
@@ -42,12 +45,13 @@ EOF
 run=$work/demo/$name
 
 clips=${CLIPS:+--clips $CLIPS}
-stamp "demo: $config (compile ${COMPILE:-1}), training for $minutes min"
-"${mb[@]}" demo --config "$work/compiled.yaml" --sheets "$sheets" --out "$work/demo" --max-minutes "$minutes" $clips 2>&1 | quiet >> "$out/run.log"
+steps=${STEPS:+--steps $STEPS}
+stamp "demo: $config (compile ${COMPILE:-1}, steps ${STEPS:-as configured}), training for $minutes min"
+"${mb[@]}" demo --config "$work/compiled.yaml" --sheets "$sheets" --out "$work/demo" --max-minutes "$minutes" $clips $steps 2>&1 | quiet >> "$out/run.log"
 if [ ! -f "$work/demo/eval.json" ] && [ ! -f "$run/last.pt" ]; then
   left=$(python3 -c "print(max(0.5, $minutes - ($(date +%s) - $started) / 60))")
   stamp "the compiled run left no checkpoint: eager for $left min"
-  "${mb[@]}" demo --config "$config" --sheets "$sheets" --out "$work/demo" --max-minutes "$left" $clips 2>&1 | quiet >> "$out/run.log"
+  "${mb[@]}" demo --config "$config" --sheets "$sheets" --out "$work/demo" --max-minutes "$left" $clips $steps 2>&1 | quiet >> "$out/run.log"
 fi
 for f in eval.json eval.md transfer.gif transfer.png; do cp "$work/demo/$f" "$out/" 2>/dev/null; done
 cp "$run/metrics.jsonl" "$out/metrics.jsonl" 2>/dev/null

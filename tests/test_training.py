@@ -50,7 +50,7 @@ def test_resume_is_exact(sprites_root, tmp_path, demo_features):
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
 
 
-def test_time_budget_stops_and_saves(sprites_root, tmp_path, monkeypatch):
+def test_time_budget_stops_and_saves(sprites_root, tmp_path, monkeypatch, capsys):
     import motionbits.train as train_module
 
     clock = iter(range(0, 10_000, 30))  # every look at the clock: 30 s later
@@ -59,6 +59,8 @@ def test_time_budget_stops_and_saves(sprites_root, tmp_path, monkeypatch):
     train(cfg, tmp_path / "run", progress=False, max_minutes=2)
     step = ckpt_io.read_checkpoint(tmp_path / "run")["step"]
     assert 0 < step < 50                                        # stopped by the clock, and saved
+    # and says the schedule was cut short, so a lease run is not read as a finished one
+    assert f"at step {step} of 50: stopping with the learning rate" in capsys.readouterr().out
 
 
 def test_checkpoint_from_another_config_is_refused(sprites_root, tmp_path):

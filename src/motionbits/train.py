@@ -251,7 +251,10 @@ class Trainer:
         while self.step < self.stop_at:
             if deadline is not None and self._out_of_time(deadline):
                 if self.dist.main:
-                    tqdm.write(f"time budget of {self.max_seconds / 60:g} min reached at step {self.step}: stopping")
+                    tqdm.write(f"time budget of {self.max_seconds / 60:g} min reached at step {self.step} of "
+                               f"{self.cfg.train.steps}: stopping with the learning rate at "
+                               f"{learning_rate(self.cfg, self.step):.2g} (peak {self.cfg.train.lr:g}); "
+                               f"--steps sized to the budget lets the cosine decay finish")
                 if count:
                     self._log(running, count, started)
                 break
