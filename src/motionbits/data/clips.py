@@ -3,9 +3,12 @@
 Every dataset kind ends up as one uint8 array of clips [N, T, H, W, 3] held in memory (Sprites:
 300 MB for the train split). With the pixel tokenizer, a batch is converted to [-1, 1] floats on
 the fly; with a real tokenizer (autoencoder, taef2, diffusers VAE) the latents of every clip are
-computed once up front, because encoding costs far more than a training step on the CPU.
+computed once up front, because encoding costs far more than a training step on the CPU, and kept
+on disk beside the data (`latent_cache.py`) so the next run, resume or sweep reads them back.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,6 +16,7 @@ from einops import rearrange
 from tqdm import tqdm
 
 from motionbits.config import Config
+from motionbits.data import latent_cache
 from motionbits.errors import MotionbitsError
 from motionbits.models.tokenizer import PixelTokenizer, Tokenizer, build_tokenizer
 
@@ -30,19 +34,33 @@ def float_to_frames(x: torch.Tensor) -> torch.Tensor:
 
 class ClipSet:
     def __init__(self, frames: np.ndarray, tokenizer: Tokenizer, device: torch.device,
-                 progress: bool = False, labels: dict[str, np.ndarray] | None = None):
+                 progress: bool = False, labels: dict[str, np.ndarray] | None = None,
+                 cache_file: Path | None = None):
         if frames.ndim != 5 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise MotionbitsError(f"clips must be uint8 [N, T, H, W, 3], got {frames.dtype} {frames.shape}")
         self.frames = torch.from_numpy(frames)          # [N, T, H, W, 3] uint8, CPU
         self.tokenizer = tokenizer.to(device).eval()
         self.device = device
         self.labels = labels or {}
-        self.cached = None if isinstance(tokenizer, PixelTokenizer) else self._encode_all(progress)
+        self.cached = None if isinstance(tokenizer, PixelTokenizer) else self._cached_latents(cache_file, progress)
         c, h, _ = tokenizer.latent_shape(frames.shape[2])
         self.latent_channels, self.latent_size = c, h
 
     def __len__(self) -> int:
         return self.frames.shape[0]
+
+    def _cached_latents(self, cache_file: Path | None, progress: bool) -> torch.Tensor:
+        """Latents [N, T, C, h, w] bf16: read from cache_file when it holds them, else encoded (and stored)."""
+        if cache_file is not None:
+            latents = latent_cache.read_latents(cache_file, expected_clips=len(self.frames))
+            if latents is not None:
+                if progress:
+                    print(f"latents read from {cache_file}")
+                return latents
+        latents = self._encode_all(progress)
+        if cache_file is not None and latent_cache.write_latents(cache_file, latents) and progress:
+            print(f"latents cached in {cache_file}")
+        return latents
 
     @torch.no_grad()
     def _encode_all(self, progress: bool, batch: int = 64) -> torch.Tensor:
@@ -88,4 +106,7 @@ def load_clips(cfg: Config, split: str, device: torch.device, progress: bool = F
     if frames.shape[1] < cfg.data.frames:
         raise MotionbitsError(f"{cfg.data.root}: clips have {frames.shape[1]} frames, config wants {cfg.data.frames}")
     frames = frames[:, : cfg.data.frames]
-    return ClipSet(frames, tokenizer, device, progress, labels)
+    cache_file = None
+    if not isinstance(tokenizer, PixelTokenizer):
+        cache_file = latent_cache.cache_path(cfg.data.root, split, latent_cache.latent_key(frames, tokenizer))
+    return ClipSet(frames, tokenizer, device, progress, labels, cache_file=cache_file)
