@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,8 @@ def _load_cfg(args: argparse.Namespace):
         cfg.train.steps = args.steps
     if getattr(args, "device", None):
         cfg.train.device = args.device
+    if getattr(args, "tokenizer_path", None):
+        cfg.model.tokenizer_path = os.path.abspath(args.tokenizer_path)
     return cfg
 
 
@@ -289,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default runs/<config name>); resumes if it has last.pt")
     t.add_argument("--data", help="dataset folder (overrides data.root)")
     t.add_argument("--steps", type=int)
+    t.add_argument("--tokenizer-path", help="weights of the config's tokenizer (overrides model.tokenizer_path), "
+                   "e.g. the taef2 folder")
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop (and save) after this much wall-clock training time, e.g. a GPU lease")
     t.add_argument("--device")
@@ -356,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--bits", required=True, help="comma-separated target bits per frame, e.g. 4,16,48")
     w.add_argument("--data", help="dataset folder (overrides data.root)")
     w.add_argument("--steps", type=int, help="training steps per rate (default: config)")
+    w.add_argument("--tokenizer-path", help="weights of the config's tokenizer (overrides model.tokenizer_path)")
     w.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
     w.add_argument("--judge", help="Sprites judge .safetensors (trained once and shared)")
     w.add_argument("--out", help="sweep folder (default runs/<config>-sweep)")
