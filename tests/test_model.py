@@ -128,6 +128,50 @@ def test_centred_motion_codes_cannot_tell_two_still_clips_apart():
         tiny_config(data={"frames": 2}, model={"center_motion": True})
 
 
+def test_relative_motion_is_read_against_the_content_half_in_training():
+    model = BCDModel(tiny_config(model={"relative_motion": True}), 3, 16).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    content, motion, target = model.split_clip(z)
+    enc_content, enc_reference = model.encoder(z[:, :4])
+    assert torch.allclose(content, enc_content, atol=1e-5) and torch.equal(target, z[:, 4:])
+    assert torch.allclose(motion, model.encoder(z[:, 4:])[1] - enc_reference.mean(1, keepdim=True), atol=1e-5)
+    # Augmented: the content is read mirrored, the reference is not, and it takes the motion half's
+    # channel permutation, so the difference holds neither augmentation.
+    flip, swap = torch.tensor([True, True]), torch.tensor([[2, 1, 0], [1, 0, 2]])
+    content, motion, _ = model.split_clip(z, flip, swap)
+    permuted = torch.stack([z[i, :, swap[i]] for i in range(2)])
+    assert torch.allclose(content, model.encoder(z[:, :4].flip(-1))[0], atol=1e-5)
+    expected = model.encoder(permuted[:, 4:])[1] - model.encoder(permuted[:, :4])[1].mean(1, keepdim=True)
+    assert torch.allclose(motion, expected, atol=1e-5)
+
+
+def test_relative_motion_codes_add_up_from_the_drivers_first_window():
+    model = BCDModel(tiny_config(model={"relative_motion": True}), 3, 16).eval()
+    z = torch.randn(2, 12, 3, 16, 16)
+    codes = model.encode_motion(z)
+    offset = model.encoder(z[:, :4])[1].mean(1, keepdim=True)
+    # A window far from the start is read against the first window, not against its own mean.
+    later = model.quantizer.logits(model.encoder(z[:, 8:12])[1] - offset).argmax(-1)
+    assert torch.equal(codes[:, 8:12], later)
+    assert torch.equal(codes, model.encode_motion(z, reference=z[:, :4]))
+    assert not torch.equal(codes, model.encode_motion(z, reference=torch.randn(2, 4, 3, 16, 16)))
+    stills = torch.randn(2, 1, 3, 16, 16).expand(-1, 12, -1, -1, -1)
+    still_codes = model.encode_motion(stills)
+    assert torch.equal(still_codes[0], still_codes[1])        # who it is cannot reach the codes
+    with pytest.raises(MotionbitsError, match="relative_motion needs train.cross_drive"):
+        tiny_config(model={"relative_motion": True}, train={"cross_drive": False})
+    with pytest.raises(MotionbitsError, match="exclude each other"):
+        tiny_config(model={"relative_motion": True, "center_motion": True})
+
+
+def test_relative_motion_trains_with_a_patch_reader():
+    model = BCDModel(tiny_config(model={"relative_motion": True, "content_reader": "patch_set"}), 3, 16)
+    z = torch.randn(2, 8, 3, 16, 16)
+    out = model(z, torch.rand(2, 4) + 0.1, torch.randn(2, 4, 3, 16, 16), content_flip=torch.tensor([True, False]))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.encoder.to_motion.weight.grad.abs().sum() > 0
+
+
 def test_render_shapes_and_determinism():
     cfg = tiny_config()
     model = BCDModel(cfg, 3, 16).eval()

@@ -8,6 +8,8 @@ import torch
 
 from motionbits.evaluate.video_eval import (evaluate_video, long_sequences, looks, nearest_identity, same_video_pairs,
                                            seam_ratio)
+from motionbits.models.bcd import BCDModel
+from motionbits.models.tokenizer import PixelTokenizer
 from motionbits.pipeline import MotionBits
 from motionbits.train import train
 
@@ -86,3 +88,14 @@ def test_train_and_evaluate_on_videos(tmp_path):
     assert seen["pairs"] == report["cross_pairs"] and 0 <= seen["code_agreement"] <= 1
     seams = report["window_seams"]             # 24-frame videos: long transfers over 6 windows of 4
     assert seams["frames"] > seams["window"] and seams["seam_ratio"] > 0
+
+
+def test_pipeline_reads_relative_motion_against_the_given_reference():
+    clips = torch.randint(0, 256, (2, 8, 16, 16, 3), dtype=torch.uint8)
+    reference = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    plain_cfg, relative_cfg = tiny_config(), tiny_config(model={"relative_motion": True})
+    plain = MotionBits(BCDModel(plain_cfg, 3, 16).eval(), PixelTokenizer(), plain_cfg, torch.device("cpu"))
+    assert torch.equal(plain.encode_motion(clips), plain.encode_motion(clips, reference))  # ignored
+    relative = MotionBits(BCDModel(relative_cfg, 3, 16).eval(), PixelTokenizer(), relative_cfg, torch.device("cpu"))
+    assert torch.equal(relative.encode_motion(clips), relative.encode_motion(clips, clips[:, :4]))
+    assert not torch.equal(relative.encode_motion(clips), relative.encode_motion(clips, reference))

@@ -61,6 +61,11 @@ class ModelConfig:
     # Subtract each window's mean motion feature before quantizing: the codes then carry only what
     # changes between frames, and what stays (who it is, the resting pose) must come from the content.
     center_motion: bool = False
+    # Relative motion, as in FOMM's relative mode: subtract a reference's mean motion feature instead
+    # (training: the content half of the same clip; inference: the driving video's first window), so
+    # the codes carry how the driver moved since its start, and the pose changes add up over a long
+    # transfer instead of returning to the content's pose in every window. Needs cross_drive.
+    relative_motion: bool = False
     # Denoiser (DiT with per-frame adaLN conditioning on time + motion).
     patch_size: int = 8
     denoiser_width: int = 256
@@ -233,6 +238,9 @@ def validate(cfg: Config, where: str = "config") -> None:
          "model.content_patch / content_width need model.content_reader: patch_set or patch_pool"),
         (not m.center_motion or half >= 2,
          "model.center_motion needs at least 2 frames in the motion window (a lone frame centres to zero)"),
+        (not m.relative_motion or t.cross_drive,
+         "model.relative_motion needs train.cross_drive (the content half is the training reference)"),
+        (not (m.relative_motion and m.center_motion), "model.relative_motion and model.center_motion exclude each other"),
         (not m.content_rows or m.content_reader == "patch_pool", "model.content_rows needs model.content_reader: patch_pool"),
         (m.content_patch >= 0 and (m.content_patch == 0 or d.image_size % m.content_patch == 0 or m.tokenizer != "pixels"),
          f"model.content_patch={m.content_patch} must divide data.image_size={d.image_size}"),

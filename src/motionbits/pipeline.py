@@ -76,10 +76,12 @@ class MotionBits:
             return self.model.encode_content(self.to_latents(frames)).float()
 
     @torch.no_grad()
-    def encode_motion(self, frames) -> torch.Tensor:
-        """Motion codes [B, T, N] (int64), every frame."""
+    def encode_motion(self, frames, reference=None) -> torch.Tensor:
+        """Motion codes [B, T, N] (int64), every frame. With model.relative_motion the codes say how
+        the clip moved since `reference` (default: its own first window); other models ignore it."""
         with autocast(self.device, self.bf16):
-            return self.model.encode_motion(self.to_latents(frames))
+            ref = None if reference is None or not self.cfg.model.relative_motion else self.to_latents(reference)
+            return self.model.encode_motion(self.to_latents(frames), ref)
 
     @torch.no_grad()
     def render(self, content: torch.Tensor, codes: torch.Tensor, steps: int | None = None,
@@ -98,10 +100,11 @@ class MotionBits:
         return self.render(self.encode_content(frames), self.encode_motion(frames), steps, sampler, seed)
 
     def transfer(self, content_frames, motion_frames, steps: int | None = None, sampler: str | None = None,
-                 seed: int = 0) -> torch.Tensor:
-        """The look of `content_frames` moving like `motion_frames` (paired clip by clip)."""
+                 seed: int = 0, motion_reference=None) -> torch.Tensor:
+        """The look of `content_frames` moving like `motion_frames` (paired clip by clip).
+        motion_reference: see encode_motion (relative-motion models; default the driver's start)."""
         content = self.encode_content(content_frames)
-        codes = self.encode_motion(motion_frames)
+        codes = self.encode_motion(motion_frames, motion_reference)
         if content.shape[0] != codes.shape[0]:
             if content.shape[0] != 1:
                 raise MotionbitsError(f"{content.shape[0]} content clips for {codes.shape[0]} motion clips")

@@ -2,7 +2,8 @@
 
 Definitions (all on test clips only):
 - same-identity reconstruction: content from the FIRST clip of a test video, motion from a LATER
-  clip of the same video; the rendered clip is compared with that later clip's real frames:
+  clip of the same video (a model with model.relative_motion reads that motion relative to the
+  first clip, as in training); the rendered clip is compared with that later clip's real frames:
   L1 (mean absolute error in [0, 1] units), PSNR (dB, peak 1 in [0, 1] units) and SSIM (Gaussian
   window 11, sigma 1.5, averaged over channels and frames) and, when weights are given by path,
   LPIPS-VGG (v0.1 linear heads, frames in [-1, 1], averaged over frames);
@@ -190,7 +191,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         part = pairs[i:i + batch_size]
         first = torch.stack([clip_at(frames, a) for a, _ in part])
         later = torch.stack([clip_at(frames, b) for _, b in part])
-        out = pipe.transfer(first, later, steps=steps, seed=seed + i)
+        # A relative-motion model reads the later clip against the first, as in training.
+        out = pipe.transfer(first, later, steps=steps, seed=seed + i, motion_reference=first)
         real, fake = frames_to_float(later.flatten(0, 1)), frames_to_float(out.flatten(0, 1))
         recon_l1.append((real - fake).abs().mean().item() / 2)
         recon_psnr.append(psnr(fake, real))

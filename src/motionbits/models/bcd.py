@@ -94,6 +94,9 @@ class BCDModel(nn.Module):
                 and self.content_reader is None):
             content, motion = self.encoder(z)
             return content, motion, z
+        if self.cfg.model.relative_motion:
+            return self._split_relative(z[:, :half], content_in, motion_in, motion_channels, target,
+                                        augmented=content_flip is not None or motion_channels is not None)
         if self.content_reader is not None:
             _, motion = self.encoder(motion_in)
             return self.read_content(content_in), motion, target
@@ -101,6 +104,24 @@ class BCDModel(nn.Module):
         content, motion = self.encoder(torch.cat([content_in, motion_in], dim=0))
         b = z.shape[0]
         return content[:b], motion[b:], target
+
+    def _split_relative(self, reference_in: torch.Tensor, content_in: torch.Tensor, motion_in: torch.Tensor,
+                        motion_channels: torch.Tensor | None, target: torch.Tensor, augmented: bool
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """model.relative_motion: motion features minus the mean feature of the content half, read
+        unflipped and with the motion half's channel permutation (so the difference holds neither)."""
+        if motion_channels is not None:
+            index = motion_channels[:, None, :, None, None].expand(-1, reference_in.shape[1], -1, *reference_in.shape[-2:])
+            reference_in = reference_in.gather(2, index)
+        # Without augmentations the reference is the content half itself: one read serves both.
+        same = not augmented
+        inputs = [motion_in, reference_in] if same or self.content_reader is not None else [motion_in, reference_in, content_in]
+        content, motion = self.encoder(torch.cat(inputs, dim=0))   # one call, halves stacked along the batch
+        b = motion_in.shape[0]
+        relative = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True)       # [B, T', N*d]
+        if self.content_reader is not None:
+            return self.read_content(content_in), relative, target
+        return content[b:2 * b] if same else content[2 * b:], relative, target
 
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                 gumbel: torch.Tensor | None = None, content_flip: torch.Tensor | None = None,
@@ -183,16 +204,22 @@ class BCDModel(nn.Module):
         return content
 
     @torch.no_grad()
-    def encode_motion(self, z: torch.Tensor) -> torch.Tensor:
+    def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Motion codes of every frame of z [B, T, ...] -> [B, T, N], read in consecutive windows
-        of the training length (the last window is shifted back to stay full)."""
+        of the training length (the last window is shifted back to stay full). With
+        model.relative_motion every window is read relative to `reference` [B, T_r, ...] (default:
+        z's own first window), so the codes say how z moved since then."""
         t, w = z.shape[1], self.window
+        offset = 0.0
+        if self.cfg.model.relative_motion:
+            reference = z[:, :w] if reference is None else reference[:, :w]
+            offset = self.encoder(reference)[1].mean(dim=1, keepdim=True)          # [B, 1, N*d]
         codes = []
         start = 0
         while start < t:
             begin = min(start, max(t - w, 0))
             _, motion = self.encoder(z[:, begin: begin + w])
-            logits = self.quantizer.logits(motion)
+            logits = self.quantizer.logits(motion - offset)
             codes.append(logits.argmax(-1)[:, start - begin:])
             start = begin + w
         return torch.cat(codes, dim=1)
