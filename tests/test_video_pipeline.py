@@ -6,8 +6,8 @@ import numpy as np
 from motionbits.data.video import build_video_dataset
 import torch
 
-from motionbits.evaluate.video_eval import (evaluate_video, long_sequences, looks, nearest_identity, same_video_pairs,
-                                           seam_ratio)
+from motionbits.evaluate.video_eval import (evaluate_video, long_sequences, looks, movement_follow, nearest_identity,
+                                           same_video_pairs, seam_ratio)
 from motionbits.models.bcd import BCDModel
 from motionbits.models.tokenizer import PixelTokenizer
 from motionbits.pipeline import MotionBits
@@ -47,6 +47,29 @@ def test_seam_ratio_sees_jumps_at_window_borders_only():
     assert seam_ratio(inside.clamp(0, 255).to(torch.uint8), smooth, window=4)["seam_ratio"] < 1
     noisy = torch.randint(0, 255, (2, 16, 4, 4, 3), generator=gen, dtype=torch.uint8)
     assert 0.5 < seam_ratio(noisy, smooth, window=4)["seam_ratio"] < 2
+
+
+def _square_at(positions: list[int], colour: int) -> torch.Tensor:
+    """uint8 [L, 16, 40, 3]: a 12-px square at the given x positions over a dark background."""
+    frames = torch.full((len(positions), 16, 40, 3), 20, dtype=torch.uint8)
+    for t, x in enumerate(positions):
+        frames[t, 2:14, x:x + 12] = colour
+    return frames
+
+
+def test_movement_follow_tells_a_follower_from_a_result_that_returns_every_window():
+    rng = np.random.default_rng(0)
+    paths = [np.clip(5 + np.cumsum(rng.integers(-2, 3, 16)), 0, 10).tolist() for _ in range(4)]   # stop and go
+    driving = torch.stack([_square_at(p, 200) for p in paths])
+    follower = torch.stack([_square_at(p, 120) for p in paths])           # another look, the same movement
+    faithful = movement_follow(follower, driving)
+    assert faithful["change_follow"] > 0.99 and faithful["drift_follow"] > 0.99
+    # Drift courses of unrelated walks correlate too (both tend to grow), hence the chance column.
+    assert faithful["change_follow_mismatched"] < 0.5 and faithful["drift_follow_mismatched"] < 0.7
+    # Moves within each 4-frame window but starts every window from the first position again.
+    resetting = torch.stack([_square_at([p[0] + p[t] - p[t - t % 4] for t in range(16)], 120) for p in paths])
+    assert movement_follow(resetting, driving)["drift_follow"] < faithful["drift_follow"] - 0.3
+    assert movement_follow(driving[:1], driving[:1])["drift_follow_mismatched"] is None
 
 
 def test_looks_attribute_a_clip_to_the_identity_it_resembles():

@@ -26,6 +26,12 @@ Definitions (all on test clips only):
   [0, 1]), seam ratio = (mean d over window borders / mean d inside windows) of the result divided
   by the same ratio of the driving frames (which may move more or less at those instants by
   chance). 1 = borders are no jumpier than the driving motion; above 1 = visible seams.
+- movement follows the driver (the same long transfers; a check that does not use the model):
+  change c_t = mean |y_{t+1} - y_t| and drift d_t = mean |y_t - y_0| of the result and of its
+  driving frames; Pearson r between the result's course and the driver's, averaged over videos,
+  next to the same r against another video's driver (chance). Change says the result moves when
+  the driver moves (mouth, blinks, nods); drift says it goes as far from its first frame as the
+  driver does (a head turn held over seconds).
 """
 from __future__ import annotations
 
@@ -117,6 +123,68 @@ def seam_ratio(result: torch.Tensor, driving: torch.Tensor, window: int) -> dict
             "seam_ratio": (rb / max(ri, 1e-8)) / max(db / max(di, 1e-8), 1e-8)}
 
 
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Correlation along the last axis of a, b [B, L] -> [B] (0 where either is constant)."""
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-8)
+
+
+def movement_follow(result: torch.Tensor, driving: torch.Tensor) -> dict[str, float]:
+    """Does the result move when and as far as the driver moves? result, driving: uint8 [B, L, H, W, 3].
+
+    Two time courses per clip, frames in [0, 1]: change c_t = mean |y_{t+1} - y_t| (when it moves)
+    and drift d_t = mean |y_t - y_0| (how far it has gone from its first frame; a pose that returns
+    to the start every window shows here). Reported: the Pearson correlation of the result's course
+    with its driver's, averaged over clips, and the same with each result paired with another
+    clip's driver (the chance level; needs at least two clips)."""
+    def courses(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.float() / 255
+        return ((x[:, 1:] - x[:, :-1]).abs().mean(dim=(2, 3, 4)),       # [B, L-1]
+                (x[:, 1:] - x[:, :1]).abs().mean(dim=(2, 3, 4)))         # [B, L-1]
+
+    (rc, rd), (dc, dd) = courses(result), courses(driving)
+    out = {"change_follow": _pearson(rc, dc).mean().item(), "drift_follow": _pearson(rd, dd).mean().item(),
+           "change_follow_mismatched": None, "drift_follow_mismatched": None}
+    if len(result) >= 2:
+        shifts = range(1, len(result))
+        out["change_follow_mismatched"] = float(np.mean([_pearson(rc, dc.roll(s, 0)).mean().item() for s in shifts]))
+        out["drift_follow_mismatched"] = float(np.mean([_pearson(rd, dd.roll(s, 0)).mean().item() for s in shifts]))
+    return out
+
+
+def other_identity_picker(identity: np.ndarray, gen: torch.Generator):
+    """i -> a random clip of another identity than clip i's (None when there is only one identity)."""
+    def pick(i: int) -> int | None:
+        others = np.flatnonzero(identity != identity[i])
+        return int(others[torch.randint(len(others), (1,), generator=gen).item()]) if len(others) else None
+    return pick
+
+
+def long_transfers(pipe: MotionBits, frames: np.ndarray, labels: dict[str, np.ndarray], pick_content,
+                   seam_frames: int, steps: int | None, seed: int, progress: bool,
+                   desc: str = "window seams") -> dict | None:
+    """Each video's first `seam_frames` frames (tiled from its clips) drive the clip pick_content(first
+    tile) picks -> seam ratio and movement follow (None when no video is longer than one window)."""
+    sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
+    sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
+    if not sequences:
+        return None
+    results, drivers = [], []
+    for i, tiles in enumerate(tqdm(sequences, desc=desc, disable=not progress)):
+        other = pick_content(tiles[0])
+        content_clip = clip_at(frames, tiles[0] if other is None else other)
+        driving = torch.cat([clip_at(frames, t) for t in tiles])[None]       # [1, L, H, W, 3]
+        results.append(pipe.transfer(content_clip[None], driving, steps=steps, seed=seed + i))
+        drivers.append(driving)
+    length = min(x.shape[1] for x in drivers)
+    results = torch.cat([x[:, :length] for x in results])                   # [V, L, H, W, 3]
+    drivers = torch.cat([x[:, :length] for x in drivers])
+    out = seam_ratio(results, drivers, pipe.model.window)
+    out.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
+    out.update(movement_follow(results, drivers))
+    return out
+
+
 def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> list[tuple[int, int]]:
     """n (content clip, driving clip) pairs of different identities, drawn at random."""
     if len(np.unique(identity)) < 2:
@@ -175,10 +243,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     n = min(clips or pipe.cfg.eval.clips or len(frames), len(frames))
     chosen = torch.randperm(len(frames), generator=gen)[:n].numpy()
 
-    def other_identity(i: int) -> int | None:
-        """A random clip of another identity than clip i's (None when the split has one identity)."""
-        others = np.flatnonzero(identity != identity[i])
-        return int(others[torch.randint(len(others), (1,), generator=gen).item()]) if len(others) else None
+    other_identity = other_identity_picker(identity, gen)
 
     cross = [(int(a), b) for a in chosen if (b := other_identity(a)) is not None]  # a driver per chosen clip
 
@@ -209,21 +274,10 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     seen_pairs = random_cross_pairs(train_labels["identity"], len(cross), gen)
     seen, _ = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
                           batch_size, seed, progress, desc="cross-identity (training people)")
-    seams = None
-    sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
-    sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
-    if sequences:
-        results, drivers = [], []
-        for i, tiles in enumerate(tqdm(sequences, desc="window seams", disable=not progress)):
-            other = other_identity(tiles[0])
-            content_clip = clip_at(frames, tiles[0] if other is None else other)
-            driving = torch.cat([clip_at(frames, t) for t in tiles])[None]       # [1, L, H, W, 3]
-            results.append(pipe.transfer(content_clip[None], driving, steps=steps, seed=seed + i))
-            drivers.append(driving)
-        length = min(x.shape[1] for x in drivers)
-        seams = seam_ratio(torch.cat([x[:, :length] for x in results]), torch.cat([x[:, :length] for x in drivers]),
-                           pipe.model.window)
-        seams.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
+    seams = long_transfers(pipe, frames, labels, other_identity, seam_frames, steps, seed, progress)
+    # The same between training people, each video driving a clip of another training person.
+    seen_seams = long_transfers(pipe, train_frames, train_labels, other_identity_picker(train_labels["identity"], gen),
+                                seam_frames, steps, seed, progress, desc="long transfers (training people)")
     own = nearest_identity(test_looks, gallery, gallery_ids) == identity
     look_instrument = {"real_test_clips_own": float(np.mean(own)), "identities": int(len(gallery_ids))}
     report = {
@@ -241,6 +295,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         "bits_per_frame": (code_usage(driving_codes, pipe.cfg.model.codebook_size)["entropy_bits_per_frame"]
                            if driving_codes is not None else None),
         "window_seams": seams,
+        "long_transfers_training_people": seen_seams,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -249,6 +304,12 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     def whose(c: dict) -> str:
         w = c["whose_look"]
         return "n/a" if w is None else f"{w['content']:.3f} / {w['driver']:.3f} / {w['other']:.3f}"
+
+    def follow(x: dict | None) -> str:
+        if x is None:
+            return "n/a"
+        return (f"{x['change_follow']:.3f} / {x['drift_follow']:.3f} "
+                f"({_fmt(x['change_follow_mismatched'])} / {_fmt(x['drift_follow_mismatched'])}; {x['sequences']} videos)")
 
     s, c, t = report["same_identity"], report["cross_identity"], report["cross_identity_training_people"]
     (out_dir / "eval.md").write_text("\n".join([
@@ -269,5 +330,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         f"| the same attribution of the real test clips to their own identity | {look_instrument['real_test_clips_own']:.3f} | |",
         f"| code entropy of the driving clips (bits per frame) | {_fmt(report['bits_per_frame'], 2)} | |",
         *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
-           f"| {seams['seam_ratio']:.3f} | |"] if seams else []), ""]))
+           f"| {seams['seam_ratio']:.3f} | {_fmt(seen_seams and seen_seams['seam_ratio'])} |"] if seams else []),
+        *([f"| long transfers: change / drift follow the driver, Pearson r (with another video's driver) "
+           f"| {follow(seams)} | {follow(seen_seams)} |"] if seams or seen_seams else []), ""]))
     return report
