@@ -69,6 +69,7 @@ def test_cli_bad_inputs_give_one_line(tmp_path, capsys, sprites_root):
         (["demo", "--out", str(tmp_path / "d"), "--max-minutes", "-1"], "--max-minutes"),
         (["data", "sprites", "--out", str(tmp_path / "o"), "--sheets", str(tmp_path / "notsprites")], "notsprites"),
         (["evaluate", "--checkpoint", str(tmp_path / "junk.pt")], "junk.pt"),
+        (["train", "--config", "talking-head-cpu-taef2", "--tokenizer-path", str(tmp_path / "no-taef2")], "no-taef2"),
         (["transfer", "--checkpoint", str(tmp_path / "nothing.pt"), "--content", "a.png", "--motion", "b.mp4",
           "-o", str(tmp_path / "x.gif")], "nothing.pt"),
     ]

@@ -79,8 +79,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {path}")
 
 
-def _read_clip(spec: str, size: int, frames: int | None):
-    """A clip from 'sprites:ROOT:SPLIT:INDEX', a video/GIF file, an image or a folder of frames."""
+def _read_clip(spec: str, size: int, frames: int | None, fps: float | None = None):
+    """A clip from 'sprites:ROOT:SPLIT:INDEX', a video/GIF file (resampled to fps when given), an
+    image or a folder of frames."""
     import torch
 
     if spec.startswith("sprites:"):
@@ -96,7 +97,20 @@ def _read_clip(spec: str, size: int, frames: int | None):
             raise MotionbitsError(f"{spec}: index out of range") from None
     from motionbits.data.video import read_clip
 
-    return torch.from_numpy(read_clip(spec, size=size, max_frames=frames))
+    return torch.from_numpy(read_clip(spec, size=size, max_frames=frames, fps=fps))
+
+
+def _input_fps(args: argparse.Namespace, pipe) -> float | None:
+    """--input-fps (0: the source rate), else the rate the model's training clips had."""
+    if args.input_fps is not None:
+        if args.input_fps < 0:
+            raise MotionbitsError(f"--input-fps must be positive (0: the source rate), got {args.input_fps:g}")
+        return args.input_fps or None
+    return pipe.cfg.data.fps
+
+
+def _output_fps(args: argparse.Namespace, fps_in: float | None) -> float:
+    return args.fps or fps_in or 8.0
 
 
 def _hold_still(clip, window: int):
@@ -121,10 +135,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     from motionbits.visualize import save_video, side_by_side
 
     pipe = _open_checkpoint(args)
-    clip = _read_clip(args.input, pipe.cfg.data.image_size, args.frames)
+    fps_in = _input_fps(args, pipe)
+    clip = _read_clip(args.input, pipe.cfg.data.image_size, args.frames, fps_in)
     out = pipe.reconstruct(clip, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     result = side_by_side([clip, out]) if args.side_by_side else out
-    print(f"wrote {save_video(result, args.output, fps=args.fps, scale=args.scale)}")
+    print(f"wrote {save_video(result, args.output, fps=_output_fps(args, fps_in), scale=args.scale)}")
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
@@ -132,14 +147,15 @@ def cmd_transfer(args: argparse.Namespace) -> None:
 
     pipe = _open_checkpoint(args)
     size = pipe.cfg.data.image_size
-    content = _read_clip(args.content, size, None)
-    motion = _read_clip(args.motion, size, args.frames)
+    fps_in = _input_fps(args, pipe)
+    content = _read_clip(args.content, size, None, fps_in)
+    motion = _read_clip(args.motion, size, args.frames, fps_in)
     content = _hold_still(content, pipe.model.window)
     out = pipe.transfer(content, motion, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     if args.side_by_side:
         held = content[:1].expand(out.shape[0], -1, -1, -1)
         out = side_by_side([held, motion, out])
-    print(f"wrote {save_video(out, args.output, fps=args.fps, scale=args.scale)}")
+    print(f"wrote {save_video(out, args.output, fps=_output_fps(args, fps_in), scale=args.scale)}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -150,13 +166,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
     pipe = _open_checkpoint(args)
     prior = load_prior(args.prior, pipe.device)
     size = pipe.cfg.data.image_size
-    content = _read_clip(args.content, size, None)
+    fps_in = _input_fps(args, pipe)
+    content = _read_clip(args.content, size, None, fps_in)
     content = _hold_still(content, pipe.model.window)
-    prompt = _read_clip(args.prompt_motion, size, None) if args.prompt_motion else None
+    prompt = _read_clip(args.prompt_motion, size, None, fps_in) if args.prompt_motion else None
     out = generate_motion(pipe, prior, content, args.frames, prompt_frames=prompt, label=args.label,
                           temperature=args.temperature, top_k=args.top_k, seed=args.seed, steps=args.sample_steps,
                           sampler=args.sampler)
-    print(f"wrote {save_video(out[0], args.output, fps=args.fps, scale=args.scale)}")
+    print(f"wrote {save_video(out[0], args.output, fps=_output_fps(args, fps_in), scale=args.scale)}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -308,11 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--guidance", type=float, default=None,
                        help="content guidance scale w (default: config; 1 = off; needs model.content_dropout)")
         q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--input-fps", type=float, default=None,
+                       help="resample input videos to this rate (default: the rate of the model's training "
+                            "clips when its dataset was made with --fps; 0: the source rate)")
 
     def media_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("-o", "--output", required=True, help=".gif, .mp4, .webm or .png")
         q.add_argument("--frames", type=int, default=None, help="at most this many frames")
-        q.add_argument("--fps", type=float, default=8.0)
+        q.add_argument("--fps", type=float, default=None, help="output rate (default: the input rate, else 8)")
         q.add_argument("--scale", type=int, default=1, help="integer upscaling of the output")
         q.add_argument("--side-by-side", action="store_true")
 
@@ -339,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=None)
     g.add_argument("-o", "--output", required=True, help=".gif, .mp4, .webm or .png")
     g.add_argument("--frames", type=int, default=16, help="frames to generate (beyond the window: sliding context)")
-    g.add_argument("--fps", type=float, default=8.0)
+    g.add_argument("--fps", type=float, default=None, help="output rate (default: the input rate, else 8)")
     g.add_argument("--scale", type=int, default=1)
     g.set_defaults(func=cmd_generate)
 

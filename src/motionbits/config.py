@@ -27,6 +27,9 @@ class DataConfig:
     sheets: str | None = None      # sprites only: LPC sheets folder (None: download when online)
     frames: int = 8                # clip length T seen by training
     image_size: int = 64
+    # video: the rate the training clips were resampled to (filled from the dataset when training;
+    # None = the source rate); transfer and reconstruct resample input videos to it.
+    fps: float | None = None
 
 
 @dataclass
@@ -218,6 +221,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     checks = [
         (d.kind in ("sprites", "video"), f"data.kind must be 'sprites' or 'video', got {d.kind!r}"),
         (d.frames >= 2, f"data.frames must be >= 2, got {d.frames}"),
+        (d.fps is None or d.fps > 0, f"data.fps must be positive (or left out), got {d.fps}"),
         (not t.cross_drive or d.frames % 2 == 0, f"cross_drive needs an even data.frames, got {d.frames}"),
         (m.encoder_width % m.encoder_heads == 0, "model.encoder_width must be divisible by encoder_heads"),
         (m.denoiser_width % m.denoiser_heads == 0, "model.denoiser_width must be divisible by denoiser_heads"),

@@ -29,6 +29,7 @@ from motionbits import checkpoint as ckpt_io
 from motionbits.augment import random_color_matrices
 from motionbits.config import Config
 from motionbits.data.clips import load_clips
+from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel
 from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
@@ -147,10 +148,13 @@ class Trainer:
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # tiny optimizer moments turn denormal and crawl on CPUs
             keep_freed_memory()
-        self.clips = load_clips(cfg, "train", device=self.device, progress=self.progress)
         if (t.augment_content_flip or t.augment_motion_colors or t.augment_clip_colors) and cfg.model.tokenizer != "pixels":
             raise MotionbitsError("train.augment_content_flip / augment_motion_colors / augment_clip_colors act on pixels: "
                                   f"turn them off with model.tokenizer={cfg.model.tokenizer!r}")
+        self.clips = load_clips(cfg, "train", device=self.device, progress=self.progress)
+        if cfg.data.kind == "video" and cfg.data.fps is None:
+            # Kept in the checkpoint, so `motionbits transfer` feeds videos at the rate trained on.
+            cfg.data.fps = video_dataset_fps(cfg.data.root)
         self.identities = self._identities()
         # [N] identity of every training clip, for the identity adversary (looked up every step)
         self.clip_identity = torch.as_tensor(self.clips.labels["identity"]) if self.identities else None

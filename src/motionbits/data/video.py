@@ -21,6 +21,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -46,18 +47,21 @@ def center_square(frame: Image.Image, size: int) -> Image.Image:
     return frame.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
 
 
-def decode_video(path: Path, max_frames: int | None = None) -> list[Image.Image]:
-    import av
-
+def decode_video(path: Path, max_frames: int | None = None, fps: float | None = None) -> list[Image.Image]:
+    """The frames of a video, at the source rate or resampled to `fps` by timestamp (as in
+    `motionbits data video --fps`)."""
+    if fps is not None and not fps > 0:
+        raise MotionbitsError(f"fps must be positive, got {fps!r}")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MotionbitsError(f"{path}: has no video stream")
-            frames = []
-            for frame in container.decode(video=0):
+        info: dict = {}
+        frames = []
+        with closing(_video_items(path, info)) as items:   # closes the container when we stop early
+            for frame in ((obj for _, obj in items) if fps is None else _resample(items, fps, info)):
                 frames.append(frame.to_image())
                 if max_frames and len(frames) >= max_frames:
                     break
+    except _Skip as err:
+        raise MotionbitsError(f"{path}: {err}") from None
     except MotionbitsError:
         raise
     except Exception as err:  # PyAV raises many error types for broken files
@@ -67,8 +71,9 @@ def decode_video(path: Path, max_frames: int | None = None) -> list[Image.Image]
     return frames
 
 
-def read_clip(path: str | Path, size: int, max_frames: int | None = None) -> np.ndarray:
-    """A clip as uint8 [T, size, size, 3] from a video file, an image (T=1) or a folder of images."""
+def read_clip(path: str | Path, size: int, max_frames: int | None = None, fps: float | None = None) -> np.ndarray:
+    """A clip as uint8 [T, size, size, 3] from a video file, an image (T=1) or a folder of images;
+    a video is resampled to `fps` when given (images and frame folders have no timing)."""
     path = Path(path)
     if not path.exists():
         raise MotionbitsError(f"{path}: no such file or folder")
@@ -80,7 +85,7 @@ def read_clip(path: str | Path, size: int, max_frames: int | None = None) -> np.
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         images = [_open_image(path)]
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        images = decode_video(path, max_frames)
+        images = decode_video(path, max_frames, fps)
     else:
         raise MotionbitsError(f"{path}: unsupported file type (video: {', '.join(VIDEO_SUFFIXES)}; image: {', '.join(IMAGE_SUFFIXES)})")
     return np.stack([np.asarray(center_square(im.convert("RGB"), size)) for im in images])
@@ -511,6 +516,15 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
           f"{counts['test']} test clips ({_count(len(ids['test']), 'identity')}) of {frames}x{size}x{size} "
           f"from {_count(len(used), 'video')} in {manifest['seconds']:.0f} s")
     return manifest
+
+
+def video_dataset_fps(root: str | os.PathLike) -> float | None:
+    """The frame rate a dataset's clips were resampled to (`--fps`), None when kept at the source rate."""
+    try:
+        fps = json.loads((Path(root) / "manifest.json").read_text()).get("fps")
+    except (OSError, ValueError):
+        return None
+    return float(fps) if fps else None
 
 
 def load_video_clips(root: str | os.PathLike, split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:

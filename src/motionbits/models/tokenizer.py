@@ -445,7 +445,7 @@ class TAEF2(Tokenizer):
         """Load ``taef2_encoder.pth`` and ``taef2_decoder.pth`` (fp16 state dicts) from a folder."""
         path = os.fspath(path)
         if not os.path.isdir(path):
-            raise MotionbitsError(f"taef2 weights folder not found: {path}")
+            raise MotionbitsError(f"taef2 weights folder not found: {path} (set model.tokenizer_path or pass --tokenizer-path DIR)")
         tok = cls(scale=scale, shift=shift)
         for name, module in ((cls.ENCODER_FILE, tok.encoder), (cls.DECODER_FILE, tok.decoder)):
             f = os.path.join(path, name)
