@@ -62,8 +62,6 @@ def decode_video(path: Path, max_frames: int | None = None, fps: float | None = 
                     break
     except _Skip as err:
         raise MotionbitsError(f"{path}: {err}") from None
-    except MotionbitsError:
-        raise
     except Exception as err:  # PyAV raises many error types for broken files
         raise MotionbitsError(f"{path}: cannot be decoded as video ({type(err).__name__}: {str(err)[:80]})") from None
     if not frames:
