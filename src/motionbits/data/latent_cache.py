@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from motionbits.checkpoint import atomic_path
 from motionbits.models.tokenizer import Tokenizer
 
 CACHE_DIR = "latents"
@@ -69,17 +69,11 @@ def write_latents(path: Path, latents: torch.Tensor) -> bool:
     from safetensors.torch import save_file
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"latents": latents.contiguous()}, tmp)
+        with atomic_path(path) as tmp:
+            save_file({"latents": latents.contiguous()}, str(tmp))
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)   # as a plain new file, not mkstemp's 0600: data folders are shared
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     except OSError as err:
         warnings.warn(f"{path.parent}: cannot write the latent cache ({err.strerror or err}); "
                       "the next run will encode again", stacklevel=2)
