@@ -111,6 +111,14 @@ def test_train_and_evaluate_on_videos(tmp_path):
     assert seen["pairs"] == report["cross_pairs"] and 0 <= seen["code_agreement"] <= 1
     seams = report["window_seams"]             # 24-frame videos: long transfers over 6 windows of 4
     assert seams["frames"] > seams["window"] and seams["seam_ratio"] > 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "eval" / "transfers_held_out.png") as png:   # driver + result row per transfer
+        rows, columns = 2 * min(4, seams["sequences"]), 1 + 12       # content + every 2nd of 24 frames
+        assert png.size == (columns * 16 + (columns - 1) * 2, rows * 16 + (rows - 1) * 2)
+    with Image.open(tmp_path / "eval" / "transfers_held_out.gif") as gif:
+        assert gif.n_frames == seams["frames"] and gif.size[0] == 3 * 16 + 2 * 2
+    assert "transfers_training_people.gif" in (tmp_path / "eval" / "eval.md").read_text()
 
 
 def test_transfer_feeds_videos_at_the_rate_the_model_trained_on(tmp_path, capsys):

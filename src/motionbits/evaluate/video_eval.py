@@ -162,27 +162,51 @@ def other_identity_picker(identity: np.ndarray, gen: torch.Generator):
 
 def long_transfers(pipe: MotionBits, frames: np.ndarray, labels: dict[str, np.ndarray], pick_content,
                    seam_frames: int, steps: int | None, seed: int, progress: bool,
-                   desc: str = "window seams") -> dict | None:
+                   desc: str = "window seams") -> tuple[dict, torch.Tensor] | tuple[None, None]:
     """Each video's first `seam_frames` frames (tiled from its clips) drive the clip pick_content(first
-    tile) picks -> seam ratio and movement follow (None when no video is longer than one window)."""
+    tile) picks -> (seam ratio and movement follow, the clips [V, 3, L, H, W, 3]: content's first frame
+    held still, driver, result); (None, None) when no video is longer than one window."""
     sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
     sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
     if not sequences:
-        return None
-    results, drivers = [], []
+        return None, None
+    results, drivers, contents = [], [], []
     for i, tiles in enumerate(tqdm(sequences, desc=desc, disable=not progress)):
         other = pick_content(tiles[0])
         content_clip = clip_at(frames, tiles[0] if other is None else other)
         driving = torch.cat([clip_at(frames, t) for t in tiles])[None]       # [1, L, H, W, 3]
         results.append(pipe.transfer(content_clip[None], driving, steps=steps, seed=seed + i))
         drivers.append(driving)
+        contents.append(content_clip[:1])
     length = min(x.shape[1] for x in drivers)
     results = torch.cat([x[:, :length] for x in results])                   # [V, L, H, W, 3]
     drivers = torch.cat([x[:, :length] for x in drivers])
     out = seam_ratio(results, drivers, pipe.model.window)
     out.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
     out.update(movement_follow(results, drivers))
-    return out
+    stills = torch.stack(contents).expand(-1, length, -1, -1, -1)           # [V, L, H, W, 3]
+    return out, torch.stack([stills, drivers, results], dim=1)
+
+
+def save_transfer_pictures(examples: torch.Tensor, path: Path, show: int = 4, columns: int = 16) -> list[Path]:
+    """The first `show` long transfers [V, 3, L, H, W, 3] as pictures: path.png, per transfer a
+    driver row and a result row (content's frame on the left, every k-th frame of L up to `columns`),
+    and path.gif, content | driver | result playing side by side, one transfer under the other."""
+    from motionbits.visualize import grid_image, save_png, save_video, side_by_side
+
+    examples = examples[:show]
+    v, _, length = examples.shape[:3]
+    every = max(1, -(-length // columns))
+    rows = []
+    for content, driver, result in examples:
+        picked = slice(0, length, every)
+        rows.append(torch.cat([torch.full_like(content[:1], 255), driver[picked]])[None])
+        rows.append(torch.cat([content[:1], result[picked]])[None])
+    png = save_png(grid_image(rows), path.with_suffix(".png"))
+    playing = [side_by_side(list(e)) for e in examples]                      # [L, H, 3W + gaps, 3] each
+    gap = np.full((length, 4, playing[0].shape[2], 3), 255, np.uint8)
+    stacked = np.concatenate([x for p in playing for x in (p, gap)][:-1], axis=1)
+    return [png, save_video(stacked, path.with_suffix(".gif"), fps=8)]
 
 
 def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> list[tuple[int, int]]:
@@ -277,10 +301,11 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     seen_pairs = random_cross_pairs(train_labels["identity"], len(cross), gen)
     seen, _ = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
                           batch_size, seed, progress, desc="cross-identity (training people)")
-    seams = long_transfers(pipe, frames, labels, other_identity, seam_frames, steps, seed, progress)
+    seams, held_out_examples = long_transfers(pipe, frames, labels, other_identity, seam_frames, steps, seed, progress)
     # The same between training people, each video driving a clip of another training person.
-    seen_seams = long_transfers(pipe, train_frames, train_labels, other_identity_picker(train_labels["identity"], gen),
-                                seam_frames, steps, seed, progress, desc="long transfers (training people)")
+    seen_seams, seen_examples = long_transfers(pipe, train_frames, train_labels,
+                                               other_identity_picker(train_labels["identity"], gen),
+                                               seam_frames, steps, seed, progress, desc="long transfers (training people)")
     own = nearest_identity(test_looks, gallery, gallery_ids) == identity
     look_instrument = {"real_test_clips_own": float(np.mean(own)), "identities": int(len(gallery_ids))}
     report = {
@@ -303,6 +328,9 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    pictures = {name: save_transfer_pictures(examples, out_dir / name)
+                for name, examples in (("transfers_held_out", held_out_examples),
+                                       ("transfers_training_people", seen_examples)) if examples is not None}
 
     def whose(c: dict) -> str:
         w = c["whose_look"]
@@ -335,5 +363,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
            f"| {seams['seam_ratio']:.3f} | {_fmt(seen_seams and seen_seams['seam_ratio'])} |"] if seams else []),
         *([f"| long transfers: change / drift follow the driver, Pearson r (with another video's driver) "
-           f"| {follow(seams)} | {follow(seen_seams)} |"] if seams or seen_seams else []), ""]))
+           f"| {follow(seams)} | {follow(seen_seams)} |"] if seams or seen_seams else []), "",
+        *([f"Long transfers to look at (per transfer: driver above, result below with the content's frame "
+           f"on the left): {', '.join(f'`{p.name}`' for paths in pictures.values() for p in paths)}.", ""]
+          if pictures else [])]))
     return report
