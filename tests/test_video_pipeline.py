@@ -154,3 +154,44 @@ def test_pipeline_reads_relative_motion_against_the_given_reference():
     relative = MotionBits(BCDModel(relative_cfg, 3, 16).eval(), PixelTokenizer(), relative_cfg, torch.device("cpu"))
     assert torch.equal(relative.encode_motion(clips), relative.encode_motion(clips, clips[:, :4]))
     assert not torch.equal(relative.encode_motion(clips), relative.encode_motion(clips, reference))
+
+
+def test_same_video_clips_draws_only_from_the_clip_s_own_video():
+    from motionbits.train import SameVideoClips
+
+    video = np.array([3, 0, 3, 1, 0, 3, 1])
+    picker = SameVideoClips(video)
+    gen = torch.Generator().manual_seed(0)
+    index = torch.tensor([0, 1, 3, 5] * 200)
+    drawn = picker.draw(index, gen)
+    assert (video[drawn.numpy()] == video[index.numpy()]).all()
+    assert set(drawn[index == 0].tolist()) == {0, 2, 5}          # every clip of video 3, itself included
+
+
+def test_content_from_video_reads_the_content_half_from_another_clip_of_the_video(tmp_path):
+    from motionbits.errors import MotionbitsError
+    from motionbits.train import Trainer, sample_batch
+    import pytest
+
+    src = tmp_path / "src"
+    for person in ("anna", "ben"):
+        write_video(src / person / "take.mp4", moving_square(40, seed=len(person)))
+    root = tmp_path / "clips"
+    build_video_dataset(src, root, size=16, frames=8, stride=8, test_fraction=0.5, progress=False)
+    cfg = tiny_config(data={"kind": "video", "root": str(root), "image_size": 16},
+                      train={"steps": 1, "batch_size": 16, "content_from_video": 1.0})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    state = trainer.generator.get_state()
+    batch = sample_batch(trainer.model, len(trainer.clips), 16, trainer.generator, trainer.same_video)
+    video = trainer.clips.labels["video"]
+    assert (video[batch.content_index.numpy()] == video[batch.index.numpy()]).all()
+    assert (batch.content_index != batch.index).any()            # 5 clips a video: most draws are others
+    seen = []
+    trainer.forward = lambda z, **inputs: seen.append(z) or trainer.model(z, **inputs)
+    trainer.generator.set_state(state)
+    trainer.train_step()
+    z, own, other = seen[0], trainer.clips.latents(batch.index), trainer.clips.latents(batch.content_index)
+    torch.testing.assert_close(z[:, :4], other[:, :4])          # content half: the other clip's first half
+    torch.testing.assert_close(z[:, 4:], own[:, 4:])            # motion half (and target): the clip's own
+    with pytest.raises(MotionbitsError, match="content_from_video needs data.kind: video"):
+        tiny_config(train={"content_from_video": 0.5})

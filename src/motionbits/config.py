@@ -108,6 +108,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     cross_drive: bool = True       # content from the first half, motion from the second half
+    # >0: with this probability a training clip's content half is the first half of another clip of
+    # the same video (same person, another moment), so the motion half is read against a pose up to a
+    # whole video away instead of half a clip: what transfer asks of it. Video data only.
+    content_from_video: float = 0.0
     augment_content_flip: bool = False   # mirror the content frames at random (pixels only)
     augment_motion_colors: bool = False  # permute the motion frames' channels at random (pixels only)
     # recolour each whole clip (content, motion and target alike) at random, so that with few people
@@ -256,6 +260,11 @@ def validate(cfg: Config, where: str = "config") -> None:
          f"train.render_frames={t.render_frames} is outside 0..the frames a training clip rebuilds"),
         (t.render_frames == 0 or not m.temporal_attention,
          "train.render_frames needs model.temporal_attention: false (frames attend to each other)"),
+        (0 <= t.content_from_video <= 1, f"train.content_from_video={t.content_from_video} is outside [0, 1]"),
+        (t.content_from_video == 0 or t.cross_drive,
+         "train.content_from_video needs train.cross_drive (it replaces the content half)"),
+        (t.content_from_video == 0 or d.kind == "video",
+         "train.content_from_video needs data.kind: video (clips with their videos)"),
         (t.swap_consistency >= 0, f"train.swap_consistency={t.swap_consistency} must be >= 0"),
         (0 < t.swap_fraction <= 1, f"train.swap_fraction={t.swap_fraction} is outside (0, 1]"),
         (t.swap_consistency == 0 or t.batch_size * t.swap_fraction >= 2,

@@ -89,6 +89,7 @@ class Batch:
     content_drop: torch.Tensor | None = None     # [B] bool: rendered from the null content
     swap_noise: torch.Tensor | None = None       # [B, T', C, h, w]: train.swap_consistency renders
     clip_colors: torch.Tensor | None = None      # [B, 3, 3]: train.augment_clip_colors
+    content_index: torch.Tensor | None = None    # [B] clip whose first half is the content (train.content_from_video)
 
     def shard(self, part: int, parts: int) -> "Batch":
         size = self.index.shape[0] // parts
@@ -96,7 +97,7 @@ class Batch:
         cut = lambda x: None if x is None else x[sl]  # noqa: E731
         return Batch(self.index[sl], self.sigma[sl], self.noise[sl], self.gumbel[sl],
                      cut(self.content_flip), cut(self.motion_channels), cut(self.frame_pick),
-                     cut(self.content_drop), cut(self.swap_noise), cut(self.clip_colors))
+                     cut(self.content_drop), cut(self.swap_noise), cut(self.clip_colors), cut(self.content_index))
 
     def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
         move = lambda x: None if x is None else x.to(device, non_blocking=True)  # noqa: E731
@@ -106,9 +107,26 @@ class Batch:
                 "swap_noise": move(self.swap_noise), "clip_colors": move(self.clip_colors)}
 
 
-def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: torch.Generator) -> Batch:
+class SameVideoClips:
+    """Draws, for clip indices, a random clip of the same video (the clip itself included)."""
+
+    def __init__(self, video: np.ndarray):
+        video = torch.as_tensor(video)
+        self.order = torch.argsort(video, stable=True)              # [N] clip indices grouped by video
+        grouped = video[self.order]
+        self.start = torch.searchsorted(grouped, video)              # [N] where each clip's video begins
+        self.count = torch.searchsorted(grouped, video, right=True) - self.start
+
+    def draw(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        offset = (torch.rand(index.shape, generator=generator) * self.count[index]).long()
+        return self.order[self.start[index] + offset.clamp(max=self.count[index] - 1)]
+
+
+def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: torch.Generator,
+                 same_video: SameVideoClips | None = None) -> Batch:
     """Every random draw of one global training step: which of the num_clips clips, noise levels,
-    noise, Gumbel noise and the augmentation draws (`motionbits bench` times steps on these too)."""
+    noise, Gumbel noise and the augmentation draws (`motionbits bench` times steps on these too).
+    same_video (needed by train.content_from_video) finds the clips that may give the content."""
     cfg = model.cfg
     t_out = model.rebuilt_frames(cfg.data.frames)
     t_render = cfg.train.render_frames or t_out
@@ -128,7 +146,13 @@ def sample_batch(model: BCDModel, num_clips: int, batch_size: int, generator: to
     swap_noise = (torch.randn((batch_size, t_out, c, s, s), generator=generator)
                   if cfg.train.swap_consistency > 0 else None)
     colors = random_color_matrices(batch_size, generator) if cfg.train.augment_clip_colors else None
-    return Batch(index, sigma, noise, gumbel, flip, channels, pick, drop, swap_noise, colors)
+    content_index = None
+    if cfg.train.content_from_video > 0:
+        if same_video is None:
+            raise MotionbitsError("train.content_from_video needs the clips' videos (sample_batch(same_video=...))")
+        other = torch.rand(batch_size, generator=generator) < cfg.train.content_from_video
+        content_index = torch.where(other, same_video.draw(index, generator), index)
+    return Batch(index, sigma, noise, gumbel, flip, channels, pick, drop, swap_noise, colors, content_index)
 
 
 class Trainer:
@@ -156,6 +180,11 @@ class Trainer:
             # Kept in the checkpoint, so `motionbits transfer` feeds videos at the rate trained on.
             cfg.data.fps = video_dataset_fps(cfg.data.root)
         self.identities = self._identities()
+        self.same_video = None
+        if t.content_from_video > 0:
+            if "video" not in self.clips.labels:
+                raise MotionbitsError(f"train.content_from_video needs clips labelled with their videos; {cfg.data.root} has none")
+            self.same_video = SameVideoClips(self.clips.labels["video"])
         # [N] identity of every training clip, for the identity adversary (looked up every step)
         self.clip_identity = torch.as_tensor(self.clips.labels["identity"]) if self.identities else None
         self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size, self.identities).to(self.device)
@@ -223,11 +252,15 @@ class Trainer:
         t = self.cfg.train
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step)
-        batch = sample_batch(self.model, len(self.clips), t.batch_size, self.generator).shard(self.dist.rank, self.dist.world)
+        batch = sample_batch(self.model, len(self.clips), t.batch_size, self.generator,
+                             self.same_video).shard(self.dist.rank, self.dist.world)
         totals: dict[str, torch.Tensor] = {}
         for micro in range(t.grad_accum):
             part = batch.shard(micro, t.grad_accum)
             z = self.clips.latents(part.index)                                   # [b, T, C, h, w]
+            if part.content_index is not None:  # the content half from another moment of the video
+                half = z.shape[1] // 2
+                z = torch.cat([self.clips.latents(part.content_index)[:, :half], z[:, half:]], dim=1)
             inputs = part.model_inputs(self.device)
             if self.identities:
                 inputs["identity"] = self.clip_identity[part.index].to(self.device)
