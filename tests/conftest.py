@@ -54,7 +54,7 @@ def sprites_root(tmp_path_factory) -> Path:
     """A small real Sprites dataset (8 characters: train and test) composed from the LPC sheets."""
     if not SHEETS.is_dir():
         pytest.skip(f"LPC sheets not found at {SHEETS}")
-    from motionbits.data.sprites import character_id, compose_sprites, split_characters
+    from motionbits.data.sprites import compose_sprites, split_characters
 
     train_ids, test_ids = split_characters(0)
     root = tmp_path_factory.mktemp("sprites")

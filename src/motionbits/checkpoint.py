@@ -9,35 +9,18 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from motionbits.atomic_files import atomic_path
 from motionbits.config import Config, config_from_dict
 from motionbits.errors import MotionbitsError
 
 FORMAT_VERSION = 1
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A fresh temporary file beside `path` (mode 0600) for the block to write; renamed over `path`
-    when the block ends without error, removed otherwise, so readers see the old file or the new."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:

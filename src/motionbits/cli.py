@@ -232,7 +232,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from motionbits.evaluate.sprites_eval import evaluate_sprites
     from motionbits.pipeline import MotionBits
     from motionbits.train import train
-    from motionbits.visualize import save_png, transfer_matrix
+    from motionbits.visualize import transfer_matrix
 
     _check_minutes(args.max_minutes)
     started = time.time()
@@ -255,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     gif, png = transfer_matrix(pipe, clips[:4], clips[4:], out / "transfer.gif")
     print(f"wrote {gif} and {png}")
     # A judge already in the folder (an earlier demo, or one copied in) is reused, else trained there.
-    report = evaluate_sprites(pipe, out, judge_path=out / "judge.safetensors", clips=args.clips)
+    evaluate_sprites(pipe, out, judge_path=out / "judge.safetensors", clips=args.clips)
     print((out / "eval.md").read_text())
     print(f"demo finished in {(time.time() - started) / 60:.1f} min; everything is in {out}/")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motionbits.checkpoint import atomic_path
+from motionbits.atomic_files import atomic_path
 from motionbits.models.tokenizer import Tokenizer
 
 CACHE_DIR = "latents"
@@ -69,11 +69,8 @@ def write_latents(path: Path, latents: torch.Tensor) -> bool:
     from safetensors.torch import save_file
 
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, shared=True) as tmp:
             save_file({"latents": latents.contiguous()}, str(tmp))
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)   # as a plain new file, not mkstemp's 0600: data folders are shared
     except OSError as err:
         warnings.warn(f"{path.parent}: cannot write the latent cache ({err.strerror or err}); "
                       "the next run will encode again", stacklevel=2)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from motionbits.atomic_files import atomic_path, write_text_atomic
 from motionbits.errors import MotionbitsError
 
 ATTRIBUTE_NAMES = ("body", "bottomwear", "topwear", "hair")
@@ -180,17 +181,9 @@ def _slice_clips(sheet: np.ndarray) -> np.ndarray:
 
 
 def _write_atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     # Pass a file object: np.savez would append ".npz" to a bare "*.tmp" name.
-    with open(tmp, "wb") as f:
+    with atomic_path(path, shared=True) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
-
-
-def _write_atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def compose_sprites(
@@ -307,7 +300,7 @@ def compose_sprites(
         "credit": CREDIT,
     }
     # Manifest last: a folder with a manifest has complete npz files next to it.
-    _write_atomic_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -346,19 +339,15 @@ def download_sheets(
                 f"could not download the LPC sheets from github.com/YingzhenLi/Sprites "
                 f"({url}: {reason}); pass --sheets PATH to a local copy"
             ) from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        try:
-            with Image.open(tmp) as im:
-                size = im.size
-        except (OSError, ValueError) as e:
-            tmp.unlink(missing_ok=True)
-            raise MotionbitsError(f"{url}: downloaded file is not a PNG ({e})") from None
-        if size != SHEET_SIZE:
-            tmp.unlink(missing_ok=True)
-            raise MotionbitsError(f"{url}: downloaded sheet is {size[0]}x{size[1]}, expected 832x1344")
-        os.replace(tmp, path)
+        with atomic_path(path, shared=True) as tmp:  # checked before it takes the sheet's name
+            tmp.write_bytes(data)
+            try:
+                with Image.open(tmp) as im:
+                    size = im.size
+            except (OSError, ValueError) as e:
+                raise MotionbitsError(f"{url}: downloaded file is not a PNG ({e})") from None
+            if size != SHEET_SIZE:
+                raise MotionbitsError(f"{url}: downloaded sheet is {size[0]}x{size[1]}, expected 832x1344")
     return dest
 
 

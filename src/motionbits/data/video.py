@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from motionbits.atomic_files import atomic_path, write_text_atomic
 from motionbits.errors import MotionbitsError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
@@ -323,43 +324,34 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun if n == 1 else plural}"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_split(out: Path, split: str, members: list[_Source], raw: np.ndarray | None,
                  shape: tuple[int, ...], identity_index: dict[str, int], video_index: dict[str, int],
                  chunk: int = 256) -> int:
     """Copy the split's clips from the temporary clip file into {split}_frames.npy; labels to {split}.npz."""
     n = sum(s.clips for s in members)
-    frames_path, tmp = out / f"{split}_frames.npy", out / f".{split}_frames.npy.tmp"
-    if n:
-        # open_memmap writes the .npy header and maps the data: the split never sits in RAM.
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
-        pos = 0
-        for s in members:
-            for a in range(s.offset, s.offset + s.clips, chunk):
-                b = min(a + chunk, s.offset + s.clips)
-                arr[pos:pos + b - a] = raw[a:b]
-                pos += b - a
-        arr.flush()
-        del arr
-    else:
-        with open(tmp, "wb") as f:
-            np.save(f, np.zeros((0, *shape), np.uint8))
-    os.replace(tmp, frames_path)
+    with atomic_path(out / f"{split}_frames.npy", shared=True) as tmp:
+        if n:
+            # open_memmap writes the .npy header and maps the data: the split never sits in RAM.
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
+            pos = 0
+            for s in members:
+                for a in range(s.offset, s.offset + s.clips, chunk):
+                    b = min(a + chunk, s.offset + s.clips)
+                    arr[pos:pos + b - a] = raw[a:b]
+                    pos += b - a
+            arr.flush()
+            del arr
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, np.zeros((0, *shape), np.uint8))
 
     labels = {
         "video": np.array([video_index[s.rel] for s in members for _ in range(s.clips)], np.int64),
         "identity": np.array([identity_index[s.identity] for s in members for _ in range(s.clips)], np.int64),
         "start": np.array([st for s in members for st in s.starts], np.int64),
     }
-    tmp = out / f".{split}.npz.tmp"
-    with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
-        np.savez(f, **labels)
-    os.replace(tmp, out / f"{split}.npz")
+    with atomic_path(out / f"{split}.npz", shared=True) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **labels)  # a file object: np.savez would append ".npz" to a bare name
     return n
 
 
@@ -503,7 +495,7 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
         "ignored_files": ignored,
         "seconds": round(time.time() - t_begin, 1),
     }
-    _atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
     if note:
         print(f"note: {note}", file=sys.stderr)
     if fps_notes:

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from motionbits.atomic_files import atomic_path
 from motionbits.errors import MotionbitsError
 from motionbits.runtime import autocast, pick_device, use_bf16
 
@@ -253,11 +254,8 @@ def save_judge(judge: SpritesJudge, path: str | os.PathLike, accuracies: dict[st
         "accuracies": dict(accuracies if accuracies is not None else judge.accuracies),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
-    os.replace(tmp, path)  # never leave a half-written judge behind
+    with atomic_path(path, shared=True) as tmp:  # never leave a half-written judge behind
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
 
 
 def load_judge(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpritesJudge:
