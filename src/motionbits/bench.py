@@ -27,7 +27,7 @@ from motionbits.data.clips import frames_to_float
 from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel
 from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
-from motionbits.train import sample_batch
+from motionbits.train import SameVideoClips, sample_batch
 
 # Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0,
@@ -89,8 +89,11 @@ def training_step(cfg: Config, device: torch.device, compile: bool = False):
     forward = torch.compile(model) if compile else model
     # Random latents, and the training loop's own draws (noise, Gumbel, augmentations, frame subset).
     z = torch.randn(cfg.train.batch_size, cfg.data.frames, latent_c, latent_s, latent_s, device=device)
+    # train.content_from_video only changes which latents fill the content half, not the step's cost:
+    # random latents are all one "video" here.
+    one_video = SameVideoClips(np.zeros(cfg.train.batch_size, np.int64))
     inputs = sample_batch(model, cfg.train.batch_size, cfg.train.batch_size,
-                          torch.Generator().manual_seed(0)).model_inputs(device)
+                          torch.Generator().manual_seed(0), one_video).model_inputs(device)
     if bench_identities(cfg):  # so the identity adversary's cost is in the timing
         inputs["identity"] = torch.arange(cfg.train.batch_size, device=device) % 2
 
