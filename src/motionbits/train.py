@@ -180,11 +180,8 @@ class Trainer:
             # Kept in the checkpoint, so `motionbits transfer` feeds videos at the rate trained on.
             cfg.data.fps = video_dataset_fps(cfg.data.root)
         self.identities = self._identities()
-        self.same_video = None
-        if t.content_from_video > 0:
-            if "video" not in self.clips.labels:
-                raise MotionbitsError(f"train.content_from_video needs clips labelled with their videos; {cfg.data.root} has none")
-            self.same_video = SameVideoClips(self.clips.labels["video"])
+        # (validate() allows content_from_video on video data only, whose clips always carry their video)
+        self.same_video = SameVideoClips(self.clips.labels["video"]) if t.content_from_video > 0 else None
         # [N] identity of every training clip, for the identity adversary (looked up every step)
         self.clip_identity = torch.as_tensor(self.clips.labels["identity"]) if self.identities else None
         self.model = BCDModel(cfg, self.clips.latent_channels, self.clips.latent_size, self.identities).to(self.device)

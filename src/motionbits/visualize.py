@@ -37,6 +37,13 @@ def side_by_side(clips: list, gap: int = 2) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=2)
 
 
+def stack_clips(clips: list, gap: int = 2) -> np.ndarray:
+    """Clips [T, H, W', 3] of equal length and width -> one clip with them one under the other."""
+    arrays = [_np(c) for c in clips]
+    pad = np.full((arrays[0].shape[0], gap, arrays[0].shape[2], 3), 255, np.uint8)
+    return np.concatenate([x for a in arrays for x in (a, pad)][:-1], axis=1)
+
+
 def save_png(image, path: str | Path, scale: int = 1) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +100,6 @@ def transfer_matrix(pipe, contents, motions, path: str | Path, steps: int | None
     The GIF shows, at each time step, the motion clips along the top, the content clips' first
     frame down the left, and each transfer in its cell. The PNG beside it lays the same out as
     strips: per motion clip, its frames, then each content driven by it."""
-    import torch
 
     contents, motions = torch.as_tensor(_np(contents)), torch.as_tensor(_np(motions))
     n_c, n_m = contents.shape[0], motions.shape[0]
@@ -105,11 +111,27 @@ def transfer_matrix(pipe, contents, motions, path: str | Path, steps: int | None
     for i in range(n_c):
         still = contents[i, :1].expand(t, -1, -1, -1)
         rows.append(side_by_side([still, *[results[i, j] for j in range(n_m)]]))
-    gap = np.full((t, 2, rows[0].shape[2], 3), 255, np.uint8)
-    stacked = np.concatenate([x for r in rows for x in (r, gap)][:-1], axis=1)  # [T, H', W', 3]
-    gif = save_video(stacked, Path(path), fps=fps, scale=scale)
+    gif = save_video(stack_clips(rows), Path(path), fps=fps, scale=scale)  # [T, H', W', 3]
     strips = []
     for j in range(n_m):
         strips += [motions[j][None], results[:, j]]
     png = save_png(grid_image(strips), Path(path).with_suffix(".png"), scale=scale)
     return gif, png
+
+
+def long_transfer_pictures(examples, path: str | Path, columns: int = 16) -> list[Path]:
+    """Long transfers [V, 3, L, H, W, 3] (content's first frame held still, driver, result) as
+    path.png, per transfer a driver row over a result row (the content's frame at the left of the
+    result row, every k-th of the L frames up to `columns`), and path.gif, content | driver | result
+    playing side by side, one transfer under the other."""
+    examples = torch.as_tensor(_np(examples))
+    length = examples.shape[2]
+    picked = slice(0, length, max(1, -(-length // columns)))
+    rows = []
+    for content, driver, result in examples:
+        rows.append(torch.cat([torch.full_like(content[:1], 255), driver[picked]])[None])
+        rows.append(torch.cat([content[:1], result[picked]])[None])
+    png = save_png(grid_image(rows), Path(path).with_suffix(".png"))
+    playing = stack_clips([side_by_side(list(e)) for e in examples], gap=4)   # [L, H', W', 3]
+    return [png, save_video(playing, Path(path).with_suffix(".gif"), fps=8)]
+

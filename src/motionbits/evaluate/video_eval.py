@@ -48,6 +48,7 @@ from motionbits.data.video import load_video_clips
 from motionbits.errors import MotionbitsError
 from motionbits.evaluate.metrics import code_usage, psnr, ssim
 from motionbits.pipeline import MotionBits
+from motionbits.visualize import long_transfer_pictures
 
 
 LOOK_SIZE = 16
@@ -162,10 +163,10 @@ def other_identity_picker(identity: np.ndarray, gen: torch.Generator):
 
 def long_transfers(pipe: MotionBits, frames: np.ndarray, labels: dict[str, np.ndarray], pick_content,
                    seam_frames: int, steps: int | None, seed: int, progress: bool,
-                   desc: str = "window seams") -> tuple[dict, torch.Tensor] | tuple[None, None]:
+                   desc: str = "window seams", examples: int = 4) -> tuple[dict, torch.Tensor] | tuple[None, None]:
     """Each video's first `seam_frames` frames (tiled from its clips) drive the clip pick_content(first
-    tile) picks -> (seam ratio and movement follow, the clips [V, 3, L, H, W, 3]: content's first frame
-    held still, driver, result); (None, None) when no video is longer than one window."""
+    tile) picks -> (seam ratio and movement follow, the first `examples` transfers [E, 3, L, H, W, 3]:
+    content's first frame held still, driver, result); (None, None) when no video is longer than one window."""
     sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
     sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
     if not sequences:
@@ -184,29 +185,8 @@ def long_transfers(pipe: MotionBits, frames: np.ndarray, labels: dict[str, np.nd
     out = seam_ratio(results, drivers, pipe.model.window)
     out.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
     out.update(movement_follow(results, drivers))
-    stills = torch.stack(contents).expand(-1, length, -1, -1, -1)           # [V, L, H, W, 3]
-    return out, torch.stack([stills, drivers, results], dim=1)
-
-
-def save_transfer_pictures(examples: torch.Tensor, path: Path, show: int = 4, columns: int = 16) -> list[Path]:
-    """The first `show` long transfers [V, 3, L, H, W, 3] as pictures: path.png, per transfer a
-    driver row and a result row (content's frame on the left, every k-th frame of L up to `columns`),
-    and path.gif, content | driver | result playing side by side, one transfer under the other."""
-    from motionbits.visualize import grid_image, save_png, save_video, side_by_side
-
-    examples = examples[:show]
-    v, _, length = examples.shape[:3]
-    every = max(1, -(-length // columns))
-    rows = []
-    for content, driver, result in examples:
-        picked = slice(0, length, every)
-        rows.append(torch.cat([torch.full_like(content[:1], 255), driver[picked]])[None])
-        rows.append(torch.cat([content[:1], result[picked]])[None])
-    png = save_png(grid_image(rows), path.with_suffix(".png"))
-    playing = [side_by_side(list(e)) for e in examples]                      # [L, H, 3W + gaps, 3] each
-    gap = np.full((length, 4, playing[0].shape[2], 3), 255, np.uint8)
-    stacked = np.concatenate([x for p in playing for x in (p, gap)][:-1], axis=1)
-    return [png, save_video(stacked, path.with_suffix(".gif"), fps=8)]
+    stills = torch.stack(contents[:examples]).expand(-1, length, -1, -1, -1)  # [E, L, H, W, 3]
+    return out, torch.stack([stills, drivers[:examples], results[:examples]], dim=1)
 
 
 def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> list[tuple[int, int]]:
@@ -328,7 +308,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
-    pictures = {name: save_transfer_pictures(examples, out_dir / name)
+    pictures = {name: long_transfer_pictures(examples, out_dir / name)
                 for name, examples in (("transfers_held_out", held_out_examples),
                                        ("transfers_training_people", seen_examples)) if examples is not None}
 
