@@ -50,6 +50,22 @@ def test_resume_is_exact(sprites_root, tmp_path, demo_features):
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
 
 
+def test_resume_with_more_steps_says_what_changed(sprites_root, tmp_path, capsys):
+    import json
+
+    cfg = sprites_cfg(sprites_root, steps=2, warmup_steps=1)
+    train(cfg, tmp_path / "run", progress=False)
+    capsys.readouterr()
+    cfg.train.steps = 3                                          # "train it longer"
+    train(cfg, tmp_path / "run", progress=False)
+    out = capsys.readouterr().out
+    assert "train.steps: 2 -> 3" in out and "learning rate now" in out
+    assert ckpt_io.read_checkpoint(tmp_path / "run")["step"] == 3
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["steps"] == 3
+    train(cfg, tmp_path / "run", progress=False)                 # same settings again: nothing to say
+    assert "differ" not in capsys.readouterr().out
+
+
 def test_time_budget_stops_and_saves(sprites_root, tmp_path, monkeypatch, capsys):
     import motionbits.train as train_module
 

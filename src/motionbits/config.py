@@ -168,6 +168,18 @@ class Config:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def config_changes(old: Config, new: Config) -> list[str]:
+    """'section.key: old -> new' for every setting that differs, e.g. a resumed run given more steps."""
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in d.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    a, b = flat(old.to_dict()), flat(new.to_dict())
+    return [f"{key}: {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)]
+
+
 def _build(cls, values: dict[str, Any], where: str):
     if not isinstance(values, dict):
         raise MotionbitsError(f"{where}: expected a mapping, got {type(values).__name__}")

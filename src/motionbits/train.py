@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from motionbits import checkpoint as ckpt_io
 from motionbits.augment import random_color_matrices
-from motionbits.config import Config
+from motionbits.config import Config, config_changes
 from motionbits.data.clips import load_clips
 from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
@@ -228,9 +228,22 @@ class Trainer:
             ckpt_io.set_rng_state(ckpt["rng"])
             if self.dist.main:
                 print(f"resuming {self.checkpoint_path} at step {self.step}")
+                self._note_changed_settings(ckpt_io.checkpoint_config(ckpt))
         elif self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+
+    def _note_changed_settings(self, before: Config) -> None:
+        """Resuming with other settings (typically more --steps) is allowed, but said out loud: the
+        cosine schedule is stretched to the new length, so the learning rate jumps back up."""
+        changes = config_changes(before, self.cfg)
+        if not changes:
+            return
+        print(f"settings differ from the checkpoint's run, the new ones apply from step {self.step}: "
+              + "; ".join(changes))
+        print(f"learning rate now {learning_rate(self.cfg, self.step):.3g} "
+              f"(was {learning_rate(before, self.step):.3g} under the old schedule)")
+        (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
 
     def state(self) -> dict:
         return {"format": "motionbits", "version": ckpt_io.FORMAT_VERSION, "config": self.cfg.to_dict(),
