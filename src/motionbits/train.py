@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from motionbits import checkpoint as ckpt_io
+from motionbits.atomic_files import write_text_atomic
 from motionbits.augment import random_color_matrices
 from motionbits.config import Config, config_changes
 from motionbits.data.clips import load_clips
@@ -231,7 +232,7 @@ class Trainer:
                 self._note_changed_settings(ckpt_io.checkpoint_config(ckpt))
         elif self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+            write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
 
     def _note_changed_settings(self, before: Config) -> None:
         """Resuming with other settings (typically more --steps) is allowed, but said out loud: the
@@ -243,7 +244,7 @@ class Trainer:
               + "; ".join(changes))
         print(f"learning rate now {learning_rate(self.cfg, self.step):.3g} "
               f"(was {learning_rate(before, self.step):.3g} under the old schedule)")
-        (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
 
     def state(self) -> dict:
         return {"format": "motionbits", "version": ckpt_io.FORMAT_VERSION, "config": self.cfg.to_dict(),
