@@ -232,7 +232,7 @@ class Trainer:
                 self._note_changed_settings(ckpt_io.checkpoint_config(ckpt))
         elif self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
+            self._save_config()
 
     def _note_changed_settings(self, before: Config) -> None:
         """Resuming with other settings (typically more --steps) is allowed, but said out loud: the
@@ -244,6 +244,10 @@ class Trainer:
               + "; ".join(changes))
         print(f"learning rate now {learning_rate(self.cfg, self.step):.3g} "
               f"(was {learning_rate(before, self.step):.3g} under the old schedule)")
+        self._save_config()
+
+    def _save_config(self) -> None:
+        """The run's settings as trained, readable beside last.pt."""
         write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
 
     def state(self) -> dict:

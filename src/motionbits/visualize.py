@@ -100,7 +100,6 @@ def transfer_matrix(pipe, contents, motions, path: str | Path, steps: int | None
     The GIF shows, at each time step, the motion clips along the top, the content clips' first
     frame down the left, and each transfer in its cell. The PNG beside it lays the same out as
     strips: per motion clip, its frames, then each content driven by it."""
-
     contents, motions = torch.as_tensor(_np(contents)), torch.as_tensor(_np(motions))
     n_c, n_m = contents.shape[0], motions.shape[0]
     results = pipe.transfer(contents.repeat_interleave(n_m, 0), motions.repeat(n_c, 1, 1, 1, 1), steps=steps)
@@ -134,4 +133,3 @@ def long_transfer_pictures(examples, path: str | Path, columns: int = 16) -> lis
     png = save_png(grid_image(rows), Path(path).with_suffix(".png"))
     playing = stack_clips([side_by_side(list(e)) for e in examples], gap=4)   # [L, H', W', 3]
     return [png, save_video(playing, Path(path).with_suffix(".gif"), fps=8)]
-
