@@ -162,6 +162,15 @@ def test_identity_regex_and_stem_fallback(tmp_path):
     man = json.loads((tmp_path / "out4" / "manifest.json").read_text())
     assert man["identities"] == ["A01", "B7", "lp_d1", "lp_d2"]
     assert all(v["clips"] == 1 for v in man["videos"])
+    # --seed picks another split of the same identities, and the manifest records it
+    tests = set()
+    for seed in range(4):
+        main(["data", "video", str(src), str(tmp_path / f"seed{seed}"), "--size", "8", "--frames", "4",
+              "--stride", "4", "--test-fraction", "0.4", "--identity-regex", r"mead_(\w+?)_", "--seed", str(seed)])
+        man = json.loads((tmp_path / f"seed{seed}" / "manifest.json").read_text())
+        assert man["seed"] == seed and len(man["split_identities"]["test"]) == 2
+        tests.add(tuple(man["split_identities"]["test"]))
+    assert len(tests) > 1
 
 
 def test_single_identity_splits_by_video(tmp_path, capsys):

@@ -28,7 +28,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         from motionbits.data.video import build_video_dataset
 
         build_video_dataset(args.src, args.out, size=args.size, frames=args.frames, stride=args.stride,
-                            fps=args.fps, test_fraction=args.test_fraction, identity_regex=args.identity_regex,
+                            fps=args.fps, test_fraction=args.test_fraction, seed=args.seed, identity_regex=args.identity_regex,
                             max_clips_per_video=args.max_clips_per_video)
 
 
@@ -287,17 +287,21 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="build a dataset")
     dsub = d.add_subparsers(dest="kind", required=True)
     ds = dsub.add_parser("sprites", help="compose the Sprites benchmark from the LPC sheets")
-    ds.add_argument("--out", required=True)
+    ds.add_argument("--out", required=True, help="dataset folder to write")
     ds.add_argument("--sheets", help=DEFAULT_SHEETS_HINT)
     ds.add_argument("--seed", type=int, default=0, help="seed of the 1000/296 character split")
     dv = dsub.add_parser("video", help="turn a folder of videos into clips")
-    dv.add_argument("src")
-    dv.add_argument("out")
-    dv.add_argument("--size", type=int, default=128)
-    dv.add_argument("--frames", type=int, default=16)
-    dv.add_argument("--stride", type=int, default=8)
-    dv.add_argument("--fps", type=float, default=None)
-    dv.add_argument("--test-fraction", type=float, default=0.2)
+    dv.add_argument("src", help="folder of videos (mp4, avi, mov, webm, mkv, gif) and/or frame folders, searched "
+                                "recursively")
+    dv.add_argument("out", help="dataset folder to write (frames as uint8 arrays, labels, manifest.json)")
+    dv.add_argument("--size", type=int, default=128, help="side of the square frames: centre crop, then resize")
+    dv.add_argument("--frames", type=int, default=16, help="frames per clip")
+    dv.add_argument("--stride", type=int, default=8, help="a clip starts every this many frames (after --fps)")
+    dv.add_argument("--fps", type=float, default=None,
+                    help="resample every video to this frame rate first (default: keep the source's)")
+    dv.add_argument("--test-fraction", type=float, default=0.2,
+                    help="share of identities (of videos when there is one identity) held out for testing")
+    dv.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     dv.add_argument("--identity-regex", default=None,
                     help="group files into identities for the split: the first group of this regex on the "
                          "path, e.g. 'mead_(\\w+?)_' puts all of a MEAD actor's clips on one side")
@@ -308,23 +312,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True, help="config file or packaged name (sprites-cpu, sprites)")
     t.add_argument("--out", help="run folder (default runs/<config name>); resumes if it has last.pt")
     t.add_argument("--data", help="dataset folder (overrides data.root)")
-    t.add_argument("--steps", type=int)
+    t.add_argument("--steps", type=int, help="training steps (overrides train.steps); more than a finished "
+                   "run's continues it with the learning-rate schedule stretched to the new length")
     t.add_argument("--tokenizer-path", help="weights of the config's tokenizer (overrides model.tokenizer_path), "
                    "e.g. the taef2 folder")
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop (and save) after this much wall-clock training time, e.g. a GPU lease")
-    t.add_argument("--device")
+    t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: train.device; auto = CUDA when there is one)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     t.set_defaults(func=cmd_train)
 
     def use_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
-        q.add_argument("--device", default="auto")
+        q.add_argument("--device", default="auto", help="cpu, cuda, ... (default: CUDA when there is one)")
         q.add_argument("--sample-steps", type=int, default=None, help="denoising steps (default: config)")
         q.add_argument("--sampler", choices=["euler", "heun"], default=None, help="ODE sampler (default: config)")
         q.add_argument("--guidance", type=float, default=None,
                        help="content guidance scale w (default: config; 1 = off; needs model.content_dropout)")
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--seed", type=int, default=0, help="seed of the sampling noise")
         q.add_argument("--input-fps", type=float, default=None,
                        help="resample input videos to this rate (default: the rate of the model's training "
                             "clips when its dataset was made with --fps; 0: the source rate)")
@@ -334,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--frames", type=int, default=None, help="at most this many frames")
         q.add_argument("--fps", type=float, default=None, help="output rate (default: the input rate, else 8)")
         q.add_argument("--scale", type=int, default=1, help="integer upscaling of the output")
-        q.add_argument("--side-by-side", action="store_true")
+        q.add_argument("--side-by-side", action="store_true", help="inputs beside the result in each frame")
 
     r = sub.add_parser("reconstruct", help="rebuild a clip from its own content and motion")
     use_args(r)
@@ -355,12 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--content", required=True, help="image, video or sprites:ROOT:SPLIT:INDEX")
     g.add_argument("--prompt-motion", help="continue the motion of this clip")
     g.add_argument("--label", type=int, default=None, help="motion class (a prior trained with labels)")
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the prior")
+    g.add_argument("--top-k", type=int, default=None, help="sample each code among its k likeliest only")
     g.add_argument("-o", "--output", required=True, help=".gif, .mp4, .webm or .png")
     g.add_argument("--frames", type=int, default=16, help="frames to generate (beyond the window: sliding context)")
     g.add_argument("--fps", type=float, default=None, help="output rate (default: the input rate, else 8)")
-    g.add_argument("--scale", type=int, default=1)
+    g.add_argument("--scale", type=int, default=1, help="integer upscaling of the output")
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("evaluate", help="measure a trained model on the test split")
@@ -377,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     w = sub.add_parser("sweep", help="train and evaluate one config at several bitrates: table + plot")
-    w.add_argument("--config", required=True)
+    w.add_argument("--config", required=True, help="config file or packaged name")
     w.add_argument("--bits", required=True, help="comma-separated target bits per frame, e.g. 4,16,48")
     w.add_argument("--data", help="dataset folder (overrides data.root)")
     w.add_argument("--steps", type=int, help="training steps per rate (default: config)")
@@ -385,23 +390,23 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
     w.add_argument("--judge", help="Sprites judge .safetensors (trained once and shared)")
     w.add_argument("--out", help="sweep folder (default runs/<config>-sweep)")
-    w.add_argument("--device", default="auto")
+    w.add_argument("--device", default="auto", help="cpu, cuda, ... (default: CUDA when there is one)")
     w.set_defaults(func=cmd_sweep)
 
     m = sub.add_parser("demo", help="Sprites end to end on the CPU: data, training, GIF, evaluation")
-    m.add_argument("--out", default="outputs/demo")
-    m.add_argument("--config", default="sprites-cpu")
+    m.add_argument("--out", default="outputs/demo", help="folder for the data, run, GIF and report")
+    m.add_argument("--config", default="sprites-cpu", help="a Sprites config (file or packaged name)")
     m.add_argument("--sheets", help=DEFAULT_SHEETS_HINT)
-    m.add_argument("--steps", type=int)
+    m.add_argument("--steps", type=int, help="training steps (default: the config's)")
     m.add_argument("--max-minutes", type=float, default=None,
                    help="stop training (and go on to the GIF and evaluation) after this much wall-clock time")
-    m.add_argument("--clips", type=int, default=None)
+    m.add_argument("--clips", type=int, default=None, help="test clips to evaluate (default: config)")
     m.set_defaults(func=cmd_demo)
     b = sub.add_parser("bench", help="training and sampling speed, FLOPs and MFU of named configs")
-    b.add_argument("--config", nargs="+", default=["sprites-cpu"])
-    b.add_argument("--device", default="auto")
+    b.add_argument("--config", nargs="+", default=["sprites-cpu"], help="config files or packaged names")
+    b.add_argument("--device", default="auto", help="cpu, cuda, ... (default: CUDA when there is one)")
     b.add_argument("--sample-steps", default="1,4,8,25,50", help="comma-separated denoising step counts")
-    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--repeats", type=int, default=5, help="timed repeats of each measurement (their mean is reported)")
     b.add_argument("--clips", type=int, default=4, help="clips per sampling batch")
     b.add_argument("--compile", action="store_true", help="also measure torch.compile")
     b.add_argument("--profile", action="store_true", help="instead: where the training step's time goes (torch.profiler)")
