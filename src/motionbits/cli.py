@@ -28,8 +28,8 @@ def cmd_data(args: argparse.Namespace) -> None:
         from motionbits.data.video import build_video_dataset
 
         build_video_dataset(args.src, args.out, size=args.size, frames=args.frames, stride=args.stride,
-                            fps=args.fps, test_fraction=args.test_fraction, seed=args.seed, identity_regex=args.identity_regex,
-                            max_clips_per_video=args.max_clips_per_video)
+                            fps=args.fps, test_fraction=args.test_fraction, seed=args.seed,
+                            identity_regex=args.identity_regex, max_clips_per_video=args.max_clips_per_video)
 
 
 def _load_cfg(args: argparse.Namespace):
