@@ -1,0 +1,11 @@
+"""Files the package ships so it works offline: the LPC sprite sheets and the taef2 weights.
+
+Each folder carries its licence and a CREDITS.md naming where it comes from.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent
+SPRITE_SHEETS = ASSETS / "lpc_sprites"   # composed into the Sprites benchmark by `motionbits data sprites`
+TAEF2_WEIGHTS = ASSETS / "taef2"         # the default model.tokenizer_path of the taef2 tokenizer
