@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny configs and a few real Sprites clips composed from ../shared when present."""
+"""Fixtures: tiny configs, and a small real Sprites dataset composed from the sheets the package ships."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,32 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from motionbits.config import Config, config_from_dict
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # beside the checkout (developers and CI)
-SHEETS = SHARED / "data" / "lpc_sprites"
+from tests.helpers import tiny_config
 
 torch.set_num_threads(2)
-
-
-def tiny_config(**overrides) -> Config:
-    values = {
-        "name": "tiny",
-        "data": {"frames": 8, "image_size": 16},
-        "model": {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "content_queries": 2,
-                  "content_dim": 16, "groups": 4, "codebook_size": 8, "group_dim": 4,
-                  "patch_size": 4, "denoiser_width": 32, "denoiser_depth": 2, "denoiser_heads": 2},
-        "diffusion": {"sample_steps": 2},
-        "train": {"steps": 4, "batch_size": 4, "log_every": 2, "checkpoint_every": 2, "sample_every": 0,
-                  "target_bits": 4.0, "warmup_steps": 1, "amp": "off"},
-        "eval": {"judge_steps": 5, "clips": 8, "batch_size": 8},
-    }
-    for section, vals in overrides.items():
-        if isinstance(vals, dict):
-            values.setdefault(section, {}).update(vals)
-        else:
-            values[section] = vals
-    return config_from_dict(values)
 
 
 @pytest.fixture
@@ -45,18 +22,26 @@ def one_thread():
 
 
 @pytest.fixture
-def cfg() -> Config:
+def cfg():
     return tiny_config()
 
 
 @pytest.fixture(scope="session")
 def sprites_root(tmp_path_factory) -> Path:
-    """A small real Sprites dataset (8 characters: train and test) composed from the LPC sheets."""
-    if not SHEETS.is_dir():
-        pytest.skip(f"LPC sheets not found at {SHEETS}")
+    """A small real Sprites dataset (6 train and 4 test characters x 9 motions) from the shipped sheets."""
     from motionbits.data.sprites import compose_sprites, split_characters
 
     train_ids, test_ids = split_characters(0)
     root = tmp_path_factory.mktemp("sprites")
-    compose_sprites(SHEETS, root, characters=[*train_ids[:6], *test_ids[:4]], progress=False)
+    compose_sprites(None, root, characters=[*train_ids[:6], *test_ids[:4]], progress=False)
     return root
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A skipped test is a test that did not run: the run fails (the data every test needs ships
+    with the package or is made by the test)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped: " + ", ".join(r.nodeid for r in skipped[:5]), red=True)
+        session.exitstatus = 1

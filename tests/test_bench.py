@@ -14,8 +14,7 @@ def test_bench_tiny_config(tmp_path):
         "model": {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "content_queries": 2,
                   "content_dim": 16, "groups": 2, "codebook_size": 4, "group_dim": 4, "patch_size": 4,
                   "denoiser_width": 32, "denoiser_depth": 1, "denoiser_heads": 2},
-        "train": {"batch_size": 4, "target_bits": 2.0, "amp": "off", "identity_adversary": 0.1,
-                  "content_from_video": 0.5},
+        "train": {"batch_size": 4, "target_bits": 2.0, "amp": "off", "content_from_video": 0.5},
     }))
     out = tmp_path / "bench.json"
     report = run_bench([str(config)], "cpu", steps_list=[1, 2], repeats=1, sample_clips=2, out=str(out))

@@ -1,2 +1,18 @@
-"""motionbits: Bitrate-Controlled Diffusion for video content/motion disentanglement."""
-__version__ = "0.1.0"
+"""motionbits: Bitrate-Controlled Diffusion (Li et al., ICCV 2025) for video content/motion
+disentanglement, motion transfer, motion generation and very low-bitrate motion.
+
+The package, by concern: models/ (tokenizer, encoder, quantizer, denoiser, prior, bcd: the whole
+model), diffusion.py (EDM), data/ (Sprites, video, clips, latent cache), training/ (the one loop,
+the BCD model's and the prior's training, checkpoints), evaluation/ (judge, protocols, metrics),
+codec/ (the motion bitstream), app/ (the web page), api.py (the trained model from Python) and
+cli.py (the `motionbits` command).
+"""
+__version__ = "1.0.0"
+
+
+def __getattr__(name: str):
+    if name == "MotionBits":  # imported on first use: `import motionbits` stays light
+        from motionbits.api import MotionBits
+
+        return MotionBits
+    raise AttributeError(f"module 'motionbits' has no attribute {name!r}")

@@ -37,6 +37,12 @@ def atomic_path(path: str | Path, shared: bool = False) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
+def temporary_files(path: str | Path) -> list[Path]:
+    """The temporary files `atomic_path(path)` makes beside `path` (left behind only by a killed writer)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path, shared=True) as tmp:
         tmp.write_text(text)

@@ -25,9 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from motionbits.config import Config, load_config
 from motionbits.data.clips import frames_to_float
 from motionbits.diffusion import network_calls
-from motionbits.models.bcd import BCDModel
+from motionbits.models.bcd import BCDModel, SameVideoClips
 from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
-from motionbits.train import SameVideoClips, sample_batch
 
 # Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0,
@@ -73,17 +72,13 @@ def bench_latent_shape(cfg: Config) -> tuple[int, int]:
     return 32, cfg.data.image_size // 8
 
 
-def bench_identities(cfg: Config) -> int:
-    """Two made-up identities when the config trains an identity adversary (it needs a count), else 0."""
-    return 2 if cfg.train.identity_adversary > 0 else 0
-
-
 def training_step(cfg: Config, device: torch.device, compile: bool = False):
     """(model, one full training step on a fixed random batch: forward, backward, AdamW)."""
     latent_c, latent_s = bench_latent_shape(cfg)
     if device.type == "cpu":
         keep_freed_memory()  # as training does
-    model = BCDModel(cfg, latent_c, latent_s, bench_identities(cfg)).to(device).train()
+    cfg.diffusion.sigma_data = cfg.diffusion.sigma_data or 0.5   # measured on data when training; any value times the same
+    model = BCDModel(cfg, latent_c, latent_s).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     bf16 = use_bf16(device, cfg.train.amp)
     forward = torch.compile(model) if compile else model
@@ -92,30 +87,27 @@ def training_step(cfg: Config, device: torch.device, compile: bool = False):
     # train.content_from_video only changes which latents fill the content half, not the step's cost:
     # random latents are all one "video" here.
     one_video = SameVideoClips(np.zeros(cfg.train.batch_size, np.int64))
-    inputs = sample_batch(model, cfg.train.batch_size, cfg.train.batch_size,
-                          torch.Generator().manual_seed(0), one_video).model_inputs(device)
-    if bench_identities(cfg):  # so the identity adversary's cost is in the timing
-        inputs["identity"] = torch.arange(cfg.train.batch_size, device=device) % 2
+    draws = model.draw(cfg.train.batch_size, cfg.train.batch_size, torch.Generator().manual_seed(0), one_video).to(device)
 
     def step():
         with autocast(device, bf16):
-            out = forward(z, **inputs)
+            out = forward(z, draws)
         out["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return model, step, (z, inputs, opt, bf16)
+    return model, step, (z, draws, opt, bf16)
 
 
 def bench_training(cfg: Config, device: torch.device, repeats: int, compile: bool = False) -> dict:
-    model, step, (z, inputs, opt, bf16) = training_step(cfg, device, compile)
+    model, step, (z, draws, opt, bf16) = training_step(cfg, device, compile)
     batch = cfg.train.batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = _timed(step, device, repeats)
     with FlopCounterMode(display=False) as counter:
         with autocast(device, bf16):
-            out = model(z, **inputs)
+            out = model(z, draws)
         out["loss"].backward()
     opt.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()
@@ -159,7 +151,8 @@ def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], cli
     tokenizer = bench_tokenizer(cfg, device)
     latent_c, latent_s = ((tokenizer.latent_channels, cfg.data.image_size // tokenizer.downsample)
                           if tokenizer is not None else bench_latent_shape(cfg))
-    model = BCDModel(cfg, latent_c, latent_s, bench_identities(cfg)).to(device).eval()
+    cfg.diffusion.sigma_data = cfg.diffusion.sigma_data or 0.5
+    model = BCDModel(cfg, latent_c, latent_s).to(device).eval()
     bf16 = use_bf16(device, cfg.train.amp)
     t = cfg.data.frames
     z = torch.randn(clips, t, latent_c, latent_s, latent_s, device=device)

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from motionbits.config import DiffusionConfig
+from motionbits.errors import MotionbitsError
 
 # net(x_scaled [B,T,C,h,w], c_noise [B,T]) -> F [B,T,C,h,w]
 NetFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -32,9 +33,15 @@ class EDM:
     def __init__(self, cfg: DiffusionConfig):
         self.cfg = cfg
 
+    @property
+    def sigma_data(self) -> float:
+        if self.cfg.sigma_data is None:
+            raise MotionbitsError("diffusion.sigma_data is unset: training measures it on the data, or set it in the config")
+        return self.cfg.sigma_data
+
     def denoise(self, net: NetFn, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """x [B,T,...] noisy, sigma [B,T] -> D(x; sigma), the estimate of the clean latent."""
-        sd = self.cfg.sigma_data
+        sd = self.sigma_data
         s = _bcast(sigma, x)
         c_skip = sd ** 2 / (s ** 2 + sd ** 2)
         c_out = s * sd / (s ** 2 + sd ** 2).sqrt()
@@ -49,7 +56,7 @@ class EDM:
 
     def loss(self, net: NetFn, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Weighted denoising loss per frame [B, T]; x0, noise [B,T,C,h,w]; sigma [B,T]."""
-        sd = self.cfg.sigma_data
+        sd = self.sigma_data
         denoised = self.denoise(net, x0 + _bcast(sigma, x0) * noise, sigma)
         weight = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2
         return weight * (denoised - x0).pow(2).flatten(2).mean(-1)

@@ -10,9 +10,23 @@ import torch
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """auto (CUDA when there is one), cpu, cuda or cuda:N; one line for a device that is not here."""
+    from motionbits.errors import MotionbitsError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise MotionbitsError(f"device {name!r}: not a device name (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MotionbitsError(f"device {name!r}: this machine has no CUDA GPU (use cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise MotionbitsError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA devices")
+    elif device.type != "cpu":
+        raise MotionbitsError(f"device {name!r}: only cpu and cuda are supported")
+    return device
 
 
 def keep_freed_memory() -> bool:

@@ -19,10 +19,11 @@ from motionbits.config import Config
 
 def _row(bits: float, report: dict, kind: str) -> dict:
     if kind == "sprites":
-        return {"target_bits": bits, "measured_bits": report["rate"]["bits_per_frame"],
+        return {"target_bits": bits, "measured_bits": report["rate"]["empirical_bits_per_frame"],
+                "coded_bits": report["rate"]["coded_bits_per_frame"],
                 "reconstruction_psnr_db": report["reconstruction"]["psnr_db"],
                 "swap_attributes": report["swap"]["attributes_mean"], "swap_motion": report["swap"]["motion"]}
-    return {"target_bits": bits, "measured_bits": report.get("bits_per_frame"),
+    return {"target_bits": bits, "measured_bits": (report.get("rate") or {}).get("empirical_bits_per_frame"),
             "reconstruction_psnr_db": report["same_identity"]["psnr_db"],
             "code_agreement": report["cross_identity"]["code_agreement"],
             "untransferred_code_agreement": report["cross_identity"].get("untransferred_code_agreement"),
@@ -33,8 +34,8 @@ def _row(bits: float, report: dict, kind: str) -> dict:
 
 def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: int | None = None,
               clips: int | None = None, judge_path: str | None = None, progress: bool = True) -> list[dict]:
-    from motionbits.pipeline import MotionBits
-    from motionbits.train import train
+    from motionbits.api import MotionBits
+    from motionbits.training.bcd import train
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,12 +49,12 @@ def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: i
         train(run_cfg, run_dir, progress=progress)  # resumes a run cut short
         pipe = MotionBits.from_checkpoint(run_dir / "last.pt")
         if cfg.data.kind == "sprites":
-            from motionbits.evaluate.sprites_eval import evaluate_sprites
+            from motionbits.evaluation.sprites import evaluate_sprites
 
             report = evaluate_sprites(pipe, run_dir, judge_path=judge_path or out_dir / "judge.safetensors",
                                       clips=clips, progress=progress)
         else:
-            from motionbits.evaluate.video_eval import evaluate_video
+            from motionbits.evaluation.video import evaluate_video
 
             report = evaluate_video(pipe, run_dir, clips=clips, progress=progress)
         rows.append({**_row(bits, report, cfg.data.kind), "steps": run_cfg.train.steps})

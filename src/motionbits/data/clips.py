@@ -1,10 +1,12 @@
 """Clips in memory, ready for training: uint8 frames plus the frozen tokenizer's latents.
 
-Every dataset kind ends up as one uint8 array of clips [N, T, H, W, 3] held in memory (Sprites:
-300 MB for the train split). With the pixel tokenizer, a batch is converted to [-1, 1] floats on
-the fly; with a real tokenizer (autoencoder, taef2, diffusers VAE) the latents of every clip are
-computed once up front, because encoding costs far more than a training step on the CPU, and kept
-on disk beside the data (`latent_cache.py`) so the next run, resume or sweep reads them back.
+Every dataset kind ends up as one uint8 array of clips [N, T, H, W, 3] (Sprites: 300 MB for the
+train split; video splits are memory-mapped). With the pixel tokenizer, a batch is converted to
+[-1, 1] floats on the fly; with a real tokenizer (taef2, a diffusers VAE) the latents of every clip
+are computed once up front, because encoding costs far more than a training step on the CPU, and
+kept on disk beside the data (`latent_cache.py`) so the next run, resume or sweep reads them back.
+`frames_to_float` / `float_to_frames` are the package's one conversion between uint8 frames and
+the [-1, 1] floats every model reads.
 """
 from __future__ import annotations
 
@@ -42,25 +44,36 @@ class ClipSet:
         self.tokenizer = tokenizer.to(device).eval()
         self.device = device
         self.labels = labels or {}
+        self.latent_std = None
         self.cached = None if isinstance(tokenizer, PixelTokenizer) else self._cached_latents(cache_file, progress)
         c, h, _ = tokenizer.latent_shape(frames.shape[2])
         self.latent_channels, self.latent_size = c, h
+        if self.latent_std is None:
+            self.latent_std = self._pixel_std()
 
     def __len__(self) -> int:
         return self.frames.shape[0]
 
     def _cached_latents(self, cache_file: Path | None, progress: bool) -> torch.Tensor:
-        """Latents [N, T, C, h, w] bf16: read from cache_file when it holds them, else encoded (and stored)."""
+        """Latents [N, T, C, h, w] bf16 (and their std, diffusion's sigma_data): read from cache_file
+        when it holds them, else encoded (and stored)."""
         if cache_file is not None:
-            latents = latent_cache.read_latents(cache_file, expected_clips=len(self.frames))
-            if latents is not None:
+            found = latent_cache.read_latents(cache_file, expected_clips=len(self.frames))
+            if found is not None:
                 if progress:
                     print(f"latents read from {cache_file}")
+                latents, self.latent_std = found
                 return latents
         latents = self._encode_all(progress)
-        if cache_file is not None and latent_cache.write_latents(cache_file, latents) and progress:
+        self.latent_std = latent_cache.latent_std(latents)
+        if cache_file is not None and latent_cache.write_latents(cache_file, latents, self.latent_std) and progress:
             print(f"latents cached in {cache_file}")
         return latents
+
+    def _pixel_std(self, clips: int = 512) -> float:
+        """Std of the pixels in [-1, 1] over an even spread of at most `clips` clips."""
+        pick = torch.linspace(0, len(self) - 1, min(clips, len(self))).long()
+        return float(frames_to_float(self.frames_u8(pick)).std())
 
     @torch.no_grad()
     def _encode_all(self, progress: bool, batch: int = 64) -> torch.Tensor:

@@ -6,8 +6,9 @@ everything that changes the latents: the frames' bytes, the tokenizer's kind, no
 weights. A changed dataset or tokenizer gets a new file; a stale one is never read.
 
 Layout: ``<data root>/latents/<split>-<key>.safetensors`` with one bf16 tensor ``latents``
-[N, T, C, h, w]. Written atomically (a temporary file, then a rename), so a killed run leaves
-either the whole file or none.
+[N, T, C, h, w] and, in the metadata, their standard deviation ``std`` (training's
+diffusion.sigma_data unless the config sets one). Written atomically (a temporary file, then a
+rename), so a killed run leaves either the whole file or none.
 """
 from __future__ import annotations
 
@@ -46,14 +47,25 @@ def cache_path(root: str | os.PathLike, split: str, key: str) -> Path:
     return Path(root) / CACHE_DIR / f"{split}-{key}.safetensors"
 
 
-def read_latents(path: Path, expected_clips: int) -> torch.Tensor | None:
-    """The cached latents, or None when the file is missing or unusable (it is then rebuilt)."""
+def latent_std(latents: torch.Tensor, chunk: int = 256) -> float:
+    """Standard deviation of every value of latents [N, ...], in float64, a chunk of clips at a time."""
+    total = total_sq = 0.0
+    for start in range(0, len(latents), chunk):
+        x = latents[start:start + chunk].double()
+        total, total_sq = total + x.sum().item(), total_sq + x.square().sum().item()
+    n = latents.numel()
+    return float(max(total_sq / n - (total / n) ** 2, 0.0) ** 0.5)
+
+
+def read_latents(path: Path, expected_clips: int) -> tuple[torch.Tensor, float] | None:
+    """The cached latents and their std, or None when the file is missing or unusable (it is then rebuilt)."""
     if not path.is_file():
         return None
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
     try:
-        latents = load_file(str(path))["latents"]
+        with safe_open(str(path), framework="pt") as f:
+            latents, meta = f.get_tensor("latents"), f.metadata() or {}
     except Exception as err:  # truncated or foreign file: rebuild rather than fail the run
         warnings.warn(f"{path}: unreadable latent cache ({type(err).__name__}); encoding again", stacklevel=2)
         return None
@@ -61,16 +73,20 @@ def read_latents(path: Path, expected_clips: int) -> torch.Tensor | None:
         warnings.warn(f"{path}: latent cache has shape {tuple(latents.shape)}, expected {expected_clips} clips; "
                       "encoding again", stacklevel=2)
         return None
-    return latents
+    try:
+        std = float(meta["std"])
+    except (KeyError, ValueError):  # a cache written before the std was stored
+        std = latent_std(latents)
+    return latents, std
 
 
-def write_latents(path: Path, latents: torch.Tensor) -> bool:
-    """Store latents [N, T, C, h, w]; False (with a warning) when the data folder is not writable."""
+def write_latents(path: Path, latents: torch.Tensor, std: float) -> bool:
+    """Store latents [N, T, C, h, w] and their std; False (with a warning) when the data folder is not writable."""
     from safetensors.torch import save_file
 
     try:
         with atomic_path(path, shared=True) as tmp:
-            save_file({"latents": latents.contiguous()}, str(tmp))
+            save_file({"latents": latents.contiguous()}, str(tmp), metadata={"std": repr(std)})
     except OSError as err:
         warnings.warn(f"{path.parent}: cannot write the latent cache ({err.strerror or err}); "
                       "the next run will encode again", stacklevel=2)

@@ -4,25 +4,25 @@
 (spellcast/walk/slash x front/left/right), 8 frames of 64x64 RGB per clip, split by a
 seeded permutation of the characters into 1000 train / 296 test characters.
 
-The art is from the Liberated Pixel Cup and the Universal LPC Spritesheet project
-(dual licensed CC-BY-SA 3.0 / GPL 3.0); the manifest written next to the data says so.
+The art is from the Liberated Pixel Cup and the Universal LPC Spritesheet project (dual licensed
+CC-BY-SA 3.0 / GPL 3.0); the package ships the 25 sheets the benchmark needs
+(motionbits/assets/lpc_sprites, with the licences and credits), and the manifest written next to
+the data credits them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import torch
 from PIL import Image
 
+from motionbits.assets import SPRITE_SHEETS
 from motionbits.atomic_files import atomic_path, write_text_atomic
 from motionbits.errors import MotionbitsError
 
@@ -52,17 +52,6 @@ _ACTION_COLS = {
     "slash": (0, 1, 2, 3, 4, 5, 5, 5),  # 6 real frames, last one repeated
 }
 _DIRECTION_ROW = {"back": 0, "left": 1, "front": 2, "right": 3}
-
-# Our layer folder -> folder of github.com/YingzhenLi/Sprites (it uses the same names:
-# bottomwear holds the legs/pants, topwear the torso/shirts, shoes the feet).
-_REPO_FOLDERS = {
-    "body": "body",
-    "bottomwear": "bottomwear",
-    "topwear": "topwear",
-    "hair": "hair",
-    "shoes": "shoes",
-}
-DEFAULT_SHEETS_URL = "https://raw.githubusercontent.com/YingzhenLi/Sprites/master"
 
 CREDIT = (
     "Sprite art from the Liberated Pixel Cup (http://lpc.opengameart.org) and the "
@@ -187,7 +176,7 @@ def _write_atomic_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def compose_sprites(
-    sheets_dir: str | os.PathLike,
+    sheets_dir: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     seed: int = 0,
     characters: Iterable[int] | None = None,
@@ -195,10 +184,11 @@ def compose_sprites(
 ) -> dict:
     """Compose the Sprites benchmark into out_dir/{train,test}.npz + manifest.json.
 
-    characters: optional subset of character ids (for tests); its train/test membership
-    still comes from the full seeded permutation. Returns the manifest dict.
+    sheets_dir: the LPC sheets (None: the ones shipped with the package). characters: optional
+    subset of character ids (for tests); its train/test membership still comes from the full
+    seeded permutation. Returns the manifest dict.
     """
-    sheets_dir = Path(sheets_dir)
+    sheets_dir = Path(sheets_dir) if sheets_dir is not None else SPRITE_SHEETS
     out_dir = Path(out_dir)
     if characters is None:
         cids = list(range(NUM_CHARACTERS))
@@ -304,53 +294,6 @@ def compose_sprites(
     return manifest
 
 
-# ----------------------------------------------------------------------------- download
-
-
-def download_sheets(
-    dest_dir: str | os.PathLike,
-    base_url: str = DEFAULT_SHEETS_URL,
-    timeout: float = 30.0,
-) -> Path:
-    """Fetch the layer sheets the benchmark needs into dest_dir/<layer>/<n>.png.
-
-    Sheets already present with the right size are kept. Raises MotionbitsError when
-    offline or when a download is not a valid sheet.
-    """
-    dest = Path(dest_dir)
-    wanted = [(name, o) for name in ATTRIBUTE_NAMES for o in range(NUM_ATTRIBUTE_CLASSES)]
-    wanted.append(("shoes", SHOES_OPTION))
-    for name, option in wanted:
-        path = _sheet_path(dest, name, option)
-        if path.is_file():
-            try:
-                with Image.open(path) as im:
-                    if im.size == SHEET_SIZE:
-                        continue
-            except (OSError, ValueError):
-                pass  # broken earlier download: fetch again
-        url = f"{base_url.rstrip('/')}/{_REPO_FOLDERS[name]}/{option}.png"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                data = resp.read()
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
-            raise MotionbitsError(
-                f"could not download the LPC sheets from github.com/YingzhenLi/Sprites "
-                f"({url}: {reason}); pass --sheets PATH to a local copy"
-            ) from None
-        with atomic_path(path, shared=True) as tmp:  # checked before it takes the sheet's name
-            tmp.write_bytes(data)
-            try:
-                with Image.open(tmp) as im:
-                    size = im.size
-            except (OSError, ValueError) as e:
-                raise MotionbitsError(f"{url}: downloaded file is not a PNG ({e})") from None
-            if size != SHEET_SIZE:
-                raise MotionbitsError(f"{url}: downloaded sheet is {size[0]}x{size[1]}, expected 832x1344")
-    return dest
-
-
 # ----------------------------------------------------------------------------- load
 
 
@@ -425,22 +368,3 @@ def load_sprites(root: str | os.PathLike, split: str) -> SpritesSplit:
     if n and (arrs["attributes"].min() < 0 or arrs["attributes"].max() >= NUM_ATTRIBUTE_CLASSES):
         raise MotionbitsError(f"{path}: attribute labels outside 0..{NUM_ATTRIBUTE_CLASSES - 1}")
     return SpritesSplit(**arrs)
-
-
-# ----------------------------------------------------------------------------- tensors
-
-
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1]."""
-    if frames.dtype != np.uint8 or frames.ndim < 3 or frames.shape[-1] != 3:
-        raise ValueError(f"expected uint8 [..., H, W, 3], got {frames.dtype} {list(frames.shape)}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
-    return x.float().div_(127.5).sub_(1.0)
-
-
-def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
-    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3] (clamped, rounded)."""
-    if x.ndim < 3 or x.shape[-3] != 3:
-        raise ValueError(f"expected [..., 3, H, W], got {list(x.shape)}")
-    y = ((x.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)
-    return y.movedim(-3, -1).contiguous().numpy()

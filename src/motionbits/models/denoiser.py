@@ -3,13 +3,15 @@
 Per frame t of a clip:
     noisy latent z_t [C, h, w] ──patchify──► L patch tokens (+ fixed 2D sin-cos positions)
     content c [K, Cc] ──linear──► K content tokens, concatenated in front of the patch tokens
-    condition = embed(noise level) + embed(quantized motion m̂_t)   (per-frame adaLN-Zero)
-                [+ embed(mean of the content tokens): a fast global path for appearance]
-    DiT blocks (optionally with attention across the T frames of the clip at each patch position)
-    ──► per-patch output ──unpatchify──► [C, h, w]   (the raw network output F of EDM)
+    condition = embed(noise level) + embed(quantized motion m̂_t) + embed(mean content token)
+                (per-frame adaLN-Zero; the pooled content gives the look a direct path)
+    DiT blocks ──► per-patch output ──unpatchify──► [C, h, w]   (the raw network output F of EDM)
 
-Frames are independent given (content, motion) unless temporal attention is on, so a batch is
-flattened to B*T frames.
+Frames are independent given (content, motion), so a batch is flattened to B*T frames, unless
+temporal attention is on: then each block also attends across the T frames at each token position,
+with a learned relative-position bias (clips longer than in training work) and a zero-initialised
+output, so a model with these layers added computes exactly what the model without them did
+(the paper's second training stage starts there).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-from motionbits.models.layers import MLP, Attention
+from motionbits.models.layers import MLP, Attention, RelativePositionBias
 
 
 def sincos_2d(width: int, grid: int) -> torch.Tensor:
@@ -54,38 +56,48 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale[:, None]) + shift[:, None]
 
 
+class TemporalAttention(nn.Module):
+    """Attention across the frames of a clip at each token position, zero-initialised."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.attn = Attention(width, heads)
+        self.position_bias = RelativePositionBias(heads)
+        nn.init.zeros_(self.attn.out.weight)   # adds exactly 0 until trained
+        nn.init.zeros_(self.attn.out.bias)
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """x [B*T, L, W] -> the same, each token having seen its position in the other frames."""
+        xt = rearrange(x, "(b t) l w -> (b l) t w", t=frames)
+        xt = xt + self.attn(self.norm(xt), self.position_bias(frames, x.device))
+        return rearrange(xt, "(b l) t w -> (b t) l w", l=x.shape[1])
+
+
 class DiTBlock(nn.Module):
-    def __init__(self, width: int, heads: int, mlp_ratio: float, temporal: bool):
+    def __init__(self, width: int, heads: int, temporal: bool):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(width, heads)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.mlp = MLP(width, mlp_ratio)
+        self.mlp = MLP(width)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
         nn.init.zeros_(self.ada[1].weight)  # adaLN-Zero: every block starts as the identity
         nn.init.zeros_(self.ada[1].bias)
-        self.temporal = None
-        if temporal:
-            self.norm_t = nn.LayerNorm(width, eps=1e-6)
-            self.temporal = Attention(width, heads)
-            nn.init.zeros_(self.temporal.out.weight)
-            nn.init.zeros_(self.temporal.out.bias)
+        self.temporal = TemporalAttention(width, heads) if temporal else None
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, frames: int) -> torch.Tensor:
         """x [B*T, L, W], cond [B*T, W]."""
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond).chunk(6, dim=1)
         x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))
         if self.temporal is not None:
-            xt = rearrange(x, "(b t) l w -> (b l) t w", t=frames)
-            xt = xt + self.temporal(self.norm_t(xt))
-            x = rearrange(xt, "(b l) t w -> (b t) l w", l=x.shape[1])
+            x = self.temporal(x, frames)
         return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
 class Denoiser(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, patch_size: int, width: int,
-                 depth: int, heads: int, content_dim: int, motion_dim: int, mlp_ratio: float = 4.0,
-                 temporal_attention: bool = False, content_adaln: bool = True):
+                 depth: int, heads: int, content_dim: int, motion_dim: int, temporal_attention: bool = False):
         super().__init__()
         if latent_size % patch_size:
             raise ValueError(f"latent size {latent_size} is not a multiple of patch size {patch_size}")
@@ -99,9 +111,8 @@ class Denoiser(nn.Module):
         self.motion_embed = nn.Sequential(nn.Linear(motion_dim, width), nn.SiLU(), nn.Linear(width, width))
         # Attention to the content tokens learns slowly from noise-only inputs; the pooled content in
         # the adaLN condition gives appearance (colours) a direct path, like class labels in DiT.
-        self.content_embed = (nn.Sequential(nn.Linear(content_dim, width), nn.SiLU(), nn.Linear(width, width))
-                              if content_adaln else None)
-        self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio, temporal_attention) for _ in range(depth))
+        self.content_embed = nn.Sequential(nn.Linear(content_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.blocks = nn.ModuleList(DiTBlock(width, heads, temporal_attention) for _ in range(depth))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.patch_out = nn.Linear(width, latent_channels * patch_size ** 2)
@@ -121,9 +132,8 @@ class Denoiser(nn.Module):
         ctx = ctx.repeat_interleave(t, dim=0)                                  # [B*T, K, W]
         k = ctx.shape[1]
         x = torch.cat([ctx, x], dim=1)                                         # [B*T, K+L, W]
-        cond = self.noise_embed(c_noise.flatten()) + self.motion_embed(motion.flatten(0, 1))  # [B*T, W]
-        if self.content_embed is not None:
-            cond = cond + self.content_embed(content.mean(1)).repeat_interleave(t, dim=0)
+        cond = (self.noise_embed(c_noise.flatten()) + self.motion_embed(motion.flatten(0, 1))
+                + self.content_embed(content.mean(1)).repeat_interleave(t, dim=0))      # [B*T, W]
         for block in self.blocks:
             x = block(x, cond, t)
         shift, scale = self.final_ada(cond).chunk(2, dim=1)

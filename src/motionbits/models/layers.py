@@ -7,6 +7,25 @@ import torch.nn.functional as F
 from einops import rearrange
 
 
+class RelativePositionBias(nn.Module):
+    """T5-style learned attention bias per head for each frame offset, clipped to +-max_distance so
+    sequences longer than any seen in training work. `queries` leading tokens without a position
+    (content queries) get no bias."""
+
+    def __init__(self, heads: int, max_distance: int = 32):
+        super().__init__()
+        self.max_distance = max_distance
+        self.bias = nn.Embedding(2 * max_distance + 1, heads)
+
+    def forward(self, frames: int, device: torch.device, queries: int = 0) -> torch.Tensor:
+        pos = torch.arange(frames, device=device)
+        offset = (pos[None, :] - pos[:, None]).clamp(-self.max_distance, self.max_distance)
+        frame_bias = rearrange(self.bias(offset + self.max_distance), "i j h -> h i j")   # [H, T, T]
+        if not queries:
+            return frame_bias
+        return F.pad(frame_bias, (queries, 0, queries, 0))                                 # [H, K+T, K+T]
+
+
 class Attention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()

@@ -24,8 +24,8 @@ Groups within a frame (`group_autoregressive`):
       p(frame) = prod_g p(code_g | past, codes_<g) exactly. The transformer still runs once per
       frame; sampling runs the head N times. About +20 % training cost at the default sizes.
 
-Label conditioning trains with label dropout (the label is replaced by the "no label" entry with
-probability `label_dropout`), so one model samples both with and without a label.
+Label conditioning trains with label dropout (training/prior.py replaces the label by -1, "no
+label", with probability `label_dropout`), so one model samples both with and without a label.
 """
 from __future__ import annotations
 
@@ -62,11 +62,9 @@ class PriorConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "prior config") -> "PriorConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise MotionbitsError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        cfg = cls(**values)
+        from motionbits.config import build_checked
+
+        cfg = build_checked(cls, values, where)
         cfg.validate(where)
         return cfg
 
@@ -148,7 +146,7 @@ class MotionPrior(nn.Module):
         if content is not None:
             if content.ndim != 3 or content.shape[-1] != self.cfg.content_dim:
                 raise MotionbitsError(f"content must be [B, K, {self.cfg.content_dim}], got {tuple(content.shape)}")
-            parts.append(self.content_in(content.float()))
+            parts.append(self.content_in(content.to(self.start.dtype)))
         if self.label_embed is not None:
             parts.append(self.label_embed(self._label_index(label, batch))[:, None])
         elif label is not None:
@@ -165,11 +163,7 @@ class MotionPrior(nn.Module):
         label = torch.as_tensor(label, device=device).long().reshape(-1).expand(batch)
         if (label >= self.cfg.num_classes).any():
             raise MotionbitsError(f"labels must be < num_classes={self.cfg.num_classes}, got {label.max().item()}")
-        label = torch.where(label < 0, self.null_label, label)
-        if self.training and self.cfg.label_dropout > 0:
-            drop = torch.rand(batch, device=device) < self.cfg.label_dropout
-            label = torch.where(drop, self.null_label, label)
-        return label
+        return torch.where(label < 0, self.null_label, label)
 
     def _frame_tokens(self, context: torch.Tensor) -> torch.Tensor:
         """context codes [B, S, N] -> input tokens [B, S+1, W]: start, then one token per frame."""

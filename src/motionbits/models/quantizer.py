@@ -1,32 +1,27 @@
 """Group vector quantization with a controlled bitrate: the motion bottleneck.
 
 Each per-frame motion vector m_t (N * d) is split into N groups of d; group i picks one of the K_e
-entries of its own codebook. While training the choice is a straight-through Gumbel-softmax sample
-over logits -alpha * ||m_ti - e_ij||^2; at inference it is the nearest entry. So a frame costs at
-most N * log2(K_e) bits, and the rate actually used is the entropy of the codes, estimated from the
-average sampling probabilities of each group over the batch (the "histogram"):
+entries of its own codebook. A frame therefore costs at most N * log2(K_e) bits.
 
-    H = sum_i  -sum_j p_ij log2 p_ij       (bits per frame)
+Code distribution. The logits of group i are l_ij = -alpha * ||m_ti - e_ij||^2 and
+p(j | frame) = softmax(l_i)_j. Training draws the hard code by the Gumbel-max trick,
+argmax_j (l_ij + g_j) with g Gumbel noise, which is an exact sample from p whatever the temperature;
+the straight-through gradient flows through the relaxed sample softmax((l + g) / tau), so tau
+shapes only the gradient. Inference takes the nearest entry, argmax_j l_ij.
 
-The training loss adds lambda * (R - H_target)^2, which holds the rate at the target from both
-sides. Which R (`rate_estimate`):
-- "marginal": R = H above, the paper's estimate. It can be met by noise: if motion vectors sit
-  equidistant from several entries, the Gumbel samples are random, the histogram is spread, and
-  the codes carry nothing (measured on Sprites: training estimate 10 bits per frame, argmin codes
-  on the test split 0.5 bits, reconstructions useless).
-- "information" (default): R = H - E_x[H(p(.|x))], the mutual information between a frame and its
-  sampled code (per group, summed). Noise raises the second term and lowers R, so the target can
-  only be met by codes that depend on the frame; below the target the penalty pushes information
-  into the codes, which is what prevents the motion path from collapsing early in training.
-Both are logged.
-
-Collapse guard: the rate penalty is two-sided, so a collapse (H far below the target) is pushed
-back up by the loss itself; this is what keeps the codebook alive by default. Optionally
-(`dead_code_threshold` > 0), a code whose running usage falls below that fraction of its fair
-share (1 / K_e) is re-seeded with a motion vector from the current batch. It is off by default:
-with a target well below the ceiling most entries are meant to be idle, and re-seeding them all at
-once (measured on sprites-cpu: at step ~690 the rate jumped from 10 to 12.7 bits per frame) only
-disturbs training.
+The rate. The training loss adds lambda * (R - H_target)^2, which holds R at the target from both
+sides (a collapse far below the target is pushed back up). Which R (`rate_estimate`), per group,
+summed over groups, in bits per frame, over the frames of the (global) batch:
+- "information" (default): R = I(frame; code) = H(mean_x p(.|x)) - mean_x H(p(.|x)), the mutual
+  information between a frame and its code. Frames that all give the same p carry 0 bits, however
+  spread p is; codes that are deterministic and distinct carry log2 of the number used. Only codes
+  that depend on the frame count, so the target cannot be met by noise.
+- "marginal": R = H(mean_x s), the entropy of the mean relaxed sample s = softmax((l + g) / tau):
+  the paper's estimate. It can be met by noise (motion vectors equidistant from several entries
+  give random codes that carry nothing; measured on Sprites: 10 bits per frame in training, 0.5 on
+  the test split's argmin codes).
+Both are batch (plug-in) estimates: H(mean_x p) is biased low by a batch of finitely many frames.
+Both are logged, with the plug-in entropy of the hard codes beside them.
 """
 from __future__ import annotations
 
@@ -41,27 +36,28 @@ from einops import rearrange
 
 @dataclass
 class QuantizerOutput:
-    quantized: torch.Tensor      # [B, T, N*d], straight-through in training
-    codes: torch.Tensor          # [B, T, N] int64
-    entropy_bits: torch.Tensor   # scalar: marginal code entropy, bits per frame (the paper's H)
-    rate_bits: torch.Tensor      # scalar: the controlled rate (marginal H or mutual information)
-    probs: torch.Tensor | None   # [N, K_e] average sampling probabilities (training only)
+    quantized: torch.Tensor        # [B, T, N*d], straight-through in training
+    codes: torch.Tensor            # [B, T, N] int64
+    rate_bits: torch.Tensor        # scalar: the controlled rate (information or marginal)
+    information_bits: torch.Tensor  # scalar: I(frame; code), bits per frame
+    marginal_bits: torch.Tensor    # scalar: entropy of the mean relaxed sample (the paper's H)
+    code_entropy_bits: torch.Tensor | None = None   # training: plug-in entropy of the batch's hard codes
+    static_code_bits: torch.Tensor | None = None    # training: their cost under the running frequencies
 
 
 class GroupQuantizer(nn.Module):
     def __init__(self, groups: int, codebook_size: int, group_dim: int, alpha: float = 1.0,
-                 tau: float = 1.0, dead_code_threshold: float = 0.0, usage_decay: float = 0.99,
-                 rate_estimate: str = "information"):
+                 tau: float = 1.0, rate_estimate: str = "information", usage_decay: float = 0.99):
         super().__init__()
         if rate_estimate not in ("information", "marginal"):
             raise ValueError(f"rate_estimate must be 'information' or 'marginal', got {rate_estimate!r}")
         self.rate_estimate = rate_estimate
         self.groups, self.codebook_size, self.group_dim = groups, codebook_size, group_dim
         self.alpha, self.tau = alpha, tau
-        self.dead_code_threshold = dead_code_threshold
         self.usage_decay = usage_decay
         self.codebook = nn.Parameter(torch.randn(groups, codebook_size, group_dim))  # [N, K_e, d]
-        # Running code usage per group, for dead-code revival and for logging.
+        # Running frequency of each group's hard codes in training: logged, and the static model of
+        # the motion bitstream when a run has no prior (motionbits.codec).
         self.register_buffer("usage", torch.full((groups, codebook_size), 1.0 / codebook_size))
 
     @property
@@ -72,11 +68,10 @@ class GroupQuantizer(nn.Module):
     def ceiling_bits(self) -> float:
         return self.groups * math.log2(self.codebook_size)
 
-    def logits(self, motion: torch.Tensor, codebook: torch.Tensor | None = None) -> torch.Tensor:
-        """motion [B, T, N*d] -> logits [B, T, N, K_e] = -alpha * squared distance (to `codebook`
-        [N, K_e, d] when given, e.g. a detached copy, else to this quantizer's own)."""
+    def logits(self, motion: torch.Tensor) -> torch.Tensor:
+        """motion [B, T, N*d] -> logits [B, T, N, K_e] = -alpha * squared distance to each entry."""
         m = rearrange(motion.float(), "b t (n d) -> b t n d", n=self.groups)
-        e = (self.codebook if codebook is None else codebook).float()
+        e = self.codebook.float()
         # ||m||^2 - 2 m.e + ||e||^2, per group
         dist = (m.pow(2).sum(-1, keepdim=True)
                 - 2 * torch.einsum("btnd,nkd->btnk", m, e)
@@ -90,57 +85,59 @@ class GroupQuantizer(nn.Module):
 
     def forward(self, motion: torch.Tensor, gumbel: torch.Tensor | None = None) -> QuantizerOutput:
         """motion [B, T, N*d]. `gumbel` [B, T, N, K_e] may be given to make sampling reproducible."""
-        logits = self.logits(motion)
+        logits = self.logits(motion)                                    # [B, T, N, K_e]
+        information = information_bits(logits)
         if not self.training:
             codes = logits.argmax(-1)
-            h = entropy_bits(logits.softmax(-1).mean(dim=(0, 1)))
-            return QuantizerOutput(self.lookup(codes), codes, h, h, None)
-
+            return QuantizerOutput(self.lookup(codes), codes, information, information,
+                                   entropy_bits(_all_reduce_mean(logits.softmax(-1).mean(dim=(0, 1)))))
         if gumbel is None:
             gumbel = -torch.empty_like(logits).exponential_().log()
-        soft = ((logits + gumbel) / self.tau).softmax(-1)               # [B,T,N,K_e]
-        codes = soft.argmax(-1)
+        soft = ((logits + gumbel) / self.tau).softmax(-1)               # [B, T, N, K_e] relaxed sample
+        codes = soft.argmax(-1)                                         # = argmax(logits + gumbel): a sample of p
         hard = F.one_hot(codes, self.codebook_size).to(soft.dtype)
         onehot = hard - soft.detach() + soft                            # straight-through
         quantized = torch.einsum("btnk,nkd->btnd", onehot, self.codebook.float())
-        probs = _all_reduce_mean(soft.mean(dim=(0, 1)))                 # [N, K_e] sampling histogram
-        marginal = entropy_bits(probs)
-        rate = marginal
-        if self.rate_estimate == "information":
-            # E_x H(p(.|x)) of the sampling distribution, summed over groups
-            conditional = -(soft * torch.log2(soft.clamp_min(1e-12))).sum(-1).mean(dim=(0, 1)).sum()
-            rate = marginal - _all_reduce_mean(conditional)
-        self._track_usage(hard.detach(), motion.detach())
-        return QuantizerOutput(rearrange(quantized, "b t n d -> b t (n d)"), codes, marginal, rate, probs)
+        marginal = entropy_bits(_all_reduce_mean(soft.mean(dim=(0, 1))))
+        with torch.no_grad():
+            frequency = _all_reduce_mean(hard.mean(dim=(0, 1)))          # [N, K_e] of the hard codes
+            static = self.static_bits(codes)
+            self.usage.mul_(self.usage_decay).add_(frequency, alpha=1 - self.usage_decay)
+        return QuantizerOutput(rearrange(quantized, "b t n d -> b t (n d)"), codes,
+                               information if self.rate_estimate == "information" else marginal,
+                               information, marginal, entropy_bits(frequency), static)
 
     @torch.no_grad()
-    def _track_usage(self, hard: torch.Tensor, motion: torch.Tensor) -> None:
-        counts = _all_reduce_mean(hard.float().mean(dim=(0, 1)))          # [N, K_e]
-        self.usage.mul_(self.usage_decay).add_(counts, alpha=1 - self.usage_decay)
-        dead = self.usage < self.dead_code_threshold / self.codebook_size  # [N, K_e]
-        if self.dead_code_threshold <= 0 or not dead.any():
-            return
-        # Re-seed each dead entry with a random motion vector of the batch (same group), and give it
-        # a fair usage so it is not re-seeded again before it had a chance to be picked.
-        m = rearrange(motion.float(), "b t (n d) -> (b t) n d", n=self.groups)
-        pick = torch.randint(0, m.shape[0], dead.shape, device=m.device)
-        candidates = m[pick, torch.arange(self.groups, device=m.device)[:, None]]  # [N, K_e, d]
-        self.codebook.data[dead] = candidates[dead].to(self.codebook.dtype)
-        self.usage[dead] = 1.0 / self.codebook_size
-        _broadcast_from_rank0(self.codebook.data)
+    def static_bits(self, codes: torch.Tensor) -> torch.Tensor:
+        """Mean bits per frame of codes [..., N] under the running per-group frequencies: what the
+        motion bitstream's static model (no prior) spends, up to its integer rounding."""
+        p = self.usage / self.usage.sum(-1, keepdim=True)                         # [N, K_e]
+        cost = -torch.log2(p.clamp_min(1e-12))[torch.arange(self.groups, device=codes.device), codes]
+        return cost.sum(-1).float().mean()
 
     @torch.no_grad()
     def usage_stats(self) -> dict[str, float]:
-        """Codebook usage from the running usage: fraction of live codes and mean perplexity."""
+        """Per-group codebook usage from the running frequencies: entries in use (above 1 % of a
+        fair share) and perplexity, as the mean and the smallest over groups."""
         p = self.usage / self.usage.sum(-1, keepdim=True)
-        perplexity = torch.exp(-(p * p.clamp_min(1e-12).log()).sum(-1))
-        return {"codebook_used": (self.usage > 0.01 / self.codebook_size).float().mean().item(),
-                "perplexity": perplexity.mean().item()}
+        perplexity = torch.exp(-(p * p.clamp_min(1e-12).log()).sum(-1))              # [N]
+        used = (self.usage > 0.01 / self.codebook_size).sum(-1).float()               # [N]
+        return {"entries_used_mean": used.mean().item(), "entries_used_min": used.min().item(),
+                "perplexity_mean": perplexity.mean().item(), "perplexity_min": perplexity.min().item()}
 
 
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
-    """probs [N, K_e] (rows sum to 1) -> sum over groups of each group's entropy, in bits."""
+    """probs [..., K] (rows sum to 1) -> the sum over all leading positions of each row's entropy, in bits."""
     return -(probs * torch.log2(probs.clamp_min(1e-12))).sum()
+
+
+def information_bits(logits: torch.Tensor) -> torch.Tensor:
+    """logits [B, T, N, K_e] -> I(frame; code) over the B*T frames, per group, summed: bits per frame.
+    H(mean_x p) - mean_x H(p) with p = softmax(logits); the mean runs over every process's frames."""
+    p = logits.float().softmax(-1)
+    mean_p = _all_reduce_mean(p.mean(dim=(0, 1)))                                     # [N, K_e]
+    conditional = -(p * torch.log2(p.clamp_min(1e-12))).sum(-1).mean(dim=(0, 1)).sum()
+    return entropy_bits(mean_p) - _all_reduce_mean(conditional)
 
 
 def _distributed() -> bool:
@@ -148,15 +145,10 @@ def _distributed() -> bool:
 
 
 def _all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
-    # The rate is a property of the global batch: average the histogram over processes so every
-    # rank (and a single process on the same global batch) computes the same entropy.
+    # The rate is a property of the global batch: average over processes so every rank (and one
+    # process on the same global batch) computes the same value. Differentiable.
     if not _distributed():
         return x
     import torch.distributed.nn.functional as dist_fn
 
     return dist_fn.all_reduce(x) / torch.distributed.get_world_size()
-
-
-def _broadcast_from_rank0(x: torch.Tensor) -> None:
-    if _distributed():
-        torch.distributed.broadcast(x, src=0)

@@ -1,54 +1,28 @@
 """Frozen per-frame image tokenizers: pixels <-> latents that the diffusion model works on.
 
-Every tokenizer maps images [B,3,H,W] in [-1,1] to normalised latents [B,C,H/f,W/f] and back.
-Normalisation: ``z = (raw - shift) * scale``, chosen so that latents have roughly unit std
-(the diffusion noise schedule assumes it). ``decode`` undoes it before the real decoder.
+Every tokenizer maps images [B,3,H,W] in [-1,1] to latents [B,C,H/f,W/f] and back:
+``z = (raw - shift) * scale`` on the way in, undone before the real decoder on the way out.
 
 Kinds:
 - ``PixelTokenizer``: identity (C=3, f=1), for tiny images where the denoiser patchifies pixels.
-- ``ConvAutoencoder``: a small conv autoencoder trained by the project (``train_autoencoder``).
-- ``TAEF2``: the pre-trained taef2 tiny autoencoder (32 x H/8 x W/8), weights from a local folder.
+- ``TAEF2``: the pre-trained taef2 tiny autoencoder (32 x H/8 x W/8), weights shipped with the
+  package (motionbits/assets/taef2) or from a local folder.
 - ``DiffusersVAE``: a local diffusers ``AutoencoderKL`` / ``AutoencoderTiny`` folder (optional extra).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from motionbits.assets import TAEF2_WEIGHTS
 from motionbits.errors import MotionbitsError
-from motionbits.runtime import autocast, pick_device, use_bf16
 
-__all__ = [
-    "Tokenizer",
-    "PixelTokenizer",
-    "ConvAutoencoder",
-    "TAEF2",
-    "DiffusersVAE",
-    "train_autoencoder",
-    "save_tokenizer",
-    "load_tokenizer",
-    "build_tokenizer",
-    "psnr",
-    "TOKENIZER_KINDS",
-]
-
-TOKENIZER_KINDS = ("pixels", "autoencoder", "taef2", "diffusers")
-_META_KEY = "motionbits_tokenizer"
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    """PSNR in dB of two image batches in [-1,1] (peak-to-peak range 2)."""
-    mse = F.mse_loss(x.float().clamp(-1, 1), y.float().clamp(-1, 1)).item()
-    return float("inf") if mse == 0 else 10.0 * math.log10(4.0 / mse)
+TOKENIZER_KINDS = ("pixels", "taef2", "diffusers")
 
 
 class Tokenizer(nn.Module, ABC):
@@ -99,7 +73,7 @@ class Tokenizer(nn.Module, ABC):
         return (self.latent_channels, h // f, w // f)
 
     def config(self) -> dict[str, Any]:
-        """Everything needed (with the state dict) to rebuild this tokenizer; stored by save_tokenizer."""
+        """What, with the weights, decides the latents (the latent cache's key hashes it)."""
         return {"kind": self.kind, "latent_channels": self.latent_channels, "downsample": self.downsample,
                 "scale": self.scale, "shift": self.shift}
 
@@ -111,24 +85,9 @@ class Tokenizer(nn.Module, ABC):
         super().train(False)
         return self
 
-    def unfreeze(self) -> "Tokenizer":
-        for p in self.parameters():
-            p.requires_grad_(True)
-        self.frozen = False
-        return self
-
     def train(self, mode: bool = True) -> "Tokenizer":
         # A frozen tokenizer inside a trained model must not flip into train mode with it.
         return super().train(False if self.frozen else mode)
-
-    @torch.no_grad()
-    def fit_normalization(self, x: torch.Tensor, batch_size: int = 16) -> "Tokenizer":
-        """Set shift/scale from raw latent statistics of images x [N,3,H,W] in [-1,1]."""
-        zs = [self.encode_raw(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)]
-        z = torch.cat(zs)
-        self.shift = float(z.mean())
-        self.scale = float(1.0 / z.std().clamp_min(1e-6))
-        return self
 
     def _check_images(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
@@ -150,8 +109,8 @@ class PixelTokenizer(Tokenizer):
 
     kind = "pixels"
 
-    def __init__(self, scale: float = 1.0, shift: float = 0.0, **_: Any):
-        super().__init__(latent_channels=3, downsample=1, scale=scale, shift=shift)
+    def __init__(self):
+        super().__init__(latent_channels=3, downsample=1)
         self.freeze()
 
     def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,190 +118,6 @@ class PixelTokenizer(Tokenizer):
 
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
         return z
-
-
-# ================================================================================================
-# Project-trained convolutional autoencoder
-# ================================================================================================
-def _groups(c: int) -> int:
-    # GroupNorm needs groups | channels; 32 is the usual choice, smaller widths (tests) fall back.
-    for g in (32, 16, 8, 4, 2, 1):
-        if c % g == 0:
-            return g
-    return 1
-
-
-class _ResBlock(nn.Module):
-    """GroupNorm -> SiLU -> conv, twice, plus a (1x1 if needed) skip."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.norm1 = nn.GroupNorm(_groups(c_in), c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return self.skip(x) + h
-
-
-class ConvAutoencoder(Tokenizer):
-    """Small deterministic conv autoencoder; latent is linear (no tanh) so it can take any value.
-
-    Channel widths: ``width`` at full resolution, ``2*width`` below (cheap: few pixels there).
-    """
-
-    kind = "autoencoder"
-
-    def __init__(self, latent_channels: int = 4, downsample: int = 4, width: int = 64,
-                 scale: float = 1.0, shift: float = 0.0):
-        if downsample not in (2, 4, 8, 16):
-            raise MotionbitsError(f"ConvAutoencoder downsample must be 2, 4, 8 or 16, got {downsample}")
-        super().__init__(latent_channels, downsample, scale, shift)
-        self.width = int(width)
-        n = int(math.log2(downsample))
-        chans = [width] + [2 * width] * n  # chans[i]: channels at resolution 1/2**i
-
-        enc: list[nn.Module] = [nn.Conv2d(3, chans[0], 3, padding=1)]
-        for i in range(n):
-            enc += [_ResBlock(chans[i], chans[i]), nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1)]
-        enc += [_ResBlock(chans[n], chans[n]), nn.GroupNorm(_groups(chans[n]), chans[n]), nn.SiLU(),
-                nn.Conv2d(chans[n], latent_channels, 3, padding=1)]
-        self.encoder = nn.Sequential(*enc)
-
-        dec: list[nn.Module] = [nn.Conv2d(latent_channels, chans[n], 3, padding=1), _ResBlock(chans[n], chans[n])]
-        for i in reversed(range(n)):
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(chans[i + 1], chans[i], 3, padding=1),
-                    _ResBlock(chans[i], chans[i])]
-        dec += [nn.GroupNorm(_groups(chans[0]), chans[0]), nn.SiLU(), nn.Conv2d(chans[0], 3, 3, padding=1)]
-        self.decoder = nn.Sequential(*dec)
-
-    def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "width": self.width}
-
-
-def _frames_to_uint8(frames: Any) -> torch.Tensor | None:
-    """Collect frames into a uint8 tensor [N,H,W,3]; None if ``frames`` is a float tensor."""
-    if isinstance(frames, torch.Tensor) and frames.is_floating_point():
-        return None
-    if isinstance(frames, (np.ndarray, torch.Tensor)):
-        arr = torch.as_tensor(np.asarray(frames) if isinstance(frames, np.ndarray) else frames)
-    elif isinstance(frames, Iterable):
-        # An iterator of frames [H,W,3] or chunks [n,H,W,3] (e.g. straight from a video decoder).
-        parts = [torch.as_tensor(np.asarray(f)) for f in frames]
-        if not parts:
-            raise MotionbitsError("train_autoencoder got no frames")
-        parts = [p[None] if p.dim() == 3 else p for p in parts]
-        arr = torch.cat(parts)
-    else:
-        raise MotionbitsError(f"train_autoencoder: unsupported frames type {type(frames).__name__}")
-    if arr.dtype != torch.uint8 or arr.dim() != 4 or arr.shape[-1] != 3:
-        raise MotionbitsError(
-            f"train_autoencoder expects uint8 frames [N,H,W,3] or a float tensor [N,3,H,W] in [-1,1], "
-            f"got {arr.dtype} {tuple(arr.shape)}"
-        )
-    return arr
-
-
-def train_autoencoder(
-    frames: Any,
-    steps: int = 2000,
-    batch_size: int = 16,
-    lr: float = 1e-3,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    *,
-    latent_channels: int = 4,
-    downsample: int = 4,
-    width: int = 64,
-    amp: str = "auto",
-    seed: int = 0,
-    eval_frames: int = 64,
-) -> tuple[ConvAutoencoder, dict[str, float]]:
-    """Train a ConvAutoencoder on frames (uint8 [N,H,W,3], an iterable of such, or float [N,3,H,W] in [-1,1]).
-
-    Loss L1 + MSE. Returns the frozen autoencoder (scale/shift set from latent statistics) and
-    ``{"psnr": dB after training, "psnr_init": dB before, "loss": last loss}`` measured on up to
-    ``eval_frames`` evenly spaced training frames.
-    """
-    from tqdm.auto import tqdm
-
-    dev = pick_device(device) if isinstance(device, str) else device
-    u8 = _frames_to_uint8(frames)
-    if u8 is None:
-        data = frames.detach()
-        if data.dim() != 4 or data.shape[1] != 3:
-            raise MotionbitsError(f"train_autoencoder: float frames must be [N,3,H,W], got {tuple(data.shape)}")
-    else:
-        data = u8  # kept as uint8 on the CPU: 4x less memory than float; converted per batch
-    n = data.shape[0]
-    h, w = (data.shape[2], data.shape[3]) if u8 is None else (data.shape[1], data.shape[2])
-    if h % downsample or w % downsample:
-        raise MotionbitsError(f"frame size {h}x{w} is not divisible by downsample {downsample}")
-
-    def batch(idx: torch.Tensor) -> torch.Tensor:  # -> [b,3,H,W] float in [-1,1] on dev
-        if u8 is None:
-            return data[idx].to(dev, torch.float32)
-        return data[idx].to(dev).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    ae = ConvAutoencoder(latent_channels, downsample, width).to(dev)
-    eval_idx = torch.linspace(0, n - 1, min(n, eval_frames)).long()
-
-    @torch.no_grad()
-    def evaluate() -> float:
-        ae.eval()
-        x = batch(eval_idx)
-        rec = torch.cat([ae.decode_raw(ae.encode_raw(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
-        ae.train()
-        return psnr(rec, x)
-
-    psnr_init = evaluate()
-    bf16 = use_bf16(dev, amp)
-    opt = torch.optim.AdamW(ae.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
-    warmup = max(1, min(100, steps // 10))
-
-    def lr_at(step: int) -> float:  # linear warmup, cosine decay to 10%
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        t = (step - warmup) / max(1, steps - warmup)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
-
-    ae.train()
-    loss_val = float("nan")
-    bar = tqdm(range(steps), desc="autoencoder", disable=not progress, dynamic_ncols=True)
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        x = batch(torch.randint(0, n, (min(batch_size, n),), generator=gen))
-        with autocast(dev, bf16):
-            rec = ae.decode_raw(ae.encode_raw(x))
-        rec = rec.float()  # loss in fp32: small reconstruction errors underflow bf16 precision
-        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
-        opt.step()
-        if step % 10 == 0 or step == steps - 1:
-            loss_val = loss.item()
-            bar.set_postfix(loss=f"{loss_val:.4f}")
-    bar.close()
-
-    final = evaluate()
-    ae.eval()
-    ae.fit_normalization(batch(eval_idx), batch_size)
-    ae.freeze()
-    return ae, {"psnr": final, "psnr_init": psnr_init, "loss": loss_val}
 
 
 # ================================================================================================
@@ -434,19 +209,20 @@ class TAEF2(Tokenizer):
     ENCODER_FILE = "taef2_encoder.pth"
     DECODER_FILE = "taef2_decoder.pth"
 
-    def __init__(self, scale: float = 1.0, shift: float = 0.0, **_: Any):
-        super().__init__(latent_channels=32, downsample=8, scale=scale, shift=shift)
+    def __init__(self):
+        super().__init__(latent_channels=32, downsample=8)
         self.encoder = _taef2_encoder()
         self.decoder = _taef2_decoder()
         self.freeze()
 
     @classmethod
-    def from_folder(cls, path: str, scale: float = 1.0, shift: float = 0.0) -> "TAEF2":
+    def from_folder(cls, path: str | os.PathLike) -> "TAEF2":
         """Load ``taef2_encoder.pth`` and ``taef2_decoder.pth`` (fp16 state dicts) from a folder."""
         path = os.fspath(path)
         if not os.path.isdir(path):
-            raise MotionbitsError(f"taef2 weights folder not found: {path} (set model.tokenizer_path or pass --tokenizer-path DIR)")
-        tok = cls(scale=scale, shift=shift)
+            raise MotionbitsError(f"taef2 weights folder not found: {path} (model.tokenizer_path / --tokenizer-path; "
+                                  "leave it unset for the shipped weights)")
+        tok = cls()
         for name, module in ((cls.ENCODER_FILE, tok.encoder), (cls.DECODER_FILE, tok.decoder)):
             f = os.path.join(path, name)
             _load_strict(module, _load_state_dict_file(f, "taef2"), f)
@@ -538,76 +314,16 @@ class DiffusersVAE(Tokenizer):
 
 
 # ================================================================================================
-# Save / load / build
+# Build
 # ================================================================================================
-_SAVABLE: dict[str, type[Tokenizer]] = {"pixels": PixelTokenizer, "autoencoder": ConvAutoencoder, "taef2": TAEF2}
-
-
-def save_tokenizer(tok: Tokenizer, path: str) -> None:
-    """Weights in safetensors (fp32) with ``config()`` as JSON in the metadata."""
-    from safetensors.torch import save_file
-
-    if tok.kind not in _SAVABLE:
-        raise MotionbitsError(f"a {tok.kind} tokenizer is not saved by motionbits: keep its folder and pass its path")
-    state = {k: v.detach().float().cpu().contiguous() for k, v in tok.state_dict().items()}
-    dirname = os.path.dirname(os.fspath(path))
-    if dirname:
-        os.makedirs(dirname, exist_ok=True)
-    save_file(state, os.fspath(path), metadata={_META_KEY: json.dumps(tok.config())})
-
-
-def load_tokenizer(path: str) -> Tokenizer:
-    """Inverse of save_tokenizer; returns a frozen tokenizer on the CPU."""
-    from safetensors import safe_open
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise MotionbitsError(f"tokenizer file not found: {path}")
-    try:
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise MotionbitsError(f"{path} is not a safetensors file: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if _META_KEY not in meta:
-        raise MotionbitsError(f"{path} is not a motionbits tokenizer: no '{_META_KEY}' entry in its metadata")
-    try:
-        cfg = json.loads(meta[_META_KEY])
-        kind = cfg.pop("kind")
-    except (ValueError, KeyError, AttributeError):
-        raise MotionbitsError(f"{path}: corrupt tokenizer config in the metadata") from None
-    if kind not in _SAVABLE:
-        raise MotionbitsError(f"{path}: unknown tokenizer kind {kind!r}")
-    tok = _SAVABLE[kind](**cfg)
-    try:
-        tok.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise MotionbitsError(f"{path}: weights do not match the {kind} config: {str(e).splitlines()[0]}") from None
-    return tok.freeze()
-
-
-def build_tokenizer(kind: str, path: str | None = None, **kwargs: Any) -> Tokenizer:
-    """Make a tokenizer by kind: pixels | autoencoder (a saved file, or a new untrained one) | taef2 | diffusers."""
+def build_tokenizer(kind: str, path: str | None = None) -> Tokenizer:
+    """A frozen tokenizer by kind: pixels | taef2 (path: weights folder, default the shipped one) | diffusers."""
     if kind == "pixels":
-        return PixelTokenizer(**kwargs)
-    if kind == "autoencoder":
-        if path is None:
-            return ConvAutoencoder(**kwargs)  # untrained: train it with train_autoencoder first
-        tok = load_tokenizer(path)
-        if tok.kind != "autoencoder":
-            raise MotionbitsError(f"{path} holds a {tok.kind} tokenizer, not an autoencoder")
-        return tok
+        return PixelTokenizer()
     if kind == "taef2":
-        if path is None:
-            raise MotionbitsError("the taef2 tokenizer needs the folder with taef2_encoder.pth and taef2_decoder.pth")
-        if os.path.isfile(path):  # a taef2 saved with save_tokenizer
-            tok = load_tokenizer(path)
-            if tok.kind != "taef2":
-                raise MotionbitsError(f"{path} holds a {tok.kind} tokenizer, not taef2")
-            return tok
-        return TAEF2.from_folder(path, **kwargs)
+        return TAEF2.from_folder(path or TAEF2_WEIGHTS)
     if kind == "diffusers":
         if path is None:
-            raise MotionbitsError("the diffusers tokenizer needs the path of a local AutoencoderKL/AutoencoderTiny folder")
+            raise MotionbitsError("the diffusers tokenizer needs model.tokenizer_path: a local AutoencoderKL/AutoencoderTiny folder")
         return DiffusersVAE.from_folder(path)
     raise MotionbitsError(f"unknown tokenizer kind {kind!r}; valid kinds: {', '.join(TOKENIZER_KINDS)}")

@@ -1,0 +1,150 @@
+"""Entropy coding of motion codes: a range coder (constriction) under integer probabilities.
+
+A clip's codes [T, N] are coded frame by frame, group by group, each code under a probability
+table over the K_e entries of its group. Two models give the tables:
+- `PriorModel`: the autoregressive motion prior (training/prior.py), conditioned on the clip's
+  content and on the frames already coded (a sliding window of its context length), and, for a
+  group-autoregressive prior, on the groups of the same frame coded before;
+- `StaticModel`: each group's running code frequencies from training (the quantizer's `usage`
+  buffer in the checkpoint), the same table for every frame: the fallback for runs without a prior.
+
+Encoder and decoder must use bit-identical tables. Both quantize the model's probabilities to
+integers summing to 2**16 in one deterministic way (`quantize_frequencies`: every entry at least
+1, the rest by floor, the remainder to the largest fractional parts, ties to the lower index)
+before handing them to the coder. The prior runs in float64 on one CPU thread for this, so a
+quantization boundary is hit only if two machines' float64 results differ across it (about one
+chance in 10**10 per table); a CRC of the codes in the file (codec/format.py) tells such a
+mismatch from a good decode.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+import torch
+
+FREQUENCY_BITS = 16
+
+
+def quantize_frequencies(p: np.ndarray, bits: int = FREQUENCY_BITS) -> np.ndarray:
+    """Probabilities [..., K] (any non-negative weights) -> int64 frequencies [..., K], each >= 1,
+    every row summing to exactly 2**bits. Deterministic: the same float64 input gives the same
+    integers on every machine."""
+    p = np.asarray(p, dtype=np.float64)
+    k = p.shape[-1]
+    total = 1 << bits
+    p = p / p.sum(-1, keepdims=True)
+    scaled = p * (total - k)
+    floor = np.floor(scaled)
+    freq = floor.astype(np.int64) + 1
+    remainder = total - freq.sum(-1, keepdims=True)                    # [..., 1], in 0..K-1
+    rank = np.argsort(np.argsort(-(scaled - floor), axis=-1, kind="stable"), axis=-1, kind="stable")
+    return freq + (rank < remainder)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One CPU thread: the same summation order, the same float64 results, run after run."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+class StaticModel:
+    """The same per-group table for every frame: freq [N, K_e] integers summing to 2**16 per row."""
+
+    uses_prior = False
+
+    def __init__(self, freq: np.ndarray):
+        self.freq = freq
+
+    @classmethod
+    def of(cls, quantizer) -> "StaticModel":
+        usage = quantizer.usage.detach().cpu().double().numpy()
+        return cls(quantize_frequencies(usage))
+
+    def frame(self, past: np.ndarray) -> "_FrameTables":
+        return _FrameTables(self.freq)
+
+
+class PriorModel:
+    """Tables from a MotionPrior given the clip's content [1, K, Cc] (float64 on the CPU)."""
+
+    uses_prior = True
+
+    def __init__(self, prior, content: torch.Tensor):
+        self.prior = _float64_copy(prior)
+        self.content = content.detach().to("cpu", torch.float64)
+        self.window = prior.cfg.max_frames
+
+    def frame(self, past: np.ndarray) -> "_FrameTables":
+        context = torch.as_tensor(past[max(0, len(past) - (self.window - 1)):], dtype=torch.long)[None]  # [1, <W, N]
+        with torch.no_grad(), one_thread():
+            h = self.prior._hidden(context, self.content, None)[:, -1:]                              # [1, 1, W]
+            if not self.prior.cfg.group_autoregressive:
+                return _FrameTables(quantize_frequencies(self.prior._head(h, None)[0, 0].softmax(-1).numpy()))
+        return _GroupwiseTables(self.prior, h)
+
+
+class _FrameTables:
+    def __init__(self, freq: np.ndarray):
+        self.freq = freq                                                  # [N, K_e]
+
+    def group(self, g: int, frame: np.ndarray) -> np.ndarray:
+        return self.freq[g]
+
+
+class _GroupwiseTables:
+    """A group-autoregressive prior: group g's table depends on the frame's groups < g."""
+
+    def __init__(self, prior, h: torch.Tensor):
+        self.prior, self.h = prior, h
+
+    def group(self, g: int, frame: np.ndarray) -> np.ndarray:
+        codes = torch.as_tensor(np.asarray(frame), dtype=torch.long).view(1, 1, -1)
+        with torch.no_grad(), one_thread():
+            return quantize_frequencies(self.prior._head(self.h, codes)[0, 0, g].softmax(-1).numpy())
+
+
+def _float64_copy(prior):
+    import copy
+
+    return copy.deepcopy(prior).to("cpu", torch.float64).eval()
+
+
+def _categorical(freq: np.ndarray):
+    import constriction
+
+    return constriction.stream.model.Categorical(freq / float(1 << FREQUENCY_BITS), perfect=False)
+
+
+def encode_codes(codes: np.ndarray | torch.Tensor, model) -> bytes:
+    """codes [T, N] (ints in 0..K_e-1) -> the range-coded bytes (a whole number of 32-bit words)."""
+    import constriction
+
+    codes = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.int64)
+    encoder = constriction.stream.queue.RangeEncoder()
+    for t in range(codes.shape[0]):
+        tables = model.frame(codes[:t])
+        for g in range(codes.shape[1]):
+            encoder.encode(np.int32(codes[t, g]), _categorical(tables.group(g, codes[t])))
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_codes(data: bytes, frames: int, groups: int, model) -> np.ndarray:
+    """The inverse of encode_codes: codes int64 [frames, groups]."""
+    import constriction
+
+    if len(data) % 4:
+        raise ValueError("the motion stream is not a whole number of 32-bit words")
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    codes = np.zeros((frames, groups), dtype=np.int64)
+    for t in range(frames):
+        tables = model.frame(codes[:t])
+        for g in range(groups):
+            codes[t, g] = decoder.decode(_categorical(tables.group(g, codes[t])))
+    return codes

@@ -1,0 +1,353 @@
+"""The talking-head protocol on a held-out video set (the test split of `motionbits data video`).
+
+Definitions (all on test clips only):
+- same-identity reconstruction: content from the FIRST clip of a test video, motion from a LATER
+  clip of the same video (a model with model.relative_motion reads that motion relative to the
+  first clip, as in training); the rendered clip is compared with that later clip's real frames:
+  L1 (mean absolute error in [0, 1] units), PSNR (dB, peak 1 in [0, 1] units) and SSIM (Gaussian
+  window 11, sigma 1.5, averaged over channels and frames) and, when weights are given by path,
+  LPIPS-VGG (v0.1 linear heads, frames in [-1, 1], averaged over frames);
+- cross-identity transfer (content of identity A, motion of a clip of another identity B):
+  * motion consistency = code agreement: the fraction of (frame, group) motion codes re-encoded from
+    the result that equal the codes of B's clip (chance = 1/K_e);
+  * content consistency: cosine similarity between the content tokens (flattened) re-encoded from
+    the result and those of A's clip.
+  * whose look (a check that does not use the model): a clip's look is its mean frame over time,
+    shrunk to 16x16 (layout, colours, background; the motion averages out). Every identity of the
+    dataset, train and test, gets the mean look of all its clips; a result is attributed to the
+    identity with the nearest look (L2). Reported: the fraction of results attributed to A (the
+    look was kept), to B (the driver was copied) and to anyone else (a third person, e.g. a
+    training person drawn from memory); the same attribution of the real test clips to their own
+    identity is the instrument's accuracy.
+- window seams (long transfers): for each test video, up to `seam_frames` consecutive frames are
+  assembled from its non-overlapping clips and driven onto another identity's content. Motion is
+  encoded in windows of the training length, so a seam would show as a jump between the last
+  frame of one window and the first of the next. With d_t = mean |y_{t+1} - y_t| (frames in
+  [0, 1]), seam ratio = (mean d over window borders / mean d inside windows) of the result divided
+  by the same ratio of the driving frames (which may move more or less at those instants by
+  chance). 1 = borders are no jumpier than the driving motion; above 1 = visible seams.
+- movement follows the driver (the same long transfers; a check that does not use the model):
+  change c_t = mean |y_{t+1} - y_t| and drift d_t = mean |y_t - y_0| of the result and of its
+  driving frames; Pearson r between the result's course and the driver's, averaged over videos,
+  next to the same r against another video's driver (chance). Change says the result moves when
+  the driver moves (mouth, blinks, nods); drift says it goes as far from its first frame as the
+  driver does (a head turn held over seconds).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from motionbits.data.clips import frames_to_float
+from motionbits.data.video import load_video_clips
+from motionbits.errors import MotionbitsError
+from motionbits.evaluation.metrics import psnr, ssim
+from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
+from motionbits.api import MotionBits
+from motionbits.visualize import long_transfer_pictures
+
+
+LOOK_SIZE = 16
+
+
+def looks(frames: np.ndarray | torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """uint8 clips [N, T, H, W, 3] -> their looks [N, 3 * 16 * 16]: the mean frame, area-shrunk."""
+    out = []
+    for i in range(0, len(frames), batch):
+        x = torch.as_tensor(np.asarray(frames[i:i + batch])).float().mean(dim=1) / 255   # [b, H, W, 3]
+        out.append(F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), LOOK_SIZE).flatten(1))
+    return torch.cat(out)
+
+
+def identity_gallery(clip_looks: torch.Tensor, identity: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Looks of clips [N, D] and their identities [N] -> the mean look of every identity [I, D], ids [I]."""
+    unique = np.unique(identity)
+    return torch.stack([clip_looks[torch.from_numpy(identity == u)].mean(0) for u in unique]), unique
+
+
+def clip_at(frames: np.ndarray, i: int) -> torch.Tensor:
+    """One clip of a memory-mapped split as a tensor [T, H, W, 3] uint8."""
+    return torch.from_numpy(np.ascontiguousarray(frames[i]))
+
+
+def nearest_identity(x: torch.Tensor, gallery: torch.Tensor, ids: np.ndarray) -> np.ndarray:
+    """Looks [N, D] -> the identity id with the nearest mean look, [N]."""
+    return ids[torch.cdist(x, gallery).argmin(dim=1).numpy()]
+
+
+def same_video_pairs(video: np.ndarray, start: np.ndarray) -> list[tuple[int, int]]:
+    """(first clip, later clip) index pairs, one per test video with at least two clips."""
+    pairs = []
+    for v in np.unique(video):
+        idx = np.flatnonzero(video == v)
+        idx = idx[np.argsort(start[idx])]
+        if len(idx) >= 2:
+            pairs.append((int(idx[0]), int(idx[-1])))
+    return pairs
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def long_sequences(video: np.ndarray, start: np.ndarray, clip_frames: int, frames: int) -> list[list[int]]:
+    """Per test video, the clips that tile its first `frames` frames back to back (start 0, T, 2T...),
+    when at least two of them exist; these are concatenated into one long driving sequence."""
+    sequences = []
+    for v in np.unique(video):
+        idx = np.flatnonzero(video == v)
+        by_start = {int(start[i]): int(i) for i in idx}
+        tiles = []
+        while len(tiles) * clip_frames < frames and len(tiles) * clip_frames in by_start:
+            tiles.append(by_start[len(tiles) * clip_frames])
+        if len(tiles) >= 2:
+            sequences.append(tiles)
+    return sequences
+
+
+def seam_ratio(result: torch.Tensor, driving: torch.Tensor, window: int) -> dict[str, float]:
+    """result, driving: uint8 [B, L, H, W, 3]; `window` = frames the encoder reads at once.
+    Frame-to-frame change at window borders vs inside windows, of the result relative to the driver."""
+    def changes(x: torch.Tensor) -> tuple[float, float]:
+        d = (x[:, 1:].float() - x[:, :-1].float()).abs().mean(dim=(0, 2, 3, 4)) / 255   # [L-1]
+        border = torch.zeros_like(d, dtype=torch.bool)
+        border[window - 1::window] = True        # transition t -> t+1 where t+1 starts a window
+        return d[border].mean().item(), d[~border].mean().item()
+
+    rb, ri = changes(result)
+    db, di = changes(driving)
+    return {"result_border": rb, "result_inside": ri, "driving_border": db, "driving_inside": di,
+            "seam_ratio": (rb / max(ri, 1e-8)) / max(db / max(di, 1e-8), 1e-8)}
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Correlation along the last axis of a, b [B, L] -> [B] (0 where either is constant)."""
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-8)
+
+
+def movement_follow(result: torch.Tensor, driving: torch.Tensor) -> dict[str, float]:
+    """Does the result move when and as far as the driver moves? result, driving: uint8 [B, L, H, W, 3].
+
+    Two time courses per clip, frames in [0, 1]: change c_t = mean |y_{t+1} - y_t| (when it moves)
+    and drift d_t = mean |y_t - y_0| (how far it has gone from its first frame; a pose that returns
+    to the start every window shows here). Reported: the Pearson correlation of the result's course
+    with its driver's, averaged over clips, and the same with each result paired with another
+    clip's driver (the chance level; needs at least two clips)."""
+    def courses(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.float() / 255
+        return ((x[:, 1:] - x[:, :-1]).abs().mean(dim=(2, 3, 4)),       # [B, L-1]
+                (x[:, 1:] - x[:, :1]).abs().mean(dim=(2, 3, 4)))         # [B, L-1]
+
+    (rc, rd), (dc, dd) = courses(result), courses(driving)
+    out = {"change_follow": _pearson(rc, dc).mean().item(), "drift_follow": _pearson(rd, dd).mean().item(),
+           "change_follow_mismatched": None, "drift_follow_mismatched": None}
+    if len(result) >= 2:
+        shifts = range(1, len(result))
+        out["change_follow_mismatched"] = float(np.mean([_pearson(rc, dc.roll(s, 0)).mean().item() for s in shifts]))
+        out["drift_follow_mismatched"] = float(np.mean([_pearson(rd, dd.roll(s, 0)).mean().item() for s in shifts]))
+    return out
+
+
+def other_identity_picker(identity: np.ndarray, gen: torch.Generator):
+    """i -> a random clip of another identity than clip i's (None when there is only one identity)."""
+    def pick(i: int) -> int | None:
+        others = np.flatnonzero(identity != identity[i])
+        return int(others[torch.randint(len(others), (1,), generator=gen).item()]) if len(others) else None
+    return pick
+
+
+def long_transfers(pipe: MotionBits, frames: np.ndarray, labels: dict[str, np.ndarray], pick_content,
+                   seam_frames: int, steps: int | None, seed: int, progress: bool,
+                   desc: str = "window seams", examples: int = 4) -> tuple[dict, torch.Tensor] | tuple[None, None]:
+    """Each video's first `seam_frames` frames (tiled from its clips) drive the clip pick_content(first
+    tile) picks -> (seam ratio and movement follow, the first `examples` transfers [E, 3, L, H, W, 3]:
+    content's first frame held still, driver, result); (None, None) when no video is longer than one window."""
+    sequences = long_sequences(labels["video"], labels["start"], frames.shape[1], seam_frames)
+    sequences = [q for q in sequences if len(q) * frames.shape[1] > pipe.model.window]
+    if not sequences:
+        return None, None
+    results, drivers, contents = [], [], []
+    for i, tiles in enumerate(tqdm(sequences, desc=desc, disable=not progress)):
+        other = pick_content(tiles[0])
+        content_clip = clip_at(frames, tiles[0] if other is None else other)
+        driving = torch.cat([clip_at(frames, t) for t in tiles])[None]       # [1, L, H, W, 3]
+        results.append(pipe.transfer(content_clip[None], driving, steps=steps, seed=seed + i))
+        drivers.append(driving)
+        contents.append(content_clip[:1])
+    length = min(x.shape[1] for x in drivers)
+    results = torch.cat([x[:, :length] for x in results])                   # [V, L, H, W, 3]
+    drivers = torch.cat([x[:, :length] for x in drivers])
+    out = seam_ratio(results, drivers, pipe.model.window)
+    out.update({"sequences": len(sequences), "frames": length, "window": pipe.model.window})
+    out.update(movement_follow(results, drivers))
+    stills = torch.stack(contents[:examples]).expand(-1, length, -1, -1, -1)  # [E, L, H, W, 3]
+    return out, torch.stack([stills, drivers[:examples], results[:examples]], dim=1)
+
+
+def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> list[tuple[int, int]]:
+    """n (content clip, driving clip) pairs of different identities, drawn at random."""
+    if len(np.unique(identity)) < 2:
+        return []
+    pairs = []
+    while len(pairs) < n:
+        a, b = torch.randint(len(identity), (2,), generator=gen).tolist()
+        if identity[a] != identity[b]:
+            pairs.append((a, b))
+    return pairs
+
+
+def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, pairs: list[tuple[int, int]],
+                   gallery: torch.Tensor, gallery_ids: np.ndarray, steps: int | None, batch_size: int, seed: int,
+                   progress: bool, desc: str = "cross-identity") -> tuple[dict, torch.Tensor | None]:
+    """Content of clip a, motion of clip b, for each (a, b) of another identity -> (code agreement,
+    its untransferred floor, content cosine, whose look; the driving clips' code logits [P*T', N, K_e])."""
+    if not pairs:
+        return {"code_agreement": None, "untransferred_code_agreement": None, "content_cosine": None,
+                "whose_look": None, "pairs": 0}, None
+    agreement, reference, cosine, driving_codes, result_looks = [], [], [], [], []
+    for i in tqdm(range(0, len(pairs), batch_size), desc=desc, disable=not progress):
+        part = pairs[i:i + batch_size]
+        content_clips = torch.stack([clip_at(frames, a) for a, _ in part])
+        motion_clips = torch.stack([clip_at(frames, b) for _, b in part])
+        # Each clip goes through the tokenizer once (its encoder is the slow part on a CPU); the
+        # transfer is pipe.transfer's, the result is read back from its pixels.
+        z_content, z_motion = pipe.to_latents(content_clips), pipe.to_latents(motion_clips)
+        content, logits = pipe.content_of_latents(z_content), pipe.motion_logits_of_latents(z_motion)
+        codes = logits.argmax(-1)
+        out = pipe.render(content, codes, steps=steps, seed=seed + i)
+        z_out = pipe.to_latents(out)
+        result_looks.append(looks(out.cpu()))
+        driving_codes.append(logits.flatten(0, 1).cpu())
+        agreement.append((pipe.motion_of_latents(z_out) == codes).float().mean().item())
+        reference.append((pipe.motion_of_latents(z_content) == codes).float().mean().item())
+        cosine.append(F.cosine_similarity(pipe.content_of_latents(z_out).flatten(1), content.flatten(1)).mean().item())
+    attributed = nearest_identity(torch.cat(result_looks), gallery, gallery_ids)
+    content_id, driver_id = identity[[a for a, _ in pairs]], identity[[b for _, b in pairs]]
+    whose = {"content": float(np.mean(attributed == content_id)), "driver": float(np.mean(attributed == driver_id)),
+             "other": float(np.mean((attributed != content_id) & (attributed != driver_id)))}
+    measures = {"code_agreement": float(np.mean(agreement)), "untransferred_code_agreement": float(np.mean(reference)),
+                "content_cosine": float(np.mean(cosine)), "whose_look": whose, "pairs": len(pairs)}
+    return measures, torch.cat(driving_codes)
+
+
+@torch.no_grad()
+def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = None, steps: int | None = None,
+                   batch_size: int = 8, seed: int = 0, progress: bool = True, seam_frames: int = 32,
+                   lpips_path: str | Path | None = None) -> dict:
+    frames, labels = load_video_clips(pipe.cfg.data.root, "test")
+    frames = frames[:, : pipe.cfg.data.frames]
+    train_frames, train_labels = load_video_clips(pipe.cfg.data.root, "train")
+    train_frames = train_frames[:, : pipe.cfg.data.frames]
+    pairs = same_video_pairs(labels["video"], labels["start"])
+    if not pairs:
+        raise MotionbitsError(f"{pipe.cfg.data.root}: no test video has two clips; same-identity reconstruction needs them")
+    gen = torch.Generator().manual_seed(seed)
+    identity = labels["identity"]
+    n = min(clips or pipe.cfg.eval.clips or len(frames), len(frames))
+    chosen = torch.randperm(len(frames), generator=gen)[:n].numpy()
+
+    other_identity = other_identity_picker(identity, gen)
+
+    cross = [(int(a), b) for a in chosen if (b := other_identity(a)) is not None]  # a driver per chosen clip
+
+    lpips = None
+    if lpips_path is not None:
+        from motionbits.evaluation.lpips import load_lpips
+        lpips = load_lpips(lpips_path, pipe.device)
+    recon_l1, recon_psnr, recon_ssim, recon_lpips = [], [], [], []
+    for i in tqdm(range(0, len(pairs), batch_size), desc="same-identity", disable=not progress):
+        part = pairs[i:i + batch_size]
+        first = torch.stack([clip_at(frames, a) for a, _ in part])
+        later = torch.stack([clip_at(frames, b) for _, b in part])
+        # A relative-motion model reads the later clip against the first, as in training.
+        out = pipe.transfer(first, later, steps=steps, seed=seed + i, motion_reference=first)
+        real, fake = frames_to_float(later.flatten(0, 1)), frames_to_float(out.flatten(0, 1))
+        recon_l1.append((real - fake).abs().mean().item() / 2)
+        recon_psnr.append(psnr(fake, real))
+        recon_ssim.append(ssim(fake, real))
+        if lpips is not None:
+            recon_lpips.append(lpips(fake.to(pipe.device), real.to(pipe.device)).mean().item())
+    test_looks = looks(frames)
+    gallery, gallery_ids = identity_gallery(torch.cat([looks(train_frames), test_looks]),
+                                            np.concatenate([train_labels["identity"], identity]))
+    held_out, driving_codes = cross_identity(pipe, frames, identity, cross, gallery, gallery_ids, steps, batch_size,
+                                             seed, progress)
+    # The same transfers between people seen in training: the "train on your own footage" case.
+    # Not a held-out score; it shows whether the model can at least swap the people it was trained on.
+    seen_pairs = random_cross_pairs(train_labels["identity"], len(cross), gen)
+    seen, _ = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
+                          batch_size, seed, progress, desc="cross-identity (training people)")
+    seams, held_out_examples = long_transfers(pipe, frames, labels, other_identity, seam_frames, steps, seed, progress)
+    # The same between training people, each video driving a clip of another training person.
+    seen_seams, seen_examples = long_transfers(pipe, train_frames, train_labels,
+                                               other_identity_picker(train_labels["identity"], gen),
+                                               seam_frames, steps, seed, progress, desc="long transfers (training people)")
+    own = nearest_identity(test_looks, gallery, gallery_ids) == identity
+    look_instrument = {"real_test_clips_own": float(np.mean(own)), "identities": int(len(gallery_ids))}
+    report = {
+        "config": pipe.cfg.name, "test_videos_with_pairs": len(pairs), "cross_pairs": len(cross),
+        "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
+        "same_identity": {"l1": float(np.mean(recon_l1)), "psnr_db": float(np.mean(recon_psnr)),
+                          "ssim": float(np.mean(recon_ssim)),
+                          "lpips": float(np.mean(recon_lpips)) if recon_lpips else None},
+        # untransferred_code_agreement: the same agreement for the content clip itself (no
+        # transfer), the floor that codes shared by every clip (a still background, say) already give
+        "cross_identity": {**held_out, "chance_code_agreement": 1 / pipe.cfg.model.codebook_size},
+        "cross_identity_training_people": seen,
+        "whose_look_instrument": look_instrument,
+        "rate": (rate_report(driving_codes, pipe.cfg.model.codebook_size, pipe.cfg.model.rate_estimate,
+                             pipe.model.quantizer.ceiling_bits, pipe.cfg.train.target_bits,
+                             coded_rate(pipe.model.quantizer, driving_codes.argmax(-1)))
+                 if driving_codes is not None else None),
+        "window_seams": seams,
+        "long_transfers_training_people": seen_seams,
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    pictures = {name: long_transfer_pictures(examples, out_dir / name)
+                for name, examples in (("transfers_held_out", held_out_examples),
+                                       ("transfers_training_people", seen_examples)) if examples is not None}
+
+    def whose(c: dict) -> str:
+        w = c["whose_look"]
+        return "n/a" if w is None else f"{w['content']:.3f} / {w['driver']:.3f} / {w['other']:.3f}"
+
+    def follow(x: dict | None) -> str:
+        if x is None:
+            return "n/a"
+        return (f"{x['change_follow']:.3f} / {x['drift_follow']:.3f} "
+                f"({_fmt(x['change_follow_mismatched'])} / {_fmt(x['drift_follow_mismatched'])}; {x['sequences']} videos)")
+
+    s, c, t = report["same_identity"], report["cross_identity"], report["cross_identity_training_people"]
+    (out_dir / "eval.md").write_text("\n".join([
+        f"# Video evaluation: {report['config']}", "",
+        f"{len(pairs)} test videos (same identity), {len(cross)} cross-identity pairs of held-out people, "
+        f"{t['pairs']} of training people, {report['sample_steps']} sampling steps.", "",
+        "| measure | held-out people | training people (not a test score) |", "|---|---|---|",
+        f"| same-identity L1 | {s['l1']:.4f} | |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB | |",
+        f"| same-identity SSIM | {s['ssim']:.3f} | |",
+        *([f"| same-identity LPIPS (VGG) | {s['lpips']:.4f} | |"] if s["lpips"] is not None else []),
+        f"| cross-identity code agreement (chance {c['chance_code_agreement']:.3f}) | {_fmt(c['code_agreement'])} "
+        f"| {_fmt(t['code_agreement'])} |",
+        f"| the same for the untransferred content clip | {_fmt(c['untransferred_code_agreement'])} "
+        f"| {_fmt(t['untransferred_code_agreement'])} |",
+        f"| cross-identity content cosine | {_fmt(c['content_cosine'])} | {_fmt(t['content_cosine'])} |",
+        f"| whose look: content / driver / someone else ({look_instrument['identities']} identities) "
+        f"| {whose(c)} | {whose(t)} |",
+        f"| the same attribution of the real test clips to their own identity | {look_instrument['real_test_clips_own']:.3f} | |",
+        *([f"{line} |" for line in rate_lines(report["rate"], pipe.cfg.data.fps)] if report["rate"] else []),
+        *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
+           f"| {seams['seam_ratio']:.3f} | {_fmt(seen_seams and seen_seams['seam_ratio'])} |"] if seams else []),
+        *([f"| long transfers: change / drift follow the driver, Pearson r (with another video's driver) "
+           f"| {follow(seams)} | {follow(seen_seams)} |"] if seams or seen_seams else []), "",
+        *([f"Long transfers to look at (per transfer: driver above, result below with the content's frame "
+           f"on the left): {', '.join(f'`{p.name}`' for paths in pictures.values() for p in paths)}.", ""]
+          if pictures else [])]))
+    return report

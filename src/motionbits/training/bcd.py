@@ -1,0 +1,136 @@
+"""Training the BCD model: `motionbits train --config NAME` (single process or torchrun DDP).
+
+Follow one batch from disk to loss:
+    data/<root>  ──load_clips──► ClipSet: uint8 clips [N, T, H, W, 3] + the tokenizer's cached latents
+    BCDModel.draw ──► Draws: which clips, noise levels, noise, Gumbel noise, augmentation draws
+    BCDTask.loss: clips.latents(draws.index) ──► z [b, T, C, h, w] ──► BCDModel(z, draws) ──► loss
+and training/loop.py does the rest (optimizer, schedule, EMA, checkpoints, logs, DDP).
+
+Before the first step, what the data decides is written into the run's config: the clips' frame
+rate (video) and the latents' standard deviation (diffusion.sigma_data, unless the config sets it).
+With train.init_from a stage-1 run's weights start the model (the paper's second stage: temporal
+layers added, starting at zero).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from motionbits.atomic_files import write_text_atomic
+from motionbits.config import Config, config_changes
+from motionbits.data.clips import ClipSet, load_clips
+from motionbits.data.video import video_dataset_fps
+from motionbits.errors import MotionbitsError
+from motionbits.models.bcd import BCDModel, Draws, SameVideoClips
+from motionbits.training import checkpoint as ckpt_io
+from motionbits.training.loop import Schedule, Task, Trainer, learning_rate, setup_distributed
+
+
+def schedule_of(cfg: Config) -> Schedule:
+    t = cfg.train
+    return Schedule(steps=t.steps, batch_size=t.batch_size, lr=t.lr, warmup_steps=t.warmup_steps,
+                    grad_accum=t.grad_accum, weight_decay=t.weight_decay, grad_clip=t.grad_clip,
+                    ema_decay=t.ema_decay, seed=t.seed, amp=t.amp, compile=t.compile, log_every=t.log_every,
+                    checkpoint_every=t.checkpoint_every, checkpoint_minutes=t.checkpoint_minutes)
+
+
+class BCDTask(Task):
+    name = "train"
+    shown_metrics = ("diffusion_loss", "rate_bits", "code_entropy_bits", "static_code_bits", "entries_used_min")
+
+    def __init__(self, cfg: Config, clips: ClipSet):
+        self.cfg, self.clips = cfg, clips
+        self.model = BCDModel(cfg, clips.latent_channels, clips.latent_size)
+        # (validate() allows content_from_video on video data only, whose clips always carry their video)
+        self.same_video = SameVideoClips(clips.labels["video"]) if cfg.train.content_from_video > 0 else None
+
+    def draw(self, generator: torch.Generator, batch_size: int) -> Draws:
+        return self.model.draw(len(self.clips), batch_size, generator, self.same_video)
+
+    def loss(self, module, draws: Draws, device: torch.device) -> dict[str, torch.Tensor]:
+        z = self.clips.latents(draws.index)                                      # [b, T, C, h, w]
+        if draws.content_index is not None:  # the content half from another moment of the video
+            half = z.shape[1] // 2
+            z = torch.cat([self.clips.latents(draws.content_index)[:, :half], z[:, half:]], dim=1)
+        return module(z, draws.to(device))
+
+    def describe(self) -> dict:
+        return {"config": self.cfg.to_dict(),
+                "latent": {"channels": self.clips.latent_channels, "size": self.clips.latent_size}}
+
+    def check_resume(self, checkpoint: dict) -> None:
+        ckpt_io.check_compatible(checkpoint, self.cfg)
+        before = ckpt_io.checkpoint_config(checkpoint)
+        changes = config_changes(before, self.cfg)
+        if changes:  # allowed (typically more --steps), but said out loud
+            step = checkpoint["step"]
+            print(f"settings differ from the checkpoint's run, the new ones apply from step {step}: " + "; ".join(changes))
+            print(f"learning rate now {learning_rate(schedule_of(self.cfg), step):.3g} "
+                  f"(was {learning_rate(schedule_of(before), step):.3g} under the old schedule)")
+
+    def log_extras(self) -> dict[str, float]:
+        return self.model.quantizer.usage_stats()
+
+    def log_pictures(self, writer, step: int) -> None:
+        every = self.cfg.train.sample_every
+        if not every or step % every:
+            return
+        from motionbits.api import MotionBits
+        from motionbits.visualize import grid_image
+
+        pipe = MotionBits(self.trainer.inference_model, self.clips.tokenizer, self.cfg)
+        frames = self.clips.frames_u8(torch.arange(min(4, len(self.clips))))
+        recon = pipe.reconstruct(frames, seed=0)
+        swapped = pipe.transfer(frames, frames.roll(1, dims=0), seed=0)
+        writer.add_image("samples/input|reconstruction|transfer", grid_image([frames, recon, swapped]), step,
+                         dataformats="HWC")
+
+
+def init_from_stage1(model: BCDModel, path: str | Path) -> list[str]:
+    """Load a stage-1 run's EMA weights into `model`, which may have more modules (temporal
+    layers); returns the names of the modules that start from their initialisation. Any other
+    difference (a missing or extra weight, another shape) is a one-line error."""
+    ckpt = ckpt_io.read_checkpoint(path)
+    weights = ckpt["ema"]
+    own = model.state_dict()
+    new = [k for k in own if k not in weights]
+    extra = [k for k in weights if k not in own]
+    reshaped = [f"{k} {tuple(weights[k].shape)} -> {tuple(v.shape)}" for k, v in own.items()
+                if k in weights and weights[k].shape != v.shape]
+    not_temporal = [k for k in new if ".temporal." not in k]
+    if extra or reshaped or not_temporal:
+        problem = (f"weights this model does not have ({', '.join(extra[:3])})" if extra else
+                   f"weights of another shape ({', '.join(reshaped[:3])})" if reshaped else
+                   f"no weights for {', '.join(not_temporal[:3])}")
+        raise MotionbitsError(f"train.init_from {ckpt['path']}: its model differs from this one beyond added temporal "
+                              f"layers: {problem}")
+    model.load_state_dict({**own, **weights})
+    return sorted({k.rsplit(".temporal.", 1)[0] + ".temporal" for k in new})
+
+
+def train(cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool = True,
+          max_steps: int | None = None, max_minutes: float | None = None) -> Path:
+    """Train (or resume) to cfg.train.steps; `max_steps` stops early as if killed (tests), and
+    `max_minutes` stops at a wall-clock budget, saving the checkpoint either way."""
+    dist_info, device = setup_distributed(cfg.train.device)
+    torch.manual_seed(cfg.train.seed + dist_info.rank)
+    clips = load_clips(cfg, "train", device=device, progress=progress and dist_info.main)
+    if cfg.data.kind == "video" and cfg.data.fps is None:
+        cfg.data.fps = video_dataset_fps(cfg.data.root)    # transfer feeds videos at the rate trained on
+    if cfg.diffusion.sigma_data is None:
+        cfg.diffusion.sigma_data = round(clips.latent_std, 4)
+    task = BCDTask(cfg, clips)
+    run_dir = Path(run_dir)
+    resuming = (run_dir / "last.pt").exists() and not fresh
+    if cfg.train.init_from and not resuming:
+        new = init_from_stage1(task.model, cfg.train.init_from)
+        if dist_info.main:
+            print(f"started from {cfg.train.init_from}; new modules (starting at zero): {', '.join(new) or 'none'}")
+    trainer = Trainer(task, schedule_of(cfg), run_dir, device, dist_info, fresh=fresh, progress=progress,
+                      max_steps=max_steps, max_minutes=max_minutes)
+    task.trainer = trainer
+    if dist_info.main:  # the run's settings as trained, readable beside last.pt
+        write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    return trainer.fit()

@@ -1,0 +1,152 @@
+"""Sprites judge: shapes, learning a synthetic clip task, save/load, bad files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from motionbits.errors import MotionbitsError
+from motionbits.evaluation.judge import (
+    SpritesJudge,
+    judge_accuracies,
+    judge_predict,
+    load_judge,
+    save_judge,
+    train_judge,
+)
+
+# Six well-separated colours: attribute class k of every quadrant is drawn in PALETTE[k].
+PALETTE = np.array(
+    [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]], dtype=np.uint8
+)
+
+
+def synthetic_clips(n: int, t: int = 8, seed: int = 0):
+    """Sprite-like 32x32 clips. A 16x16 "body" has four 8x8 quadrants whose colours encode
+    4 attributes (6 classes). Motion class = 3 * action + direction, as in Sprites: the
+    direction is which white "arms" the body shows (left / both / right, seen in every
+    frame); the action is how the body moves over time (still, bobbing up every other frame,
+    rising 1 px a frame), so it needs several frames. Like Sprites, the body is centred.
+    Returns uint8 [n, t, 32, 32, 3], attributes [n, 4], motion [n]."""
+    rng = np.random.default_rng(seed)
+    attributes = rng.integers(0, 6, (n, 4))
+    motion = rng.integers(0, 9, n)
+    frames = np.zeros((n, t, 32, 32, 3), np.uint8)
+    for i in range(n):
+        action, direction = divmod(int(motion[i]), 3)
+        x = 8
+        for f in range(t):
+            y = 8 + [0, -3 * (f % 2), t // 2 - f][action]
+            for q in range(4):
+                qy, qx = y + 8 * (q // 2), x + 8 * (q % 2)
+                frames[i, f, qy : qy + 8, qx : qx + 8] = PALETTE[attributes[i, q]]
+            if direction in (0, 1):
+                frames[i, f, y + 4 : y + 12, x - 4 : x - 1] = 255
+            if direction in (1, 2):
+                frames[i, f, y + 4 : y + 12, x + 17 : x + 20] = 255
+    return frames, attributes, motion
+
+
+def test_forward_shapes():
+    judge = SpritesJudge(width=8, feat_dim=32).eval()
+    out = judge(torch.rand(2, 8, 3, 64, 64) * 2 - 1)
+    assert out["attributes"].shape == (2, 4, 6)
+    assert out["motion"].shape == (2, 9)
+    # The motion head pools over time, so other clip lengths work too.
+    assert judge(torch.zeros(1, 5, 3, 64, 64))["motion"].shape == (1, 9)
+
+
+def test_predict_accepts_uint8_and_float():
+    judge = SpritesJudge(width=8, feat_dim=32, image_size=32)
+    frames, _, _ = synthetic_clips(5)
+    p_u8 = judge_predict(judge, frames, batch_size=2)
+    as_float = torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    p_f = judge_predict(judge, as_float, batch_size=3)
+    assert p_u8["attributes"].shape == (5, 4, 6) and p_u8["motion"].shape == (5, 9)
+    torch.testing.assert_close(p_u8["attributes"].sum(-1), torch.ones(5, 4))
+    torch.testing.assert_close(p_u8["motion"], p_f["motion"], atol=2e-2, rtol=0)
+    assert judge.training  # predict restores the mode it found
+
+
+
+
+def test_judge_learns_synthetic_task(one_thread):
+    frames, attrs, motion = synthetic_clips(400, seed=1)
+    test_frames, test_attrs, test_motion = synthetic_clips(200, seed=2)
+    judge = train_judge(
+        frames, attrs, motion, steps=150, batch_size=16, lr=3e-3, seed=0, progress=False,
+        augment_shift=0, model_kwargs=dict(width=8, feat_dim=256),
+    )
+    acc = judge_accuracies(judge, test_frames, test_attrs, test_motion)
+    assert acc["attributes_mean"] > 0.9, acc
+    assert acc["motion"] > 0.9, acc
+    assert judge.accuracies == acc
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    judge = SpritesJudge(width=8, feat_dim=32, image_size=32).eval()
+    # Non-trivial BatchNorm buffers so the round trip covers them too.
+    for m in judge.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "judge.safetensors"
+    save_judge(judge, path, accuracies={"motion": 0.995})
+    loaded = load_judge(path)
+    assert loaded.accuracies == {"motion": 0.995}
+    assert loaded.config == judge.config
+    x = torch.rand(3, 8, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        a, b = judge(x), loaded(x)
+    assert torch.equal(a["attributes"], b["attributes"]) and torch.equal(a["motion"], b["motion"])
+
+
+def test_load_missing_and_corrupt(tmp_path):
+    with pytest.raises(MotionbitsError, match="not found"):
+        load_judge(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(MotionbitsError, match="not a readable"):
+        load_judge(bad)
+    # Truncated real file.
+    good = tmp_path / "good.safetensors"
+    save_judge(SpritesJudge(width=8, feat_dim=32), good)
+    data = good.read_bytes()
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MotionbitsError):
+        load_judge(trunc)
+    # A valid safetensors file that is not a judge.
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(MotionbitsError, match="metadata"):
+        load_judge(other)
+
+
+def test_bad_inputs():
+    judge = SpritesJudge(width=8, feat_dim=32, image_size=32)
+    with pytest.raises(ValueError):
+        judge_predict(judge, torch.zeros(2, 8, 32, 32, 3))  # float frames must be [N, T, 3, H, W]
+    frames, attrs, motion = synthetic_clips(4)
+    with pytest.raises(ValueError):
+        train_judge(frames.astype(np.float32), attrs, motion, steps=1, progress=False)
+    with pytest.raises(ValueError):
+        train_judge(frames, attrs[:3], motion, steps=1, progress=False)
+    empty = judge_predict(judge, frames[:0])
+    assert empty["attributes"].shape == (0, 4, 6) and empty["motion"].shape == (0, 9)
+
+
+@pytest.mark.slow
+def test_judge_on_real_sprites(tmp_path):
+    """Trains with the defaults on the whole benchmark composed from the shipped sheets (about two
+    minutes on 2 CPU cores; `pytest -m slow`)."""
+    from motionbits.data.sprites import compose_sprites, load_sprites
+
+    compose_sprites(None, tmp_path, progress=False)
+    train, test = load_sprites(tmp_path, "train"), load_sprites(tmp_path, "test")
+    judge = train_judge(train.frames, train.attributes, train.motion, progress=False)
+    acc = judge_accuracies(judge, test.frames, test.attributes, test.motion)
+    assert min(acc.values()) >= 0.99, acc

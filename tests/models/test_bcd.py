@@ -1,0 +1,147 @@
+import pytest
+import torch
+
+from motionbits.errors import MotionbitsError
+from motionbits.models.bcd import BCDModel, Draws
+from tests.helpers import awake, tiny_config
+
+
+def draws_for(model: BCDModel, batch: int, seed: int = 0) -> Draws:
+    return model.draw(batch, batch, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("cross_drive", [True, False])
+def test_loss_and_cross_driving(cross_drive):
+    model = BCDModel(tiny_config(train={"cross_drive": cross_drive}), 3, 16).train()
+    draws = draws_for(model, 2)
+    assert draws.noise.shape[1] == (4 if cross_drive else 8)       # the frames a clip rebuilds
+    out = model(torch.randn(2, 8, 3, 16, 16), draws)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
+
+
+def test_cross_driving_content_never_sees_the_rebuilt_frames():
+    model = BCDModel(tiny_config(), 3, 16).eval()
+    draws = draws_for(model, 1)
+    z = torch.randn(1, 8, 3, 16, 16)
+    content, _, target = model.split_clip(z, draws)
+    z2 = z.clone()
+    z2[:, 4:] = torch.randn(1, 4, 3, 16, 16)  # change only the second half
+    assert torch.allclose(model.split_clip(z2, draws)[0], content)
+    assert torch.equal(target, z[:, 4:])
+
+
+def test_noise_levels_per_frame_or_per_clip():
+    per_frame = draws_for(BCDModel(tiny_config(), 3, 16), 64)
+    per_clip = draws_for(BCDModel(tiny_config(diffusion={"noise_levels": "clip"}), 3, 16), 64)
+    assert (per_clip.sigma == per_clip.sigma[:, :1]).all()
+    assert (per_frame.sigma != per_frame.sigma[:, :1]).any()
+    assert per_clip.sigma.log().std() > 0.5                       # still log-normal across clips
+
+
+def test_draws_are_reproducible_and_shard_into_equal_parts():
+    model = BCDModel(tiny_config(train={"augment_content_flip": True, "augment_motion_colors": True,
+                                        "render_frames": 2}), 3, 16)
+    a, b = draws_for(model, 8, seed=3), draws_for(model, 8, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(vars(a).values(), vars(b).values()) if x is not None)
+    halves = [a.shard(i, 2) for i in range(2)]
+    assert torch.equal(torch.cat([h.noise for h in halves]), a.noise)
+    assert torch.equal(torch.cat([h.frame_pick for h in halves]), a.frame_pick)
+    assert a.frame_pick.shape == (8, 2) and (a.frame_pick.diff(dim=1) > 0).all()
+
+
+def test_motion_codes_in_windows_cover_long_clips():
+    cfg = tiny_config()
+    model = BCDModel(cfg, 3, 16).eval()
+    z = torch.randn(2, 11, 3, 16, 16)
+    codes = model.encode_motion(z)
+    assert codes.shape == (2, 11, cfg.model.groups)
+    # the first window is read exactly as a clip of the window length would be
+    assert torch.equal(codes[:, :4], model.encode_motion(z[:, :4]))
+    # the last, short one is read as the clip's last full window (frames 7-10; 7 came from the second)
+    assert torch.equal(codes[:, 8:], model.encode_motion(z[:, 7:11])[:, 1:])
+
+
+def test_relative_motion_is_read_against_the_content_half_in_training():
+    model = BCDModel(tiny_config(model={"relative_motion": True}), 3, 16).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    content, motion, target = model.split_clip(z, draws_for(model, 2))
+    enc_content, enc_reference = model.encoder(z[:, :4])
+    assert torch.allclose(content, enc_content, atol=1e-5) and torch.equal(target, z[:, 4:])
+    assert torch.allclose(motion, model.encoder(z[:, 4:])[1] - enc_reference.mean(1, keepdim=True), atol=1e-5)
+    # Augmented: the content is read mirrored, the reference is not, and it takes the motion half's
+    # channel permutation, so the difference holds neither augmentation.
+    draws = draws_for(model, 2)
+    draws.content_flip, draws.motion_channels = torch.tensor([True, True]), torch.tensor([[2, 1, 0], [1, 0, 2]])
+    content, motion, _ = model.split_clip(z, draws)
+    permuted = torch.stack([z[i, :, draws.motion_channels[i]] for i in range(2)])
+    assert torch.allclose(content, model.encoder(z[:, :4].flip(-1))[0], atol=1e-5)
+    expected = model.encoder(permuted[:, 4:])[1] - model.encoder(permuted[:, :4])[1].mean(1, keepdim=True)
+    assert torch.allclose(motion, expected, atol=1e-5)
+    with pytest.raises(MotionbitsError, match="relative_motion needs train.cross_drive"):
+        tiny_config(model={"relative_motion": True}, train={"cross_drive": False})
+
+
+def test_relative_motion_codes_add_up_from_the_drivers_first_window():
+    model = BCDModel(tiny_config(model={"relative_motion": True}), 3, 16).eval()
+    z = torch.randn(2, 12, 3, 16, 16)
+    codes = model.encode_motion(z)
+    offset = model.encoder(z[:, :4])[1].mean(1, keepdim=True)
+    # A window far from the start is read against the first window, not against its own mean.
+    later = model.quantizer.logits(model.encoder(z[:, 8:12])[1] - offset).argmax(-1)
+    assert torch.equal(codes[:, 8:12], later)
+    assert torch.equal(codes, model.encode_motion(z, reference=z[:, :4]))
+    assert not torch.equal(codes, model.encode_motion(z, reference=torch.randn(2, 4, 3, 16, 16)))
+
+
+def test_augmentations_touch_only_the_encoder_inputs():
+    model = BCDModel(tiny_config(), 3, 16).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    draws = draws_for(model, 2)
+    plain = model.split_clip(z, draws)
+    draws.content_flip, draws.motion_channels = torch.tensor([True, False]), torch.tensor([[2, 1, 0], [0, 1, 2]])
+    content, motion, target = model.split_clip(z, draws)
+    assert torch.equal(target, plain[2])                       # what is rebuilt never changes
+    assert not torch.allclose(content[0], plain[0][0])         # mirrored content frames
+    assert torch.allclose(content[1], plain[0][1], atol=1e-6)  # not mirrored
+    assert not torch.allclose(motion[0], plain[1][0])          # channels permuted
+    assert torch.allclose(motion[1], plain[1][1], atol=1e-6)   # identity permutation
+    assert torch.allclose(content[:1], model.encoder(z[:1, :4].flip(-1))[0], atol=1e-5)
+
+
+def test_patch_pool_reader_reads_the_content_and_every_parameter_learns():
+    model = BCDModel(tiny_config(model={"content_reader": "patch_pool"}), 3, 16).train()
+    assert model.encoder.queries is None                        # the encoder reads only the motion
+    out = model(torch.randn(2, 8, 3, 16, 16), draws_for(model, 2))
+    out["loss"].backward()
+    # DistributedDataParallel refuses parameters without gradients
+    assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
+
+
+def test_render_frames_loss_is_the_loss_of_the_picked_frames():
+    torch.manual_seed(0)
+    model = awake(BCDModel(tiny_config(train={"render_frames": 2}), 3, 16)).eval()
+    z = torch.randn(2, 8, 3, 16, 16)
+    draws = draws_for(model, 2)
+    pick = draws.frame_pick
+    out = model(z, draws)
+    content, motion, target = model.split_clip(z, draws)
+    quantized = model.quantizer(motion, draws.gumbel).quantized
+    rows = torch.arange(2)[:, None]
+    manual = model.edm.loss(lambda x, c: model.denoiser(x, c, quantized[rows, pick], content),
+                            target[rows, pick], draws.sigma, draws.noise).mean()
+    assert torch.allclose(out["diffusion_loss"], manual, atol=1e-6)
+    with pytest.raises(MotionbitsError, match="render_frames"):
+        tiny_config(train={"render_frames": 5})                   # a training clip rebuilds 4 frames
+    with pytest.raises(MotionbitsError, match="render_frames"):
+        tiny_config(train={"render_frames": 2}, model={"temporal_attention": True})
+
+
+def test_render_shapes_and_determinism():
+    model = BCDModel(tiny_config(), 3, 16).eval()
+    content = model.encode_content(torch.randn(2, 8, 3, 16, 16))
+    codes = torch.randint(0, 8, (2, 6, 4))
+    noise = torch.randn(2, 6, 3, 16, 16)
+    a = model.render(content, codes, noise, steps=2)
+    assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, model.render(content, codes, noise, steps=2))

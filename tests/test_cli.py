@@ -1,0 +1,53 @@
+"""The `motionbits` command: every verb runs, and bad input is one line with exit code 2."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from motionbits.cli import main
+from tests.helpers import tiny_config
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip()
+
+
+def test_demo_runs_end_to_end_on_a_tiny_config(sprites_root, tmp_path, capsys):
+    out = tmp_path / "demo"
+    shutil.copytree(sprites_root, out / "data")                    # the demo composes the data only when missing
+    config = tmp_path / "tiny-demo.yaml"
+    values = tiny_config(data={"image_size": 64}, model={"patch_size": 16}).to_dict()
+    config.write_text(yaml.safe_dump({**values, "name": "tiny-demo"}))
+    code, printed, err = run_cli(["demo", "--out", str(out), "--config", str(config), "--clips", "8"], capsys)
+    assert code == 0, err
+    for name in ("transfer.gif", "transfer.png", "eval.md", "eval.json", "timings.json", "judge.safetensors",
+                 "tiny-demo/last.pt"):
+        assert (out / name).is_file(), name
+    assert "swap: motion class transferred" in printed and "minutes: data" in printed
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "motionbits.cli", "train", "--config", str(tmp_path / "x.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("motionbits: error:")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--config", "no-such-config"], "no such file"),
+    (["train", "--config", "sprites-cpu", "--steps", "0"], "--steps: 0 must be above 0"),
+    (["train", "--config", "sprites-cpu", "--steps", "-5"], "--steps: -5 must be above 0"),
+    (["train", "--config", "sprites-cpu", "--device", "cuda"], "no CUDA GPU"),
+    (["train", "--config", "sprites-cpu", "--max-minutes", "0"], "--max-minutes"),
+    (["sweep", "--config", "sprites-cpu", "--bits", "4,x"], "--bits takes comma-separated numbers"),
+    (["bench", "--sample-steps", "0"], "--sample-steps takes numbers of at least 1"),
+    (["transfer", "--checkpoint", "x", "--content", "a", "--motion", "b", "-o", "out.gif", "--fps", "-3"], "--fps"),
+    (["transfer", "--checkpoint", "x", "--content", "a", "--motion", "b", "-o", "out.xyz"], "unsupported output type"),
+])
+def test_bad_values_are_one_line(argv, needle, capsys):
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
