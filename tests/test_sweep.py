@@ -13,7 +13,13 @@ def test_sweep_trains_and_evaluates_each_rate(sprites_root, tmp_path, one_thread
                       train={"steps": 2, "batch_size": 4}, eval={"judge_steps": 3, "clips": 6, "batch_size": 6})
     rows = run_sweep(cfg, [1, 4], tmp_path / "sweep", progress=False)
     assert [r["target_bits"] for r in rows] == [1, 4]
-    assert all(0 <= r["swap_motion"] <= 1 and r["measured_bits"] >= 0 and r["coded_bits"] > 0 for r in rows)
+    for row in rows:   # each row is its run's own report, not a value from another rate or key
+        report = json.loads((tmp_path / "sweep" / f"bits_{row['target_bits']:g}" / "eval.json").read_text())
+        assert row["swap_motion"] == report["swap"]["motion"]
+        assert row["swap_attributes"] == report["swap"]["attributes_mean"]
+        assert row["measured_bits"] == report["rate"]["empirical_bits_per_frame"]
+        assert row["coded_bits"] == report["rate"]["coded_bits_per_frame"]
+        assert row["reconstruction_psnr_db"] == report["reconstruction"]["psnr_db"]
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == rows
     table = (tmp_path / "sweep" / "sweep.md").read_text()
     assert "| 1 |" in table and "| 4 |" in table

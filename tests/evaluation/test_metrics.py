@@ -91,3 +91,14 @@ def test_linear_probe_reads_a_linear_label_and_not_noise():
     assert linear_probe_accuracy(x[:400], y[:400], x[400:], y[400:], 3) > 0.9
     noise = torch.randint(0, 3, (600,), generator=gen)
     assert linear_probe_accuracy(x[:400], noise[:400], x[400:], noise[400:], 3) < 0.5
+
+
+def test_flicker_sees_frame_to_frame_noise_not_a_steady_offset():
+    from motionbits.evaluation.metrics import flicker
+
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(2, 6, 3, 8, 8, generator=gen) * 2 - 1
+    assert flicker(real, real) == 0
+    assert flicker(real + 0.2, real) < 1e-6                       # off by a constant: no flicker
+    noisy = real + 0.1 * torch.randn(real.shape, generator=gen)   # fresh noise in every frame
+    assert flicker(noisy, real) > 0.02

@@ -117,3 +117,14 @@ def ssim(
         ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
         per_sample.append(ssim_map.flatten(1).double().mean(1))
     return torch.cat(per_sample).mean().item()
+
+
+def flicker(fake: torch.Tensor, real: torch.Tensor) -> float:
+    """Temporal error of a reconstruction: mean |(y'_{t+1} - y'_t) - (y_{t+1} - y_t)| over clips,
+    frames, pixels and channels, frames in [-1, 1] [N, T, 3, H, W], reported in [0, 1] pixel units.
+    0 when the rebuilt clip changes from frame to frame exactly as the real one; frames drawn
+    independently with fresh noise add their differences here even when each is close on its own."""
+    fake, real = torch.as_tensor(fake).float(), torch.as_tensor(real).float()
+    if fake.shape != real.shape or fake.ndim != 5 or fake.shape[1] < 2:
+        raise ValueError(f"expected two clips [N, T>=2, 3, H, W] of one shape, got {tuple(fake.shape)} and {tuple(real.shape)}")
+    return ((fake.diff(dim=1) - real.diff(dim=1)).abs().mean() / 2).item()

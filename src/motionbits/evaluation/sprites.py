@@ -31,7 +31,7 @@ from motionbits.diffusion import network_calls
 from motionbits.errors import MotionbitsError
 from motionbits.evaluation.content_probe import probe_content
 from motionbits.evaluation.judge import judge_accuracies, judge_predict, load_judge, save_judge, train_judge
-from motionbits.evaluation.metrics import accuracy, motion_distribution_scores, psnr, ssim
+from motionbits.evaluation.metrics import accuracy, flicker, motion_distribution_scores, psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
 from motionbits.api import MotionBits
 
@@ -95,8 +95,8 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
                                               attrs_a, motion_b)}
     standard = {"motion_accuracy": swap["motion"], **motion_distribution_scores(probs["motion"])}
 
-    real = frames_to_float(frames[chosen].flatten(0, 1))
-    fake = frames_to_float(recon.flatten(0, 1))
+    real = frames_to_float(frames[chosen])                           # [N, T, 3, H, W]
+    fake = frames_to_float(recon)
     recon_probs = judge_predict(judge, recon)
     content_probe = (probe_content(pipe, load_sprites(cfg.data.root, "train"), test, chosen.numpy(), seed=cfg.eval.seed)
                      if content_probes else None)
@@ -110,7 +110,8 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
         "swap": swap,
         "baselines": baselines,
         "content_swap_standard": standard,
-        "reconstruction": {"psnr_db": psnr(fake, real), "ssim": ssim(fake, real),
+        "reconstruction": {"psnr_db": psnr(fake.flatten(0, 1), real.flatten(0, 1)), "ssim": ssim(fake, real),
+                           "flicker": flicker(fake, real),
                            "judge_attributes_mean": accuracy(recon_probs["attributes"].flatten(0, 1), attrs_a.flatten()),
                            "judge_motion": accuracy(recon_probs["motion"], motion_a)},
         **({"content_probe": content_probe} if content_probe is not None else {}),
@@ -170,6 +171,7 @@ def markdown_report(r: dict) -> str:
           for name, b in r["baselines"].items()],
         f"| reconstruction PSNR | {rec['psnr_db']:.2f} dB |",
         f"| reconstruction SSIM | {rec['ssim']:.3f} |",
+        f"| reconstruction flicker (frame-difference error, 0-1 pixels) | {rec['flicker']:.4f} |",
         *rate_lines(rate),
     ]
     if "content_probe" in r:  # linear probes on the content tokens (chance: 16.7 % attributes, 33.3 % action/direction)
