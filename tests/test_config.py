@@ -85,3 +85,12 @@ def test_packaged_configs_hold_no_experiment_logs():
         text = path.read_text()
         assert "README" not in text and "measured" not in text.lower(), path.name
         assert yaml.safe_load(text)  # and parse
+
+
+def test_the_configuration_doc_lists_every_setting_as_the_code_has_it():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    assert settings_table() in doc        # regenerate with `motionbits config --table`
+    for name in packaged_config_names():
+        assert f"`{name}`" in doc, name
