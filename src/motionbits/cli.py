@@ -81,7 +81,8 @@ def cmd_data(args: argparse.Namespace) -> None:
 
         build_video_dataset(args.src, args.out, size=args.size, frames=args.frames, stride=args.stride,
                             fps=args.fps, test_fraction=args.test_fraction, seed=args.seed,
-                            identity_regex=args.identity_regex, max_clips_per_video=args.max_clips_per_video)
+                            identity_regex=args.identity_regex, max_clips_per_video=args.max_clips_per_video,
+                            crop=args.crop)
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -379,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="group files into identities for the split: the first group of this regex on the "
                          "path, e.g. 'mead_(\\w+?)_' puts all of a MEAD actor's clips on one side")
     dv.add_argument("--max-clips-per-video", type=positive_int, default=None, help="keep only each video's first clips")
+    dv.add_argument("--crop", choices=["center", "face"], default="center",
+                    help="center: the largest centred square; face: track the main person's face and crop a steady "
+                         "square around it, one video per face track (needs pip install 'motionbits[faces]')")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model (or a motion prior) from a config")

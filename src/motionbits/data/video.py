@@ -125,6 +125,7 @@ class _Source:
     offset: int = 0       # index of its first clip in the temporary clip file
     starts: list[int] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    track: object | None = None   # a data.faces.FaceTrack: only these frames, cropped to the face
 
 
 def _identity_of(rel: PurePosixPath, is_folder: bool, pattern: re.Pattern | None, root_name: str) -> str:
@@ -257,33 +258,45 @@ def _cut_clips(frames_in: Iterator[object], to_array: Callable[[object], np.ndar
             window = window[stride:] if stride < frames else []
 
 
+def _to_image(obj, is_folder: bool) -> Image.Image:
+    """A frame of a source (a path in a frame folder, else an av.VideoFrame) as an RGB image."""
+    if is_folder:
+        try:
+            with Image.open(obj) as im:
+                return im.convert("RGB")     # grayscale / palette / RGBA -> RGB
+        except Exception as err:
+            raise _Skip(f"{Path(obj).name} is not a readable image ({type(err).__name__})") from None
+    im = obj.to_image()                      # libswscale converts any pix_fmt (gray too) to RGB
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
 def _to_array_fn(size: int, is_folder: bool) -> Callable[[object], np.ndarray]:
     def convert(obj) -> np.ndarray:
-        if is_folder:
-            try:
-                with Image.open(obj) as im:
-                    im = im.convert("RGB")   # grayscale / palette / RGBA -> RGB
-            except Exception as err:
-                raise _Skip(f"{Path(obj).name} is not a readable image ({type(err).__name__})") from None
-        else:
-            im = obj.to_image()              # libswscale converts any pix_fmt (gray too) to RGB
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-        return np.asarray(center_square(im, size))  # [S, S, 3] uint8
+        return np.asarray(center_square(_to_image(obj, is_folder), size))  # [S, S, 3] uint8
     return convert
+
+
+def _source_frames(source: _Source, fps: float | None, info: dict) -> Iterator[object]:
+    """The frames of a source (av.VideoFrame or image path), resampled to fps when given."""
+    items = _folder_items(source.path, info) if source.is_folder else _video_items(source.path, info)
+    if fps is None:
+        return (obj for _, obj in items)
+    if source.is_folder:
+        info["fps_note"] = "frame folder has no timestamps: every frame used, fps not applied"
+        return (obj for _, obj in items)
+    return _resample(items, fps, info)
 
 
 def _clips_of(source: _Source, size: int, frames: int, stride: int,
               fps: float | None) -> Iterator[tuple[int, np.ndarray]]:
     info = source.info
-    items = _folder_items(source.path, info) if source.is_folder else _video_items(source.path, info)
-    if fps is None:
-        frames_in = (obj for _, obj in items)
-    elif source.is_folder:
-        info["fps_note"] = "frame folder has no timestamps: every frame used, fps not applied"
-        frames_in = (obj for _, obj in items)
-    else:
-        frames_in = _resample(items, fps, info)
+    frames_in = _source_frames(source, fps, info)
+    if source.track is not None:             # --crop face: this track's frames, cropped to the face
+        from motionbits.data.faces import cropped_frames
+
+        frames_in = cropped_frames(frames_in, lambda obj: _to_image(obj, source.is_folder), source.track, size)
+        yield from _cut_clips(frames_in, np.asarray, frames, stride, info)
+        return
     yield from _cut_clips(frames_in, _to_array_fn(size, source.is_folder), frames, stride, info)
 
 
@@ -358,7 +371,7 @@ def _write_split(out: Path, split: str, members: list[_Source], raw: np.ndarray 
 def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: int = 128, frames: int = 16,
                         stride: int = 8, fps: float | None = None, test_fraction: float = 0.2, seed: int = 0,
                         max_clips_per_video: int | None = None, progress: bool = True,
-                        identity_regex: str | None = None) -> dict:
+                        identity_regex: str | None = None, crop: str = "center") -> dict:
     """Turn a folder of videos into fixed-length clips, split by identity; returns the manifest.
 
     src holds video files (mp4, avi, mov, webm, mkv, gif) and/or frame folders (a folder with
@@ -368,6 +381,9 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
     picked by timestamp (nearest frame to each 1/fps tick); frame folders have no timestamps and
     keep every frame. Clips of `frames` frames start every `stride` frames (after resampling);
     `max_clips_per_video` keeps only the first clips of each video (and stops decoding there).
+    `crop="face"` instead finds the main person's face tracks (data/faces.py: detection, tracking,
+    shot changes, a steady square crop around the face); each track becomes a video of the
+    manifest ("<path>#face<k>", the file's identity) and a file without a face is skipped.
 
     Identity (the unit of the train/test split):
     - `identity_regex`, when given and it matches the path relative to src (e.g.
@@ -397,6 +413,8 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
         raise MotionbitsError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
     if max_clips_per_video is not None and max_clips_per_video < 1:
         raise MotionbitsError(f"max_clips_per_video must be >= 1 or None, got {max_clips_per_video!r}")
+    if crop not in ("center", "face"):
+        raise MotionbitsError(f"crop must be 'center' or 'face', got {crop!r}")
     if not src.exists():
         raise MotionbitsError(f"{src}: no such folder")
     if not src.is_dir():
@@ -407,13 +425,18 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
     sources, ignored = _find_sources(src, identity_regex, exclude=out)
     if not sources:
         raise MotionbitsError(f"{src}: no videos ({', '.join(VIDEO_SUFFIXES)}) or folders of image frames found")
+    files = len(sources)
+    skipped: list[dict] = []
+    if crop == "face":
+        from motionbits.data.faces import face_track_sources
+
+        sources = face_track_sources(sources, fps, frames, skipped, progress)
 
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     raw_path = out / f".clips-{os.getpid()}.tmp"
     shape = (frames, size, size, 3)
     clip_bytes = math.prod(shape)
-    skipped: list[dict] = []
     used: list[_Source] = []
     total = 0
     try:
@@ -453,10 +476,10 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
                 used.append(source)
                 bar.set_postfix(clips=total, refresh=False)
         if skipped:
-            print(f"skipped {len(skipped)} of {len(sources)} files (reasons above and in manifest.json)",
+            print(f"skipped {len(skipped)} of {files} files (reasons above and in manifest.json)",
                   file=sys.stderr)
         if not used:
-            raise MotionbitsError(f"{src}: all {len(sources)} videos were skipped, no clips written")
+            raise MotionbitsError(f"{src}: all {files} videos were skipped, no clips written")
 
         # Pass 2: split the identities that produced clips, then package each split.
         assignment, split_by, note = _split(used, test_fraction, seed)
@@ -481,7 +504,7 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
         "source": str(src.resolve()),
         "size": size, "frames": frames, "stride": stride, "fps": fps,
         "test_fraction": test_fraction, "seed": seed, "identity_regex": identity_regex,
-        "max_clips_per_video": max_clips_per_video,
+        "max_clips_per_video": max_clips_per_video, "crop": crop,
         "split_by": split_by, "note": note,
         "counts": counts,
         "identities": identities,
