@@ -325,6 +325,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, args.config, sheets=args.sheets, steps=args.steps, max_minutes=args.max_minutes, clips=args.clips)
 
 
+def cmd_score(args: argparse.Namespace) -> None:
+    """Face metrics of video B against video A (and, with --content, of a transfer onto C)."""
+    from motionbits.data.video import read_clip
+    from motionbits.evaluation.faces import score_pair, score_table
+
+    a = read_clip(args.a, args.size, args.frames)
+    b = read_clip(args.b, args.size, args.frames)
+    n = min(len(a), len(b))   # frame by frame: the shorter video sets the length
+    content = read_clip(args.content, args.size, args.frames) if args.content else None
+    report = score_pair(a[:n], b[:n], content, embed_every=args.embed_every)
+    report.update({"A": args.a, "B": args.b, "content": args.content, "size": args.size})
+    print(json.dumps(report, indent=2) if args.json else score_table(report))
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from motionbits.bench import format_report, run_bench
     from motionbits.runtime import pick_device
@@ -499,6 +513,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop training (and go on to the GIF and evaluation) after this much wall-clock time")
     m.add_argument("--clips", type=positive_int, default=None, help="test clips to evaluate (default: config)")
     m.set_defaults(func=cmd_demo)
+
+    sc = sub.add_parser("score", help="face metrics of video B against A (AKD, AED, L1, PSNR); with --content: "
+                                      "CSIM to the content and motion following of A (needs motionbits[faces])")
+    sc.add_argument("a", help="reference video: the ground truth, or the driver of a transfer")
+    sc.add_argument("b", help="the video to score (a reconstruction or a transfer)")
+    sc.add_argument("--content", help="the content source of a transfer (image or video)")
+    sc.add_argument("--size", type=positive_int, default=256, help="every video is centre-cropped and resized to this")
+    sc.add_argument("--frames", type=positive_int, default=None, help="at most this many frames")
+    sc.add_argument("--embed-every", type=positive_int, default=1,
+                    help="identity descriptors on every Nth frame (landmarks are read on every frame)")
+    sc.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    sc.set_defaults(func=cmd_score)
 
     b = sub.add_parser("bench", help="training and sampling speed, FLOPs and MFU of named configs")
     b.add_argument("--config", nargs="+", default=["sprites-cpu"], help="config files or packaged names")

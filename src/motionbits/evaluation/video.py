@@ -32,6 +32,13 @@ Definitions (all on test clips only):
   next to the same r against another video's driver (chance). Change says the result moves when
   the driver moves (mouth, blinks, nods); drift says it goes as far from its first frame as the
   driver does (a head turn held over seconds).
+- baselines (every number gets a floor and a ceiling): "still" (the content's first frame held),
+  "copy driver" (the driving frames; in reconstruction the target itself) and "tokenizer only"
+  (the target through the tokenizer's encoder and decoder: the best image quality the model can
+  reach); same-identity reconstruction and cross-identity transfer are reported for held-out
+  people (unseen) and for training people (seen) in separate columns.
+- face measures (CSIM, AKD, AED, motion following from landmarks, the share of transfers that beat
+  both baselines) when the faces extra is installed: evaluation/faces.py and face_protocol.py.
 """
 from __future__ import annotations
 
@@ -49,6 +56,10 @@ from motionbits.errors import MotionbitsError
 from motionbits.evaluation.metrics import psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
 from motionbits.api import MotionBits
+from motionbits.atomic_files import write_text_atomic
+from motionbits.evaluation.face_protocol import face_rows
+from motionbits.evaluation.faces import EMBED_EVERY, nth
+from motionbits.face_models import INSTALL_HINT, faces_available
 from motionbits.visualize import long_transfer_pictures
 
 
@@ -190,6 +201,40 @@ def long_transfers(pipe: MotionBits, frames: np.ndarray, labels: dict[str, np.nd
     return out, torch.stack([stills, drivers[:examples], results[:examples]], dim=1)
 
 
+RECONSTRUCTIONS = ("model", "still", "tokenizer_only")
+
+
+def same_identity(pipe: MotionBits, frames: np.ndarray, pairs: list[tuple[int, int]], steps: int | None,
+                  batch_size: int, seed: int, progress: bool, lpips=None, faces=None,
+                  desc: str = "same-identity") -> dict[str, dict[str, float | None]]:
+    """Content from each (first, later) pair's first clip, motion from the later one, compared with
+    the later clip's frames -> {kind: {l1, psnr_db, ssim, lpips}} for kind = the model, "still" (the
+    first clip's first frame held: no motion at all) and "tokenizer_only" (the later clip through the
+    tokenizer's encoder and decoder: the ceiling of image quality). faces: a
+    face_protocol.ReconstructionFaces that also reads the targets and results."""
+    scores = {kind: {"l1": [], "psnr_db": [], "ssim": [], "lpips": []} for kind in RECONSTRUCTIONS}
+    for i in tqdm(range(0, len(pairs), batch_size), desc=desc, disable=not progress):
+        part = pairs[i:i + batch_size]
+        first = torch.stack([clip_at(frames, a) for a, _ in part])         # [B, T, H, W, 3]
+        later = torch.stack([clip_at(frames, b) for _, b in part])
+        # A relative-motion model reads the later clip against the first, as in training.
+        outputs = {"model": pipe.transfer(first, later, steps=steps, seed=seed + i, motion_reference=first),
+                   "still": first[:, :1].expand_as(later),
+                   "tokenizer_only": pipe.to_frames(pipe.to_latents(later))}
+        real = frames_to_float(later.flatten(0, 1))
+        for kind, out in outputs.items():
+            fake = frames_to_float(out.flatten(0, 1))
+            s = scores[kind]
+            s["l1"].append((real - fake).abs().mean().item() / 2)
+            s["psnr_db"].append(psnr(fake, real))
+            s["ssim"].append(ssim(fake, real))
+            if lpips is not None:
+                s["lpips"].append(lpips(fake.to(pipe.device), real.to(pipe.device)).mean().item())
+        if faces is not None:
+            faces.add(later, {k: outputs[k] for k in ("model", "tokenizer_only")}, first)
+    return {kind: {k: float(np.mean(v)) if v else None for k, v in s.items()} for kind, s in scores.items()}
+
+
 def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> list[tuple[int, int]]:
     """n (content clip, driving clip) pairs of different identities, drawn at random."""
     if len(np.unique(identity)) < 2:
@@ -204,9 +249,10 @@ def random_cross_pairs(identity: np.ndarray, n: int, gen: torch.Generator) -> li
 
 def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, pairs: list[tuple[int, int]],
                    gallery: torch.Tensor, gallery_ids: np.ndarray, steps: int | None, batch_size: int, seed: int,
-                   progress: bool, desc: str = "cross-identity") -> tuple[dict, torch.Tensor | None]:
+                   progress: bool, desc: str = "cross-identity", faces=None) -> tuple[dict, torch.Tensor | None]:
     """Content of clip a, motion of clip b, for each (a, b) of another identity -> (code agreement,
-    its untransferred floor, content cosine, whose look; the driving clips' code logits [P*T', N, K_e])."""
+    its untransferred floor, content cosine, whose look; the driving clips' code logits [P*T', N, K_e]).
+    faces: a face_protocol.TransferFaces that also reads each batch's content, driver and result."""
     if not pairs:
         return {"code_agreement": None, "untransferred_code_agreement": None, "content_cosine": None,
                 "whose_look": None, "pairs": 0}, None
@@ -221,6 +267,8 @@ def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, p
         content, logits = pipe.content_of_latents(z_content), pipe.motion_logits_of_latents(z_motion)
         codes = logits.argmax(-1)
         out = pipe.render(content, codes, steps=steps, seed=seed + i)
+        if faces is not None:
+            faces.add(content_clips, motion_clips, out)
         z_out = pipe.to_latents(out)
         result_looks.append(looks(out.cpu()))
         driving_codes.append(logits.flatten(0, 1).cpu())
@@ -239,7 +287,12 @@ def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, p
 @torch.no_grad()
 def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = None, steps: int | None = None,
                    batch_size: int = 8, seed: int = 0, progress: bool = True, seam_frames: int = 32,
-                   lpips_path: str | Path | None = None) -> dict:
+                   lpips_path: str | Path | None = None, faces: bool | None = None,
+                   face_every: int = EMBED_EVERY) -> dict:
+    """The protocol of the module doc, written to out_dir/eval.json and eval.md. faces: the face
+    measures (None: when the faces extra is installed); their identity descriptors are computed on
+    every `face_every`-th frame (landmarks on every frame)."""
+    faces_on = faces_available() if faces is None else faces
     frames, labels = load_video_clips(pipe.cfg.data.root, "test")
     frames = frames[:, : pipe.cfg.data.frames]
     train_frames, train_labels = load_video_clips(pipe.cfg.data.root, "train")
@@ -260,29 +313,33 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     if lpips_path is not None:
         from motionbits.evaluation.lpips import load_lpips
         lpips = load_lpips(lpips_path, pipe.device)
-    recon_l1, recon_psnr, recon_ssim, recon_lpips = [], [], [], []
-    for i in tqdm(range(0, len(pairs), batch_size), desc="same-identity", disable=not progress):
-        part = pairs[i:i + batch_size]
-        first = torch.stack([clip_at(frames, a) for a, _ in part])
-        later = torch.stack([clip_at(frames, b) for _, b in part])
-        # A relative-motion model reads the later clip against the first, as in training.
-        out = pipe.transfer(first, later, steps=steps, seed=seed + i, motion_reference=first)
-        real, fake = frames_to_float(later.flatten(0, 1)), frames_to_float(out.flatten(0, 1))
-        recon_l1.append((real - fake).abs().mean().item() / 2)
-        recon_psnr.append(psnr(fake, real))
-        recon_ssim.append(ssim(fake, real))
-        if lpips is not None:
-            recon_lpips.append(lpips(fake.to(pipe.device), real.to(pipe.device)).mean().item())
+    face_parts = {}
+    if faces_on:
+        from motionbits.evaluation.face_protocol import ReconstructionFaces, TransferFaces
+
+        face_parts = {"reconstruction": ReconstructionFaces(embed_every=face_every),
+                      "reconstruction_training_people": ReconstructionFaces(embed_every=face_every),
+                      "transfer": TransferFaces(embed_every=face_every),
+                      "transfer_training_people": TransferFaces(embed_every=face_every)}
+    recon = same_identity(pipe, frames, pairs, steps, batch_size, seed, progress, lpips,
+                          face_parts.get("reconstruction"))
+    # The same for as many videos of training people (own generator: the draws below stay as they were).
+    seen_video_pairs = same_video_pairs(train_labels["video"], train_labels["start"])
+    pick = torch.randperm(len(seen_video_pairs), generator=torch.Generator().manual_seed(seed + 1))[:len(pairs)]
+    seen_recon = same_identity(pipe, train_frames, [seen_video_pairs[i] for i in pick.tolist()], steps, batch_size,
+                               seed, progress, lpips, face_parts.get("reconstruction_training_people"),
+                               desc="same-identity (training people)")
     test_looks = looks(frames)
     gallery, gallery_ids = identity_gallery(torch.cat([looks(train_frames), test_looks]),
                                             np.concatenate([train_labels["identity"], identity]))
     held_out, driving_codes = cross_identity(pipe, frames, identity, cross, gallery, gallery_ids, steps, batch_size,
-                                             seed, progress)
+                                             seed, progress, faces=face_parts.get("transfer"))
     # The same transfers between people seen in training: the "train on your own footage" case.
     # Not a held-out score; it shows whether the model can at least swap the people it was trained on.
     seen_pairs = random_cross_pairs(train_labels["identity"], len(cross), gen)
     seen, _ = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
-                          batch_size, seed, progress, desc="cross-identity (training people)")
+                          batch_size, seed, progress, desc="cross-identity (training people)",
+                          faces=face_parts.get("transfer_training_people"))
     seams, held_out_examples = long_transfers(pipe, frames, labels, other_identity, seam_frames, steps, seed, progress)
     # The same between training people, each video driving a clip of another training person.
     seen_seams, seen_examples = long_transfers(pipe, train_frames, train_labels,
@@ -293,9 +350,10 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     report = {
         "config": pipe.cfg.name, "test_videos_with_pairs": len(pairs), "cross_pairs": len(cross),
         "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
-        "same_identity": {"l1": float(np.mean(recon_l1)), "psnr_db": float(np.mean(recon_psnr)),
-                          "ssim": float(np.mean(recon_ssim)),
-                          "lpips": float(np.mean(recon_lpips)) if recon_lpips else None},
+        "same_identity": recon["model"],
+        # Floors and ceilings of the same comparison: see same_identity
+        "same_identity_baselines": {k: recon[k] for k in ("still", "tokenizer_only")},
+        "same_identity_training_people": {"videos": len(pick), **seen_recon["model"]},
         # untransferred_code_agreement: the same agreement for the content clip itself (no
         # transfer), the floor that codes shared by every clip (a still background, say) already give
         "cross_identity": {**held_out, "chance_code_agreement": 1 / pipe.cfg.model.codebook_size},
@@ -307,10 +365,12 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                  if driving_codes is not None else None),
         "window_seams": seams,
         "long_transfers_training_people": seen_seams,
+        "faces": ({"embed_every": face_every, **{name: part.summary() for name, part in face_parts.items()}}
+                  if faces_on else {"missing": f"the faces extra is not installed: {INSTALL_HINT}"}),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    write_text_atomic(out_dir / "eval.json", json.dumps(report, indent=2))
     pictures = {name: long_transfer_pictures(examples, out_dir / name)
                 for name, examples in (("transfers_held_out", held_out_examples),
                                        ("transfers_training_people", seen_examples)) if examples is not None}
@@ -326,14 +386,31 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                 f"({_fmt(x['change_follow_mismatched'])} / {_fmt(x['drift_follow_mismatched'])}; {x['sequences']} videos)")
 
     s, c, t = report["same_identity"], report["cross_identity"], report["cross_identity_training_people"]
-    (out_dir / "eval.md").write_text("\n".join([
+    base, s_seen = report["same_identity_baselines"], report["same_identity_training_people"]
+
+    def recon_row(label: str, key: str, fmt: str, target: str) -> str:
+        cells = [s[key], s_seen[key], base["still"][key], None, base["tokenizer_only"][key]]
+        return f"| {label} | " + " | ".join(target if v is None and i == 3 else "n/a" if v is None else format(v, fmt)
+                                          for i, v in enumerate(cells)) + " |"
+
+    def pad(row: str) -> str:      # rows without baselines: empty cells up to the six columns
+        return row + " |" * (6 - (row.count("|") - 1))
+
+    write_text_atomic(out_dir / "eval.md", "\n".join([
         f"# Video evaluation: {report['config']}", "",
-        f"{len(pairs)} test videos (same identity), {len(cross)} cross-identity pairs of held-out people, "
-        f"{t['pairs']} of training people, {report['sample_steps']} sampling steps.", "",
-        "| measure | held-out people | training people (not a test score) |", "|---|---|---|",
-        f"| same-identity L1 | {s['l1']:.4f} | |", f"| same-identity PSNR | {s['psnr_db']:.2f} dB | |",
-        f"| same-identity SSIM | {s['ssim']:.3f} | |",
-        *([f"| same-identity LPIPS (VGG) | {s['lpips']:.4f} | |"] if s["lpips"] is not None else []),
+        f"{len(pairs)} test videos (same identity; {s_seen['videos']} videos of training people), {len(cross)} "
+        f"cross-identity pairs of held-out people, {t['pairs']} of training people, {report['sample_steps']} sampling "
+        "steps. Unseen = content people held out of training (the test score); seen = people the model trained on. "
+        "Baselines, on the held-out clips: still = the content frame held (the right person, no motion), copy driver "
+        "= the driving frames (all the motion, the wrong person; in reconstruction the driver is the target), "
+        "tokenizer only = the target through the tokenizer (the ceiling of image quality)"
+        + (f"; face identity descriptors on {nth(face_every)}, landmarks on every frame." if faces_on else "."), "",
+        "| measure | unseen people (held out) | seen people (training) | still | copy driver | tokenizer only |",
+        "|---|---|---|---|---|---|",
+        recon_row("same-identity L1", "l1", ".4f", "0"), recon_row("same-identity PSNR (dB)", "psnr_db", ".2f", "inf"),
+        recon_row("same-identity SSIM", "ssim", ".3f", "1"),
+        *([recon_row("same-identity LPIPS (VGG)", "lpips", ".4f", "0")] if s["lpips"] is not None else []),
+        *face_rows(report["faces"]), *map(pad, [
         f"| cross-identity code agreement (chance {c['chance_code_agreement']:.3f}) | {_fmt(c['code_agreement'])} "
         f"| {_fmt(t['code_agreement'])} |",
         f"| the same for the untransferred content clip | {_fmt(c['untransferred_code_agreement'])} "
@@ -346,7 +423,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
            f"| {seams['seam_ratio']:.3f} | {_fmt(seen_seams and seen_seams['seam_ratio'])} |"] if seams else []),
         *([f"| long transfers: change / drift follow the driver, Pearson r (with another video's driver) "
-           f"| {follow(seams)} | {follow(seen_seams)} |"] if seams or seen_seams else []), "",
+           f"| {follow(seams)} | {follow(seen_seams)} |"] if seams or seen_seams else [])]), "",
         *([f"Long transfers to look at (per transfer: driver above, result below with the content's frame "
            f"on the left): {', '.join(f'`{p.name}`' for paths in pictures.values() for p in paths)}.", ""]
           if pictures else [])]))
