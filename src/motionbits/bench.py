@@ -13,6 +13,7 @@ Measures, per config, on random data of the config's shapes (so no dataset is ne
 """
 from __future__ import annotations
 
+import copy
 import json
 import resource
 import time
@@ -22,11 +23,13 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from motionbits.atomic_files import write_text_atomic
 from motionbits.config import Config, load_config
 from motionbits.data.clips import frames_to_float
 from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel, SameVideoClips
 from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
+from motionbits.training.loop import update_ema
 
 # Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0,
@@ -73,13 +76,15 @@ def bench_latent_shape(cfg: Config) -> tuple[int, int]:
 
 
 def training_step(cfg: Config, device: torch.device, compile: bool = False):
-    """(model, one full training step on a fixed random batch: forward, backward, AdamW)."""
+    """(model, one full training step on a fixed random batch: forward, backward, AdamW and the EMA
+    update, as training/loop.py does them)."""
     latent_c, latent_s = bench_latent_shape(cfg)
     if device.type == "cpu":
         keep_freed_memory()  # as training does
     cfg.diffusion.sigma_data = cfg.diffusion.sigma_data or 0.5   # measured on data when training; any value times the same
     model = BCDModel(cfg, latent_c, latent_s).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     bf16 = use_bf16(device, cfg.train.amp)
     forward = torch.compile(model) if compile else model
     # Random latents, and the training loop's own draws (noise, Gumbel, augmentations, frame subset).
@@ -95,6 +100,7 @@ def training_step(cfg: Config, device: torch.device, compile: bool = False):
         out["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        update_ema(ema, model, cfg.train.ema_decay)
 
     return model, step, (z, draws, opt, bf16)
 
@@ -210,11 +216,10 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
 
     def save() -> None:  # after every measurement, so a run cut short still leaves what it measured
         if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(json.dumps(report, indent=2))
+            write_text_atomic(out, json.dumps(report, indent=2))
 
-    for name in config_names:
-        cfg = load_config(name)
+    configs = [load_config(name) for name in config_names]  # a bad one is refused before any measuring
+    for cfg in configs:
         if tokenizer_path and cfg.model.tokenizer != "pixels":
             cfg.model.tokenizer_path = tokenizer_path
         report["training"].append(bench_training(cfg, device, repeats, compile=False))
