@@ -12,9 +12,8 @@ import copy
 import json
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 from motionbits.config import Config
+from motionbits.visualize import line_chart
 
 
 def _row(bits: float, report: dict, kind: str) -> dict:
@@ -37,8 +36,7 @@ def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: i
     from motionbits.api import MotionBits
     from motionbits.training.bcd import train
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # made by the first run's training, once its data and config have passed their checks
     rows = []
     for bits in bits_list:
         run_cfg = copy.deepcopy(cfg)
@@ -76,40 +74,6 @@ def write_sweep(rows: list[dict], out_dir: Path, cfg: Config) -> None:
         lines.append(f"| {r['target_bits']:g} | {fmt(r['measured_bits'])} | {r['reconstruction_psnr_db']:.2f} | "
                      + " | ".join(fmt(r[k]) for k in transfer_keys) + " |")
     (out_dir / "sweep.md").write_text("\n".join(lines) + "\n")
-    plot_sweep(rows, ["reconstruction_psnr_db", *transfer_keys], out_dir / "sweep.png")
-
-
-def plot_sweep(rows: list[dict], keys: list[str], path: Path, size: tuple[int, int] = (720, 240)) -> None:
-    """One small panel per measure against target bits per frame (log-spaced x), drawn with PIL."""
-    import math
-
-    w, h = size
-    panel = w // len(keys)
-    img = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(img)
-    xs = [math.log2(max(r["target_bits"], 1e-3)) for r in rows]
-    x_lo, x_hi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    for p, key in enumerate(keys):
-        ys = [r[key] for r in rows]
-        valid = [y for y in ys if y is not None]
-        if not valid:
-            continue
-        y_lo, y_hi = min(valid), max(valid) if max(valid) > min(valid) else min(valid) + 1
-        left, top, right, bottom = p * panel + 40, 24, (p + 1) * panel - 12, h - 36
-        draw.rectangle([left, top, right, bottom], outline="black")
-        draw.text((left, 6), key, fill="black")
-        draw.text((left - 36, top), f"{y_hi:.3g}", fill="gray")
-        draw.text((left - 36, bottom - 10), f"{y_lo:.3g}", fill="gray")
-        points = []
-        for x, y, r in zip(xs, ys, rows):
-            if y is None:
-                continue
-            px = left + (x - x_lo) / (x_hi - x_lo) * (right - left)
-            py = bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)
-            points.append((px, py))
-            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill="navy")
-            draw.text((px - 8, bottom + 4), f"{r['target_bits']:g}", fill="black")
-        if len(points) > 1:
-            draw.line(points, fill="navy", width=2)
-        draw.text((left, h - 16), "target bits per frame", fill="gray")
-    img.save(path)
+    line_chart([{"title": key, "x": "target bits per frame", "y": key, "log_x": True,
+                 "series": {cfg.name: [(r["target_bits"], r[key]) for r in rows]}}
+                for key in ["reconstruction_psnr_db", *transfer_keys]], out_dir / "sweep.png", panel_size=(240, 240))

@@ -37,6 +37,13 @@ def side_by_side(clips: list, gap: int = 2) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=2)
 
 
+def transfer_view(content, driver, result) -> np.ndarray:
+    """content | driver | result in each frame (the content's first frame held still): one clip
+    [T, H, W', 3] from clips [T', H, W, 3], driver and result of equal length T."""
+    still = torch.as_tensor(_np(content))[:1].expand(len(result), -1, -1, -1)
+    return side_by_side([still, driver, result])
+
+
 def stack_clips(clips: list, gap: int = 2) -> np.ndarray:
     """Clips [T, H, W', 3] of equal length and width -> one clip with them one under the other."""
     arrays = [_np(c) for c in clips]
@@ -133,3 +140,55 @@ def long_transfer_pictures(examples, path: str | Path, columns: int = 16) -> lis
     png = save_png(grid_image(rows), Path(path).with_suffix(".png"))
     playing = stack_clips([side_by_side(list(e)) for e in examples], gap=4)   # [L, H', W', 3]
     return [png, save_video(playing, Path(path).with_suffix(".gif"), fps=8)]
+
+
+PALETTE = ["#1f3c88", "#d1495b", "#2e8b57", "#edae49", "#6a4c93", "#00798c", "#8d6a9f", "#444444"]
+
+
+def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int] = (360, 260)) -> Path:
+    """Panels side by side, each {"title", "x", "y" (axis labels), "log_x" (bool), "series":
+    {name: [(x, y), ...]}}, drawn with PIL (no plotting library needed); one colour per series
+    name across panels, with a legend under the panels. Points with y None are left out."""
+    from PIL import ImageDraw
+
+    import math
+
+    w, h = panel_size
+    names = list(dict.fromkeys(name for p in panels for name in p["series"]))
+    colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    legend_rows = -(-len(names) // 3)
+    img = Image.new("RGB", (w * len(panels), h + 18 * legend_rows + 8), "white")
+    draw = ImageDraw.Draw(img)
+    for i, panel in enumerate(panels):
+        fx = (lambda v: math.log10(v)) if panel.get("log_x") else (lambda v: v)  # noqa: E731
+        points = [(fx(x), y) for s in panel["series"].values() for x, y in s if y is not None and (x > 0 or not panel.get("log_x"))]
+        if not points:
+            continue
+        x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
+        y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
+        x_hi, y_hi = (x_hi if x_hi > x_lo else x_lo + 1), (y_hi if y_hi > y_lo else y_lo + 1)
+        left, top, right, bottom = i * w + 52, 24, (i + 1) * w - 14, h - 40
+        draw.rectangle([left, top, right, bottom], outline="black")
+        draw.text((left, 6), panel["title"], fill="black")
+        draw.text((left - 48, top), f"{y_hi:.3g}", fill="gray")
+        draw.text((left - 48, bottom - 10), f"{y_lo:.3g}", fill="gray")
+        shown = (lambda v: f"{10 ** v:.3g}") if panel.get("log_x") else (lambda v: f"{v:.3g}")  # noqa: E731
+        draw.text((left, bottom + 4), shown(x_lo), fill="gray")
+        draw.text((right - 30, bottom + 4), shown(x_hi), fill="gray")
+        draw.text((left + 60, bottom + 20), panel["x"] + (" (log)" if panel.get("log_x") else ""), fill="gray")
+        for name, series in panel["series"].items():
+            xy = [(left + (fx(x) - x_lo) / (x_hi - x_lo) * (right - left),
+                   bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top))
+                  for x, y in sorted(series) if y is not None and (x > 0 or not panel.get("log_x"))]
+            if len(xy) > 1:
+                draw.line(xy, fill=colour[name], width=2)
+            for px, py in xy:
+                draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour[name])
+    for j, name in enumerate(names):
+        x, y = 10 + (j % 3) * (img.width // 3), h + 4 + 18 * (j // 3)
+        draw.rectangle([x, y + 3, x + 12, y + 13], fill=colour[name])
+        draw.text((x + 18, y + 2), name, fill="black")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path

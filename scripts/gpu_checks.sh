@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The checks to run first whenever a GPU is lent, in one command of about 9 minutes on one H200:
+#   1. speed: `motionbits bench` of sprites (eager and torch.compile: MFU of the training step),
+#      talking-head-cpu and paper (training-step MFU; transfer frames/s through the taef2 decoder);
+#   2. Sprites to the paper's 100 % / 100 %: compose the benchmark, train `sprites` with
+#      torch.compile for SPRITES_MIN minutes with train.steps sized from the measured step time (so
+#      the cosine decay ends inside the budget), evaluate on the whole test split;
+#   3. talking heads: build HEADS_DIR's clips (128x128, 8 frames at 10 fps, split by person),
+#      train HEADS_CONFIG for HEADS_MIN minutes, evaluate.
+# Everything worth keeping lands in OUT (at most 8 files come back from a lent machine).
+#
+# usage: bash scripts/gpu_checks.sh OUT [HEADS_DIR]
+# On the lent machine (python3 there has torch; PyAV and constriction travel as wheels in .whl):
+#   once here:  echo /.whl/ >> .git/info/exclude; echo /.heads/ >> .git/info/exclude
+#               python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#                 --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#                 -d .whl av constriction
+#               mkdir -p .heads && cp /path/to/talking_heads/*.mp4 .heads/   # never committed
+#   device run (carry .whl and .heads, timeout 600):
+#               python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+#               PYTHONPATH=$PWD/src:/tmp/site bash scripts/gpu_checks.sh $OUT .heads
+# A dry run on a CPU (minutes): DEVICE=cpu SPRITES_MIN=0.3 HEADS_MIN=0.3 CLIPS=16 COMPILE=0 \
+#   BENCH_CONFIGS=sprites-cpu SPRITES_CONFIG=sprites-cpu bash scripts/gpu_checks.sh /tmp/out HEADS_DIR
+set -uo pipefail
+out=$1 heads=${2:-}
+sprites_min=${SPRITES_MIN:-4} heads_min=${HEADS_MIN:-2}
+sprites_config=${SPRITES_CONFIG:-sprites} heads_config=${HEADS_CONFIG:-talking-head-cpu}
+device=${DEVICE:-cuda} compile=${COMPILE:-1}
+work=${WORK:-/tmp/motionbits-gpu}
+mkdir -p "$out" "$work"
+export PYTHONUNBUFFERED=1
+mb=(python3 -m motionbits.cli)
+log=$out/run.log
+quiet() { tr '\r' '\n' | grep -v -E '[0-9]+%\|' ; }   # progress-bar redraws stay out of the log
+stamp() { echo "[$(date +%T)] $*" | tee -a "$log"; }
+
+stamp "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
+stamp "$(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)')"
+
+# 1. speed
+"${mb[@]}" bench --device "$device" --config ${BENCH_CONFIGS:-sprites talking-head-cpu paper} --sample-steps 1,2,8 \
+    --repeats 5 $([ "$compile" = 1 ] && echo --compile) --out "$out/bench.json" 2>&1 | quiet >> "$log"
+stamp "bench done"
+
+# 2. Sprites: steps sized from the measured step time of the config as it will train
+"${mb[@]}" data sprites --out "$work/sprites" 2>&1 | quiet >> "$log"
+step_s=$(python3 - "$out/bench.json" "$sprites_config" "$compile" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1]))["training"]
+want_compiled = sys.argv[3] == "1"
+rows = [r for r in rows if r["config"] == sys.argv[2]] or rows
+best = [r for r in rows if r["compiled"] == want_compiled] or rows
+print(best[-1]["step_s"])
+EOF
+)
+steps=$(python3 -c "print(max(50, int($sprites_min * 60 / $step_s * 0.85)))")
+stamp "sprites: $sprites_config, $steps steps at ${step_s}s/step measured, $sprites_min min budget"
+python3 - "$sprites_config" "$work/sprites.yaml" "$compile" <<'EOF'
+import sys, yaml
+yaml.safe_dump({"base": sys.argv[1], "name": "gpu-sprites", "train": {"compile": sys.argv[3] == "1"}}, open(sys.argv[2], "w"))
+EOF
+"${mb[@]}" train --config "$work/sprites.yaml" --data "$work/sprites" --out "$work/gpu-sprites" --device "$device" \
+    --steps "$steps" --max-minutes "$sprites_min" 2>&1 | quiet >> "$log"
+cp "$work/gpu-sprites/metrics.jsonl" "$out/sprites_metrics.jsonl" 2>/dev/null
+"${mb[@]}" evaluate --checkpoint "$work/gpu-sprites" --device "$device" ${CLIPS:+--clips $CLIPS} \
+    --out "$work/sprites_eval" 2>&1 | quiet >> "$log"
+cp "$work/sprites_eval/eval.md" "$out/sprites_eval.md" 2>/dev/null
+cp "$work/sprites_eval/eval.json" "$out/sprites_eval.json" 2>/dev/null
+stamp "sprites done"
+
+# 3. talking heads
+if [ -n "$heads" ] && [ -d "$heads" ]; then
+  "${mb[@]}" data video "$heads" "$work/heads" --size 128 --frames 8 --stride 2 --fps 10 \
+      --identity-regex 'mead_(\w+?)_' 2>&1 | quiet >> "$log"
+  "${mb[@]}" train --config "$heads_config" --data "$work/heads" --out "$work/gpu-heads" --device "$device" \
+      --max-minutes "$heads_min" 2>&1 | quiet >> "$log"
+  "${mb[@]}" evaluate --checkpoint "$work/gpu-heads" --device "$device" ${CLIPS:+--clips $CLIPS} \
+      --out "$work/heads_eval" 2>&1 | quiet >> "$log"
+  cp "$work/heads_eval/eval.md" "$out/heads_eval.md" 2>/dev/null
+  cp "$work/heads_eval/eval.json" "$out/heads_eval.json" 2>/dev/null
+  stamp "talking heads done"
+else
+  stamp "talking heads skipped: no clips folder given"
+fi
+stamp "done"
