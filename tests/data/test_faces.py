@@ -92,3 +92,18 @@ def test_no_face_anywhere_is_an_error_naming_the_skips(tmp_path):
         build_video_dataset(tmp_path / "src", tmp_path / "out", size=32, frames=4, crop="face", progress=False)
     with pytest.raises(MotionbitsError, match="crop must be 'center' or 'face'"):
         build_video_dataset(tmp_path / "src", tmp_path / "out", crop="faces", progress=False)
+
+
+def test_voxceleb_layout_identity_is_the_first_folder(tmp_path):
+    """idXXXXX/<video>/<clip>.mp4 (VoxCeleb, LRS3): whole people go to one split, tracks keep the path."""
+    src = tmp_path / "vox"
+    for person, frames in (("id10001", carphone()[:16]), ("id10002", grace_clip(16))):
+        for video in ("yt_a", "yt_b"):
+            (src / person / video).mkdir(parents=True)
+            write_video(src / person / video / "00001.mp4", frames, fps=25)
+    man = build_video_dataset(src, tmp_path / "out", size=64, frames=8, stride=8, test_fraction=0.5, crop="face",
+                              progress=False)
+    assert man["identities"] == ["id10001", "id10002"] and man["split_by"] == "identity"
+    assert sorted(v["path"] for v in man["videos"]) == [f"{p}/{v}/00001.mp4#face0" for p in ("id10001", "id10002")
+                                                        for v in ("yt_a", "yt_b")]
+    assert {len(man["split_identities"][s]) for s in ("train", "test")} == {1}
