@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from motionbits.errors import MotionbitsError
+from motionbits.data.inputs import hold_still as _hold_still, read_input_clip as _read_clip  # the app reads the same way
 
 VIDEO_OUTPUTS = (".gif", ".mp4", ".webm", ".avi", ".mov", ".png")
 
@@ -121,27 +122,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {train(cfg, out, fresh=args.fresh, max_minutes=args.max_minutes)}")
 
 
-def _read_clip(spec: str, size: int, frames: int | None, fps: float | None = None):
-    """A clip from 'sprites:ROOT:SPLIT:INDEX', a video/GIF file (resampled to fps when given), an
-    image or a folder of frames."""
-    import torch
-
-    if spec.startswith("sprites:"):
-        from motionbits.data.sprites import load_sprites
-
-        try:
-            _, root, split, index = spec.split(":")
-            data = load_sprites(root, split)
-            return torch.from_numpy(data.frames[int(index)][:frames])
-        except ValueError:
-            raise MotionbitsError(f"{spec}: expected sprites:ROOT:SPLIT:INDEX") from None
-        except IndexError:
-            raise MotionbitsError(f"{spec}: index out of range") from None
-    from motionbits.data.video import read_clip
-
-    return torch.from_numpy(read_clip(spec, size=size, max_frames=frames, fps=fps))
-
-
 def _input_fps(args: argparse.Namespace, pipe) -> float | None:
     """--input-fps (0: the source rate), else the rate the model's training clips had."""
     if args.input_fps is not None:
@@ -151,11 +131,6 @@ def _input_fps(args: argparse.Namespace, pipe) -> float | None:
 
 def _output_fps(args: argparse.Namespace, fps_in: float | None) -> float:
     return args.fps or fps_in or 8.0
-
-
-def _hold_still(clip, window: int):
-    """A still image (or a clip shorter than the encoder window) held for a whole window."""
-    return clip[:1].expand(window, -1, -1, -1) if clip.shape[0] < window else clip
 
 
 def _open_checkpoint(args: argparse.Namespace):
@@ -177,7 +152,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
-    from motionbits.visualize import save_video, side_by_side
+    from motionbits.visualize import save_video, transfer_view
 
     check_output_file(args.output, VIDEO_OUTPUTS)
     pipe = _open_checkpoint(args)
@@ -187,7 +162,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     motion = _hold_still(_read_clip(args.motion, size, args.frames, fps_in), pipe.model.window)
     out = pipe.transfer(content, motion, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     if args.side_by_side:
-        out = side_by_side([content[:1].expand(out.shape[0], -1, -1, -1), motion, out])
+        out = transfer_view(content, motion, out)
     print(f"wrote {save_video(out, args.output, fps=_output_fps(args, fps_in), scale=args.scale)}")
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from motionbits.codec.entropy import PriorModel, StaticModel, decode_codes, encode_codes
+from motionbits.codec.entropy import PriorModel, StaticModel, decode_codes, encode_codes, frame_bits
 from motionbits.codec.format import Header, MbitsFile, codes_crc, pack, unpack
 from motionbits.errors import MotionbitsError
 
-__all__ = ["encode_clip", "decode_file", "read_file", "MbitsFile"]
+__all__ = ["encode_clip", "decode_file", "read_file", "motion_bits_per_frame", "MbitsFile"]
 
 
 def _code_model(pipe, prior, content: torch.Tensor):
@@ -67,6 +67,12 @@ def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tup
         raise MotionbitsError(f"{where}: the decoded motion codes fail the file's checksum (a corrupt file, or "
                               "this machine's arithmetic differs from the encoder's)")
     return content, torch.from_numpy(codes)[None]
+
+
+def motion_bits_per_frame(pipe, content: torch.Tensor, codes: torch.Tensor, prior=None) -> np.ndarray:
+    """Bits each frame's codes [T, N] cost in the motion stream (under `prior`, else the static
+    tables), given the clip's content [1, K, Cc]: float64 [T], summing to about 8 x the stream's bytes."""
+    return frame_bits(codes, _code_model(pipe, prior, content))
 
 
 def prior_fingerprint(prior) -> bytes:

@@ -135,6 +135,18 @@ def encode_codes(codes: np.ndarray | torch.Tensor, model) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
+def frame_bits(codes: np.ndarray | torch.Tensor, model) -> np.ndarray:
+    """What each frame of codes [T, N] costs under the model's tables: -log2(freq / 2**16) summed
+    over the groups, float64 [T] bits. The coded stream is their sum plus the coder's last words."""
+    codes = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.int64)
+    bits = np.zeros(codes.shape[0])
+    for t in range(codes.shape[0]):
+        tables = model.frame(codes[:t])
+        bits[t] = -sum(np.log2(tables.group(g, codes[t])[codes[t, g]] / float(1 << FREQUENCY_BITS))
+                       for g in range(codes.shape[1]))
+    return bits
+
+
 def decode_codes(data: bytes, frames: int, groups: int, model) -> np.ndarray:
     """The inverse of encode_codes: codes int64 [frames, groups]."""
     import constriction
