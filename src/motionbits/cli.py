@@ -337,6 +337,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def cmd_app(args: argparse.Namespace) -> None:
+    """The web page (gradio): transfer, bitrate, generation and the model's card; docs/app.md."""
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        raise MotionbitsError("the app needs gradio: pip install 'motionbits[app]'")
+    from motionbits.app.server import serve
+
+    serve(args.checkpoint, args.prior, host=args.host, port=args.port, device=args.device)
+
+
 # ---- the parser ----------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not the usage block
@@ -513,6 +524,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tokenizer-path", default=None,
                    help="weights of the configs' tokenizer (default: the shipped taef2): sampling is timed to RGB frames")
     b.set_defaults(func=cmd_bench)
+
+    a = sub.add_parser("app", help="a web page to try the model: transfer, bitrate, generation (docs/app.md)")
+    a.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
+    a.add_argument("--prior", help="prior.pt: adds the Generate tab and codes the Bitrate tab's motion under it")
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
+    a.add_argument("--port", type=positive_int, default=7860, help="port to listen on")
+    a.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    a.set_defaults(func=cmd_app)
     return p
 
 

@@ -1,0 +1,184 @@
+"""The page: one gradio Blocks with the Transfer, Bitrate, Generate (with a prior) and Model tabs.
+
+Each button's handler checks the uploads (inputs.py), runs the work (work.py) in a fresh request
+folder and shows what came out; a problem with the input (MotionbitsError, OSError) becomes a
+message in the tab's status box and the page keeps working. Every handler shares one concurrency
+slot ("model"): requests wait in gradio's queue and the model runs one at a time.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import gradio as gr
+
+from motionbits.app import model_card, work
+from motionbits.app.inputs import MAX_FRAMES, MAX_SIDE, MAX_UPLOAD_MB, check_upload
+from motionbits.app.session import AppSession
+from motionbits.data.sprites import CREDIT, MOTION_NAMES
+from motionbits.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from motionbits.errors import MotionbitsError
+
+ONE_AT_A_TIME = {"concurrency_limit": 1, "concurrency_id": "model"}   # every handler: one slot, queued
+LIMITS = (f"Uploads: a video ({', '.join(s[1:] for s in VIDEO_SUFFIXES)}) or an image "
+          f"({', '.join(s[1:] for s in IMAGE_SUFFIXES)}), at most {MAX_UPLOAD_MB} MB, {MAX_FRAMES} frames and "
+          f"{MAX_SIDE} pixels a side.")
+
+
+def _shows_errors(outputs: int):
+    """A handler whose input problems come back as a message in its status box (the last output),
+    the other `outputs` outputs cleared, instead of an exception."""
+    def wrap(handler):
+        @functools.wraps(handler)                      # keeps the gr.Progress parameter visible to gradio
+        def guarded(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except MotionbitsError as err:
+                message = str(err)
+            except OSError as err:
+                message = f"{err.strerror or err}"
+            return (*[None] * outputs, f"**Error:** {message}")
+        return guarded
+    return wrap
+
+
+def _seed(value) -> int:
+    if value is None or value < 0 or value != int(value):
+        raise MotionbitsError(f"seed: a whole number of at least 0, got {value}")
+    return int(value)
+
+
+def _progress(progress: gr.Progress):
+    return lambda fraction, text: progress(fraction, desc=text)
+
+
+def build_page(session: AppSession) -> gr.Blocks:
+    with gr.Blocks(title="motionbits", analytics_enabled=False, delete_cache=(600, 3600)) as page:
+        gr.Markdown(f"# motionbits\nContent and motion of video, apart. Model: `{session.pipe.source}`. {LIMITS}")
+        with gr.Tab("Transfer"):
+            _transfer_tab(session)
+        with gr.Tab("Bitrate"):
+            _bitrate_tab(session)
+        if session.prior is not None:
+            with gr.Tab("Generate"):
+                _generate_tab(session)
+        with gr.Tab("Model"):
+            _model_tab(session)
+        gr.Markdown(f"<small>The example clips: {CREDIT}</small>")
+    return page
+
+
+def _steps(session: AppSession) -> gr.Slider:
+    return gr.Slider(1, 50, value=session.pipe.cfg.diffusion.sample_steps, step=1, label="Sampling steps")
+
+
+def _transfer_tab(session: AppSession) -> None:
+    gr.Markdown("The look of the content, moving like the driving video. The result shows "
+                "content | driver | result.")
+    with gr.Row():
+        content = gr.File(label="Content: an image or a clip", elem_id="transfer-content")
+        driver = gr.File(label="Driving video", elem_id="transfer-driver")
+    a, b, c = map(str, session.examples)
+    gr.Examples([[a, b], [b, c], [c, a]], inputs=[content, driver], label="Examples: Sprites test characters")
+    with gr.Row():
+        steps = _steps(session)
+        seed = gr.Number(0, precision=0, minimum=0, label="Seed")
+    run = gr.Button("Transfer", variant="primary", elem_id="transfer-run")
+    video = gr.Video(label="content | driver | result", elem_id="transfer-video", loop=True, interactive=False)
+    status = gr.Markdown(elem_id="transfer-status")
+
+    @_shows_errors(outputs=1)
+    def on_transfer(content_file, driver_file, steps, seed, progress=gr.Progress()):
+        look, motion = check_upload(content_file, "content"), check_upload(driver_file, "driving video")
+        steps, seed = int(steps), _seed(seed)
+        started = time.perf_counter()
+        path = work.transfer(session, look, motion, steps, seed, session.request_folder(), _progress(progress))
+        return str(path), f"Done in {time.perf_counter() - started:.1f} s ({steps} steps, seed {seed})."
+
+    run.click(on_transfer, [content, driver, steps, seed], [video, status], **ONE_AT_A_TIME)
+
+
+def _bitrate_tab(session: AppSession) -> None:
+    gr.Markdown("A clip through the motion codec (`motionbits encode` / `decode`): the content once, the motion "
+                "as entropy-coded codes. Shows the file's size, the motion's rate and the decoded clip.")
+    clip = gr.File(label="Clip", elem_id="bitrate-clip")
+    gr.Examples([[str(p)] for p in session.examples], inputs=[clip], label="Examples")
+    run = gr.Button("Encode and decode", variant="primary", elem_id="bitrate-run")
+    with gr.Row():
+        video = gr.Video(label="original | decoded", elem_id="bitrate-video", loop=True, interactive=False)
+        plot = gr.Image(label="bits per frame", type="filepath", elem_id="bitrate-plot", interactive=False)
+    mbits = gr.File(label="the .mbits file", elem_id="bitrate-file", interactive=False)
+    status = gr.Markdown(elem_id="bitrate-status")
+
+    @_shows_errors(outputs=3)
+    def on_bitrate(clip_file, progress=gr.Progress()):
+        upload = check_upload(clip_file, "clip")
+        started = time.perf_counter()
+        r = work.bitrate(session, upload, session.request_folder(), _progress(progress))
+        done = f"Done in {time.perf_counter() - started:.1f} s."
+        return str(r.video), str(r.plot), str(r.mbits), f"{_bitrate_table(r)}\n\n{done}"
+
+    run.click(on_bitrate, [clip], [video, plot, mbits, status], **ONE_AT_A_TIME)
+
+
+def _bitrate_table(r: work.BitrateResult) -> str:
+    s = r.sizes
+    return "\n".join([
+        "| | bytes and rate |", "|---|---|",
+        f"| file | **{s['total']} bytes** for {r.frames} frames at {r.fps:g} fps ({r.total_kbps:.3f} kbps in all) |",
+        f"| motion | {s['motion']} bytes: **{r.motion_kbps:.3f} kbps**, {8 * s['motion'] / r.frames:.1f} bits a "
+        f"frame (coded under {r.coded_under}) |",
+        f"| content | {s['content']} bytes, once |",
+        f"| header | {s['header']} bytes |",
+    ])
+
+
+def _generate_tab(session: AppSession) -> None:
+    prior = session.prior.cfg
+    gr.Markdown("New motion for a content, sampled by the motion prior; optionally continuing a clip's motion.")
+    with gr.Row():
+        content = gr.File(label="Content: an image or a clip", elem_id="generate-content")
+        prompt = gr.File(label="Clip to continue (optional)", elem_id="generate-prompt")
+    gr.Examples([[str(p)] for p in session.examples], inputs=[content], label="Examples")
+    with gr.Row():
+        label = gr.Dropdown(_label_choices(session), value=-1, label="Motion class", visible=bool(prior.num_classes))
+        temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
+        frames = gr.Slider(2, 128, value=16, step=1, label="Length (frames)")
+        steps = _steps(session)
+        seed = gr.Number(0, precision=0, minimum=0, label="Seed")
+    run = gr.Button("Generate", variant="primary", elem_id="generate-run")
+    video = gr.Video(label="content | generated", elem_id="generate-video", loop=True, interactive=False)
+    status = gr.Markdown(elem_id="generate-status")
+
+    @_shows_errors(outputs=1)
+    def on_generate(content_file, prompt_file, label, temperature, frames, steps, seed, progress=gr.Progress()):
+        look = check_upload(content_file, "content")
+        start = check_upload(prompt_file, "clip to continue") if prompt_file else None
+        started = time.perf_counter()
+        motion_class = None if label is None or label < 0 else int(label)
+        path = work.generate(session, look, start, motion_class, float(temperature), int(frames), int(steps),
+                             _seed(seed), session.request_folder(), _progress(progress))
+        return str(path), f"Done in {time.perf_counter() - started:.1f} s."
+
+    run.click(on_generate, [content, prompt, label, temperature, frames, steps, seed], [video, status],
+              **ONE_AT_A_TIME)
+
+
+def _label_choices(session: AppSession) -> list[tuple[str, int]]:
+    """(shown, value): Sprites priors with the 9 motion classes by name, others by number; -1: any."""
+    n = session.prior.cfg.num_classes
+    names = [f"class {i}" for i in range(n)]
+    if session.pipe.cfg.data.kind == "sprites" and n == len(MOTION_NAMES):
+        names = list(MOTION_NAMES)
+    return [("any", -1), *zip(names, range(n))]
+
+
+def _model_tab(session: AppSession) -> None:
+    gr.Markdown(model_card.summary(session), elem_id="model-summary")
+    text, figures = model_card.evaluation(session)
+    with gr.Accordion("Evaluation", open=True):
+        gr.Markdown(text, elem_id="model-evaluation")
+        if figures is not None:
+            gr.JSON(figures, label="eval.json")
+    with gr.Accordion("Config", open=False):
+        gr.JSON(model_card.config(session), label="config")
