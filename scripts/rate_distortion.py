@@ -47,25 +47,31 @@ def source_fps(root: str) -> float:
 
 
 def face_scorer():
-    """The faces extra's identity and landmark measures, or None where it is not installed."""
-    try:
-        from motionbits.evaluation.faces import FaceModels
-        return FaceModels()
-    except Exception:  # noqa: BLE001 - the extra is optional here
-        return None
+    """The faces extra's models (docs/faces.md), or None where the extra is not installed."""
+    from motionbits.face_models import face_models, faces_available
+
+    return face_models() if faces_available() else None
 
 
 def distortion(decoded: np.ndarray, original: np.ndarray, faces) -> dict:
+    """PSNR and SSIM; with the face models also CSIM (to the original's mean face descriptor), AED
+    and AKD of the decoded sequence against the original (docs/faces.md has the definitions)."""
     real, fake = frames_to_float(torch.from_numpy(original)), frames_to_float(torch.from_numpy(decoded))
     out = {"psnr_db": psnr(fake, real), "ssim": ssim(fake, real)}
     if faces is not None:
-        out.update(faces.reconstruction_scores(decoded, original))
+        from motionbits.evaluation.faces import aed, akd, identity_to, read_faces
+
+        truth, coded = read_faces(original, faces), read_faces(decoded, faces)
+        out.update({"csim": identity_to(coded, truth.mean_embedding())["csim"], "aed": aed(coded, truth),
+                    "akd": akd(coded, truth)["akd"]})
     return out
 
 
 def mean_rows(rows: list[dict]) -> dict:
-    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and v is not None]
-    return {k: float(np.mean([r[k] for r in rows if r.get(k) is not None])) for k in keys}
+    """Means over sequences; a face measure no sequence had (no face found) stays None."""
+    keys = dict.fromkeys(k for r in rows for k in r)
+    values = {k: [r[k] for r in rows if r.get(k) is not None] for k in keys}
+    return {k: float(np.mean(v)) if v else None for k, v in values.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"data": str(Path(args.data).resolve()), "sequences": len(sequences), "frames": args.frames, "fps": fps,
             "size": int(sequences[0].shape[1]), "faces": faces is not None, "prior": args.prior}
     (out / "rd.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    measures = [k for k in ("psnr_db", "ssim", "identity_similarity", "akd") if k in results[0]]
+    measures = [k for k in ("psnr_db", "ssim", "csim", "aed", "akd") if k in results[0]]
     lines = [f"# Rate and distortion: {meta['sequences']} test sequences of {args.frames} frames, "
              f"{meta['size']}x{meta['size']} at {fps:g} fps", "",
              "kbps: every byte over the sequence; after the first frame: what each further frame costs "
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
              + " | ".join(measures) + " |", "|---|---|---|---|---|" + "---|" * len(measures)]
     for r in results:
         lines.append(f"| {r['method']} | {r['setting']} | {r['kbps']:.2f} | {r['kbps_after_first']:.3f} | "
-                     f"{r['first_bytes']:.0f} | " + " | ".join(f"{r[k]:.3f}" for k in measures) + " |")
+                     f"{r['first_bytes']:.0f} | " + " | ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in measures) + " |")
     (out / "rd.md").write_text("\n".join(lines) + "\n")
     series = lambda key: {m: [(r["kbps_after_first"], r.get(key)) for r in results if r["method"] == m]  # noqa: E731
                           for m in dict.fromkeys(r["method"] for r in results)}
