@@ -8,6 +8,7 @@ shared through a public link, and no telemetry or version check leaves the machi
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from motionbits.app.inputs import MAX_UPLOAD_MB
@@ -27,6 +28,8 @@ def serve(checkpoint: str | Path, prior: str | Path | None = None, host: str = "
     try:
         page = build_page(session)
         page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+        if block:   # `kill` stops it like Ctrl-C: gradio closes the server, then the app's folder goes
+            signal.signal(signal.SIGTERM, _interrupt)
         page.launch(server_name=host, server_port=port, share=False, allowed_paths=[],
                     max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=True, ssr_mode=False, mcp_server=False,
                     pwa=False, prevent_thread_lock=not block, quiet=not block)
@@ -36,3 +39,7 @@ def serve(checkpoint: str | Path, prior: str | Path | None = None, host: str = "
     if block:
         session.close()
     return page, session
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
