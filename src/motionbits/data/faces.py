@@ -6,8 +6,9 @@ A video is read twice. The first pass finds the face tracks:
 - a shot change ends every track, and a detection is searched on the first frame after it. A shot
   change is a frame whose difference from the previous one (mean absolute difference of 32x32 grey
   thumbnails, in [0, 1]) is above `cut_threshold` and `cut_ratio` times the median difference of
-  the `CUT_HISTORY` frames before (talking heads change by about 0.003 a frame; a cut between
-  two clips of one studio by 0.06-0.1, between unrelated clips by 0.2);
+  the `CUT_HISTORY` frames before (talking heads change by about 0.003-0.01 a frame and up to
+  0.05 in a fast head turn at 10 fps; a cut between two clips of one studio by 0.06-0.1, between
+  unrelated clips by 0.2);
 - a detection continues the track whose last box it overlaps most (IoU >= `min_iou`); a box that
   jumps further starts a new track, and a track not seen for `max_gap_seconds` ends;
 - the main person: tracks are ranked by detections x mean face size and taken greedily when they
@@ -48,7 +49,7 @@ class FaceCropSettings:
     detect_side: int = 320          # frames are shrunk to at most this many px before detection
     max_gap_seconds: float = 1.0    # a face unseen for longer ends its track
     smooth_seconds: float = 0.5     # Gaussian sigma of the crop centre's path
-    cut_threshold: float = 0.04     # thumbnail difference that can mark a shot change...
+    cut_threshold: float = 0.06     # thumbnail difference that can mark a shot change...
     cut_ratio: float = 4.0          # ...when it is also this many times the recent median
     min_iou: float = 0.3            # overlap of consecutive boxes that continues a track
 
