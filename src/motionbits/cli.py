@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +35,26 @@ def _number(kind, least: float, strict: bool):
 
 positive_int, non_negative_int = _number(int, 0, True), _number(int, 0, False)
 positive_float, non_negative_float = _number(float, 0, True), _number(float, 0, False)
+
+
+def open_fraction(text: str) -> float:
+    """A share strictly between 0 and 1."""
+    value = positive_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be below 1")
+    return value
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, cuda or cuda:N, and present on this machine: refused before any work."""
+    if text != "auto":
+        from motionbits.runtime import pick_device
+
+        try:
+            pick_device(text)
+        except MotionbitsError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _number_list(text: str, kind, flag: str, least: float = 1) -> list:
@@ -64,8 +85,11 @@ def check_output_dir(path: str | Path) -> Path:
     existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
     if not existing.is_dir():
         raise MotionbitsError(f"{existing}: exists and is not a folder, cannot write {path}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise MotionbitsError(f"{existing}: no permission to write there")
+    try:  # a real file, not os.access: root passes every permission check, and /proc or a read-only mount still refuse
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise MotionbitsError(f"{existing}: cannot write there ({err.strerror or err})") from None
     return path
 
 
@@ -245,10 +269,11 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    out = check_output_dir(args.out or (Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else args.checkpoint))
+    counts = _number_list(args.step_study, int, "--step-study") if args.step_study else None
     pipe = _open_checkpoint(args)
     if args.data:
         pipe.cfg.data.root = args.data
-    out = check_output_dir(args.out or (Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else args.checkpoint))
     if args.step_study and (args.prior or pipe.cfg.data.kind != "sprites"):
         raise MotionbitsError("--step-study runs the Sprites protocol: not with --prior or a video dataset")
     if args.prior:
@@ -258,9 +283,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
         if pipe.cfg.data.kind != "sprites":
             raise MotionbitsError("--prior evaluates generation with the Sprites judge: the model must be a Sprites model")
+        prior = load_prior(args.prior, pipe.device)  # before the judge, which may take minutes to train
         judge = get_judge(pipe.cfg.data.root, args.judge, Path(out), pipe.cfg.eval.judge_steps, True)
-        report = evaluate_generation(pipe, load_prior(args.prior, pipe.device), judge, out,
-                                     clips=args.clips or 300, steps=args.sample_steps)
+        report = evaluate_generation(pipe, prior, judge, out, clips=args.clips or 300, steps=args.sample_steps)
         print(json.dumps(report, indent=2))
         return
     if pipe.cfg.data.kind != "sprites":
@@ -270,7 +295,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     elif args.step_study:
         from motionbits.evaluation.sprites import step_study
 
-        counts = _number_list(args.step_study, int, "--step-study")
         step_study(pipe, out, counts, judge_path=args.judge, clips=args.clips, sampler=args.sampler)
         print((Path(out) / "steps.md").read_text())
         return
@@ -297,6 +321,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """Sprites end to end: compose the data, train sprites-cpu, write a transfer GIF, evaluate."""
     from motionbits.demo import run_demo
 
+    check_output_dir(args.out)
     run_demo(args.out, args.config, sheets=args.sheets, steps=args.steps, max_minutes=args.max_minutes, clips=args.clips)
 
 
@@ -373,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--stride", type=positive_int, default=8, help="a clip starts every this many frames (after --fps)")
     dv.add_argument("--fps", type=positive_float, default=None,
                     help="resample every video to this frame rate first (default: keep the source's)")
-    dv.add_argument("--test-fraction", type=positive_float, default=0.2,
+    dv.add_argument("--test-fraction", type=open_fraction, default=0.2,
                     help="share of identities (of videos when there is one identity) held out for testing")
     dv.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/test split")
     dv.add_argument("--identity-regex", default=None,
@@ -395,13 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", help="a stage-1 run whose weights start this one (train.init_from)")
     t.add_argument("--max-minutes", type=positive_float, default=None,
                    help="stop (and save) after this much wall-clock training time, e.g. a GPU lease")
-    t.add_argument("--device", help="auto, cpu, cuda, cuda:1 (default: train.device)")
+    t.add_argument("--device", type=device_name, help="auto, cpu, cuda, cuda:1 (default: train.device)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     t.set_defaults(func=cmd_train)
 
     def use_args(q: argparse.ArgumentParser, sampling: bool = True) -> None:
         q.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
-        q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: CUDA when there is one)")
+        q.add_argument("--device", type=device_name, default="auto",
+                       help="auto, cpu, cuda, cuda:N (default: CUDA when there is one)")
         q.add_argument("--input-fps", type=non_negative_float, default=None,
                        help="resample input videos to this rate (default: the rate of the model's training "
                             "clips when its dataset was made with --fps; 0: the source rate)")
@@ -459,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("-o", "--output", required=True, help=", ".join(VIDEO_OUTPUTS))
     de.add_argument("--checkpoint", help="the model (default: the path the encoder recorded in the file)")
     de.add_argument("--prior", help="the prior the motion was coded under (default: the recorded path)")
-    de.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    de.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N")
     sampling_args(de)
     de.add_argument("--fps", type=positive_float, default=None, help="output rate (default: the file's)")
     de.add_argument("--scale", type=positive_int, default=1, help="integer upscaling of the output")
@@ -487,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--clips", type=positive_int, default=None, help="test clips to evaluate (default: config)")
     w.add_argument("--judge", help="Sprites judge .safetensors (trained once and shared)")
     w.add_argument("--out", help="sweep folder (default runs/<config>-sweep)")
-    w.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    w.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N")
     w.set_defaults(func=cmd_sweep)
 
     m = sub.add_parser("demo", help="Sprites end to end on the CPU: data, training, GIF, evaluation")
@@ -514,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="training and sampling speed, FLOPs and MFU of named configs")
     b.add_argument("--config", nargs="+", default=["sprites-cpu"], help="config files or packaged names")
-    b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    b.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N")
     b.add_argument("--sample-steps", default="1,4,8,25,50", help="comma-separated denoising step counts")
     b.add_argument("--repeats", type=positive_int, default=5, help="timed repeats of each measurement (their mean is reported)")
     b.add_argument("--clips", type=positive_int, default=4, help="clips per sampling batch")

@@ -260,6 +260,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise MotionbitsError(f"config {path}: is a folder, expected a YAML file")
     packaged = PACKAGED_CONFIGS / f"{str(name_or_path).removesuffix('.yaml')}.yaml"
     if packaged.is_file():
         return packaged

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from motionbits.atomic_files import write_text_atomic
+from motionbits.errors import MotionbitsError
 
 
 def run_demo(out: str | Path = "outputs/demo", config: str = "sprites-cpu", sheets: str | None = None,
@@ -26,6 +27,9 @@ def run_demo(out: str | Path = "outputs/demo", config: str = "sprites-cpu", shee
 
     out = Path(out)
     cfg = load_config(config)
+    if cfg.data.kind != "sprites":
+        raise MotionbitsError(f"config {config}: the demo runs the Sprites benchmark, this config has "
+                              f"data.kind: {cfg.data.kind} (use `motionbits train` for it)")
     cfg.data.root = str(out / "data")  # not out/<config name>: that is the run folder
     if steps:
         cfg.train.steps = steps

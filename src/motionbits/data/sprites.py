@@ -328,9 +328,12 @@ def load_sprites(root: str | os.PathLike, split: str) -> SpritesSplit:
             f"{root}: not a Sprites folder (no manifest.json; compose it with compose_sprites)"
         )
     try:
-        json.loads(manifest.read_text())
+        about = json.loads(manifest.read_text())
     except (OSError, ValueError) as e:
         raise MotionbitsError(f"{manifest}: not valid JSON ({e})") from None
+    if isinstance(about, dict) and about.get("kind") == "video":  # its .npz files hold labels, not Sprites arrays
+        raise MotionbitsError(f"{root}: is a video dataset (made by `motionbits data video`), not Sprites "
+                              "(a video model or data.kind: video reads it)")
     path = root / f"{split}.npz"
     if not path.is_file():
         raise MotionbitsError(f"{path}: split file is missing")

@@ -190,6 +190,9 @@ def _video_items(path: Path, info: dict) -> Iterator[tuple[float | None, object]
     if path.stat().st_size == 0:
         raise _Skip("empty file (0 bytes)")
     with av.open(str(path)) as container:
+        image = container.format.name.removesuffix("_pipe")   # FFmpeg reads a lone image as a 1-frame "video"
+        if image != container.format.name:
+            raise _Skip(f"is a {image.upper()} image, not a video (an image suffix such as .png reads it as a still)")
         if not container.streams.video:
             raise _Skip("no video stream")
         stream = container.streams.video[0]
@@ -438,12 +441,14 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
     shape = (frames, size, size, 3)
     clip_bytes = math.prod(shape)
     used: list[_Source] = []
+    warnings: list[str] = []   # printed once pass 1 made clips; if none, the error says why
     total = 0
     try:
         # Pass 1: decode each source once, appending its clips to one raw temporary file, so
         # memory stays at one window of frames whatever the dataset size.
         with open(raw_path, "wb") as raw_file:
-            bar = tqdm(sources, desc="videos", unit="video", disable=not progress, file=sys.stderr)
+            # the bar on a terminal only: logged or piped stderr keeps just the warnings and errors
+            bar = tqdm(sources, desc="videos", unit="video", disable=None if progress else True, file=sys.stderr)
             for source in bar:
                 source.offset = total
                 gen = _clips_of(source, size, frames, stride, fps)
@@ -470,16 +475,20 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
                     raw_file.truncate()
                     reason = _reason(error)
                     skipped.append({"path": source.rel, "reason": reason})
-                    tqdm.write(f"skipped {source.path}: {reason}", file=sys.stderr)
+                    warnings.append(f"skipped {source.path}: {reason}")
                     continue
                 total += source.clips
                 used.append(source)
                 bar.set_postfix(clips=total, refresh=False)
+        if not used:  # one line with the reasons: no manifest will be written to hold them
+            reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
+            more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            raise MotionbitsError(f"{src}: all {files} videos were skipped, no clips written ({reasons}{more})")
+        for line in warnings:
+            print(line, file=sys.stderr)
         if skipped:
             print(f"skipped {len(skipped)} of {files} files (reasons above and in manifest.json)",
                   file=sys.stderr)
-        if not used:
-            raise MotionbitsError(f"{src}: all {files} videos were skipped, no clips written")
 
         # Pass 2: split the identities that produced clips, then package each split.
         assignment, split_by, note = _split(used, test_fraction, seed)

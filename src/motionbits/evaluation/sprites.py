@@ -60,8 +60,8 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
                      batch_size: int | None = None, progress: bool = True, content_probes: bool = True) -> dict:
     cfg = pipe.cfg
     out_dir = Path(out_dir)
+    judge = get_judge(cfg.data.root, judge_path, out_dir, cfg.eval.judge_steps, progress)  # a bad judge: nothing written
     out_dir.mkdir(parents=True, exist_ok=True)
-    judge = get_judge(cfg.data.root, judge_path, out_dir, cfg.eval.judge_steps, progress)
     test = load_sprites(cfg.data.root, "test")
     gen = torch.Generator().manual_seed(cfg.eval.seed)
     n_all = len(test)

@@ -56,9 +56,11 @@ def read_checkpoint(path: str | Path, kind: str = "motionbits") -> dict[str, Any
     """A checkpoint file (or the last.pt of a run folder) in memory on the CPU, with one-line
     errors for missing, unreadable, truncated and foreign files. `kind`: the expected format."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and path.suffix != ".pt":  # a run folder
         path = path / ("prior.pt" if kind == "motionbits-prior" else "last.pt")
     what = "prior checkpoint" if kind == "motionbits-prior" else "checkpoint"
+    if path.is_dir():
+        raise MotionbitsError(f"{what} {path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise MotionbitsError(f"{what} {path}: no such file")
     try:
