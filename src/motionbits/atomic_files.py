@@ -43,6 +43,12 @@ def temporary_files(path: str | Path) -> list[Path]:
     return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
 
 
+def remove_temporary_files(path: str | Path) -> None:
+    """Delete the temporary files killed writers of `path` left behind (before writing it again)."""
+    for tmp in temporary_files(path):
+        tmp.unlink(missing_ok=True)
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path, shared=True) as tmp:
         tmp.write_text(text)

@@ -90,3 +90,13 @@ def test_load_clips_caches_latent_splits_beside_the_data(tmp_path, monkeypatch, 
     load_clips(tiny_config(data={"kind": "video", "root": str(pixels_root), "frames": 4, "image_size": 16}),
                "train", torch.device("cpu"))
     assert not (pixels_root / "latents").exists()
+
+
+def test_writing_the_cache_again_removes_what_a_killed_write_left(tmp_path):
+    path = latent_cache.cache_path(tmp_path, "train", "0123456789abcdef")
+    path.parent.mkdir(parents=True)
+    stale = path.parent / f".{path.name}.k3j2x9.tmp"                # a kill while the cache was written
+    stale.write_bytes(b"half a cache")
+    latents = torch.zeros(2, 4, 3, 2, 2, dtype=torch.bfloat16)     # [N, T, C, h, w]
+    assert latent_cache.write_latents(path, latents, 0.5)
+    assert not stale.exists() and latent_cache.read_latents(path, expected_clips=2)[1] == 0.5

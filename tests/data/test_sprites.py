@@ -326,3 +326,11 @@ def test_load_bad_arrays(tiny_root, change, expect):
     _save(tiny_root / "train.npz", arrays)
     msg = _load_error(tiny_root)
     assert "train.npz" in msg and expect in msg
+
+
+def test_composing_again_removes_what_a_killed_build_left(tmp_path):
+    stale = tmp_path / ".train.npz.k3j2x9.tmp"          # a kill while the split was being written
+    stale.write_bytes(b"half an npz")
+    S.compose_sprites(None, tmp_path, characters=SUBSET[:1], progress=False)
+    assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "test.npz",
+                                                                                  "train.npz"]

@@ -277,3 +277,14 @@ def test_load_video_clips_validation(tmp_path):
     (out / "manifest.json").write_text('{"counts": {}}')
     with pytest.raises(MotionbitsError, match="not a video dataset manifest"):
         load_video_clips(out, "train")
+
+
+def test_building_again_removes_what_a_killed_build_left(tmp_path):
+    write_video(tmp_path / "src" / "a.mp4", moving_square(12))
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".clips-99999.tmp", out / ".train_frames.npy.k3j2x9.tmp"]   # the clip file, a split
+    for path in stale:
+        path.write_bytes(b"left by a kill")
+    build_video_dataset(tmp_path / "src", out, size=8, frames=4, stride=4, progress=False)
+    assert not any(path.exists() for path in stale) and not list(out.glob(".*"))

@@ -167,6 +167,24 @@ def test_resume_is_exact(tmp_path):
         pt.train_prior(codes, content, label, cfg, out_dir=tmp_path / "resumed", **{**kw, "lr": 2e-3})
 
 
+def test_a_kill_mid_save_leaves_no_temporary_file_and_the_log_holds_each_step_once(tmp_path):
+    """prior.pt is treated as a model's last.pt: what a kill during a save leaves (a temporary file,
+    log lines past the checkpoint, a line cut in half) is cleaned up when the run starts again."""
+    import json
+
+    codes, content, _ = content_data(32, 0)
+    kw = dict(steps=4, batch_size=8, progress=False, warmup_steps=1, checkpoint_every=2, log_every=1)
+    pt.train_prior(codes, content, None, small_cfg(width=32, depth=1), out_dir=tmp_path, max_steps=2, **kw)
+    stale = tmp_path / ".prior.pt.k3j2x9.tmp"                       # the kill hit a save of step 4
+    stale.write_bytes(b"half a checkpoint")
+    with open(tmp_path / "metrics.jsonl", "a") as log:              # step 3 was logged, step 4 cut off
+        log.write(json.dumps({"step": 3, "loss": 1.0}) + '\n{"step": 4, "lo')
+    pt.train_prior(codes, content, None, small_cfg(width=32, depth=1), out_dir=tmp_path, **kw)
+    assert not stale.exists() and read_checkpoint(tmp_path, pt.PRIOR_FORMAT)["step"] == 4
+    logged = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4]
+
+
 def test_bad_prior_files(tmp_path):
     with pytest.raises(MotionbitsError, match="no such file"):
         pt.load_prior(tmp_path / "missing.pt")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motionbits.atomic_files import atomic_path
+from motionbits.atomic_files import atomic_path, remove_temporary_files
 from motionbits.models.tokenizer import Tokenizer
 
 CACHE_DIR = "latents"
@@ -85,6 +85,7 @@ def write_latents(path: Path, latents: torch.Tensor, std: float) -> bool:
     from safetensors.torch import save_file
 
     try:
+        remove_temporary_files(path)  # a run killed while writing the cache left one behind
         with atomic_path(path, shared=True) as tmp:
             save_file({"latents": latents.contiguous()}, str(tmp), metadata={"std": repr(std)})
     except OSError as err:

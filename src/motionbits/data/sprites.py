@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from motionbits.assets import SPRITE_SHEETS
-from motionbits.atomic_files import atomic_path, write_text_atomic
+from motionbits.atomic_files import atomic_path, remove_temporary_files, write_text_atomic
 from motionbits.errors import MotionbitsError
 
 ATTRIBUTE_NAMES = ("body", "bottomwear", "topwear", "hair")
@@ -268,6 +268,8 @@ def compose_sprites(
         cursor[s] = i + NUM_MOTIONS
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*(f"{s}.npz" for s in SPLITS), "manifest.json"):
+        remove_temporary_files(out_dir / name)  # what a build killed while writing left behind
     for s in SPLITS:
         _write_atomic_npz(out_dir / f"{s}.npz", **arrays[s])
 

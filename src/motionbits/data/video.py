@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from motionbits.atomic_files import atomic_path, write_text_atomic
+from motionbits.atomic_files import atomic_path, remove_temporary_files, write_text_atomic
 from motionbits.errors import MotionbitsError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
@@ -437,6 +437,10 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
 
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".clips-*.tmp"):     # what a killed build left behind (GBs of clips)
+        stale.unlink(missing_ok=True)
+    for name in (*(f"{s}{tail}" for s in SPLITS for tail in ("_frames.npy", ".npz")), "manifest.json"):
+        remove_temporary_files(out / name)
     raw_path = out / f".clips-{os.getpid()}.tmp"
     shape = (frames, size, size, 3)
     clip_bytes = math.prod(shape)

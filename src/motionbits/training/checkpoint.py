@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from motionbits.atomic_files import atomic_path, temporary_files
+from motionbits.atomic_files import atomic_path, remove_temporary_files
 from motionbits.config import Config, config_from_dict
 from motionbits.errors import MotionbitsError
 
@@ -33,8 +33,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
 
 def remove_stale_temporaries(path: Path) -> None:
     """Delete the temporary files an interrupted save of `path` left behind."""
-    for tmp in temporary_files(path):
-        tmp.unlink(missing_ok=True)
+    remove_temporary_files(path)
 
 
 def rng_state() -> dict[str, Any]:
