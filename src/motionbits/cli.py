@@ -107,7 +107,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         build_video_dataset(args.src, args.out, size=args.size, frames=args.frames, stride=args.stride,
                             fps=args.fps, test_fraction=args.test_fraction, seed=args.seed,
                             identity_regex=args.identity_regex, max_clips_per_video=args.max_clips_per_video,
-                            crop=args.crop)
+                            crop=args.crop, test_videos=args.test_videos)
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -325,6 +325,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, args.config, sheets=args.sheets, steps=args.steps, max_minutes=args.max_minutes, clips=args.clips)
 
 
+def cmd_config(args: argparse.Namespace) -> None:
+    """A config as training reads it (its `base:` chain resolved), or the table of every setting."""
+    import yaml
+
+    from motionbits.config import load_config, packaged_config_names, settings_table
+
+    if args.table:
+        print(settings_table())
+    elif args.name:
+        print(yaml.safe_dump(load_config(args.name).to_dict(), sort_keys=False), end="")
+    else:
+        print("packaged configs: " + ", ".join(packaged_config_names()))
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     """Face metrics of video B against video A (and, with --content, of a transfer onto C)."""
     from motionbits.data.video import read_clip
@@ -401,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--test-fraction", type=open_fraction, default=0.2,
                     help="share of identities (of videos when there is one identity) held out for testing")
     dv.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/test split")
+    dv.add_argument("--test-videos", metavar="REGEX", default=None,
+                    help="instead of a random share of people: the videos whose path matches this regex form the test "
+                         "split, e.g. 'driver_|me/held_back' (new drivers, and videos of the person the model is for)")
     dv.add_argument("--identity-regex", default=None,
                     help="group files into identities for the split: the first group of this regex on the "
                          "path, e.g. 'mead_(\\w+?)_' puts all of a MEAD actor's clips on one side")
@@ -526,6 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--clips", type=positive_int, default=None, help="test clips to evaluate (default: config)")
     m.set_defaults(func=cmd_demo)
 
+    c = sub.add_parser("config", help="show a config as training reads it, or every setting with its meaning")
+    c.add_argument("name", nargs="?", help="config file or packaged name (none: list the packaged ones)")
+    c.add_argument("--table", action="store_true", help="every setting, its default and meaning (Markdown)")
+    c.set_defaults(func=cmd_config)
+
     sc = sub.add_parser("score", help="face metrics of video B against A (AKD, AED, L1, PSNR); with --content: "
                                       "CSIM to the content and motion following of A (needs motionbits[faces])")
     sc.add_argument("a", help="reference video: the ground truth, or the driver of a transfer")
@@ -556,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--prior", help="prior.pt: adds the Generate tab and codes the Bitrate tab's motion under it")
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
     a.add_argument("--port", type=positive_int, default=7860, help="port to listen on")
-    a.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    a.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N")
     a.set_defaults(func=cmd_app)
     return p
 

@@ -288,3 +288,21 @@ def test_building_again_removes_what_a_killed_build_left(tmp_path):
         path.write_bytes(b"left by a kill")
     build_video_dataset(tmp_path / "src", out, size=8, frames=4, stride=4, progress=False)
     assert not any(path.exists() for path in stale) and not list(out.glob(".*"))
+
+
+def test_test_videos_chooses_the_test_split(tmp_path):
+    src = tmp_path / "src"
+    for person, takes in (("me", 3), ("ann", 1), ("bob", 1)):
+        for take in range(takes):
+            write_video(src / person / f"take{take}.mp4", moving_square(16, seed=take + len(person)))
+    man = build_video_dataset(src, tmp_path / "out", size=16, frames=8, stride=8, progress=False,
+                              test_videos=r"bob/|me/take2")
+    splits = {v["path"]: v["split"] for v in man["videos"]}
+    assert splits == {"ann/take0.mp4": "train", "bob/take0.mp4": "test", "me/take0.mp4": "train",
+                      "me/take1.mp4": "train", "me/take2.mp4": "test"}
+    assert man["split_by"] == "chosen" and "me" in man["note"]             # the person the model is for, in both
+    assert man["split_identities"]["test"] == ["bob", "me"]
+    with pytest.raises(MotionbitsError, match="puts no video in the test split"):
+        build_video_dataset(src, tmp_path / "out2", size=16, frames=8, progress=False, test_videos="nobody")
+    with pytest.raises(MotionbitsError, match="not a valid regular expression"):
+        build_video_dataset(src, tmp_path / "out3", size=16, frames=8, progress=False, test_videos="(")

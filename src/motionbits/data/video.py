@@ -314,10 +314,21 @@ def _reason(err: Exception) -> str:
 # Splitting and writing
 
 
-def _split(sources: list[_Source], test_fraction: float, seed: int) -> tuple[dict[str, str], str, str | None]:
-    """{identity or video rel: split}, what was split ("identity" | "video" | "none"), a note."""
+def _split(sources: list[_Source], test_fraction: float, seed: int,
+           test_videos: str | None = None) -> tuple[dict[str, str], str, str | None]:
+    """{identity or video rel: split}, what was split ("identity" | "video" | "chosen" | "none"), a note."""
     identities = sorted({s.identity for s in sources}, key=_natural_key)
     rng = np.random.default_rng(seed)
+    if test_videos is not None:  # the user chose: videos whose path matches go to test
+        pattern = re.compile(test_videos)
+        chosen = {s.rel: "test" if pattern.search(s.rel) else "train" for s in sources}
+        if len(set(chosen.values())) < 2:
+            raise MotionbitsError(f"--test-videos {test_videos!r} puts {'every' if 'test' in chosen.values() else 'no'} "
+                                  "video in the test split; it must leave both splits some")
+        both = sorted({s.identity for s in sources if chosen[s.rel] == "test"}
+                      & {s.identity for s in sources if chosen[s.rel] == "train"})
+        note = f"people in both splits (other videos of them): {', '.join(both)}" if both else None
+        return chosen, "chosen", note
 
     def pick(names: list[str]) -> set[str]:
         n_test = min(max(math.floor(test_fraction * len(names) + 0.5), 1), len(names) - 1)
@@ -374,7 +385,8 @@ def _write_split(out: Path, split: str, members: list[_Source], raw: np.ndarray 
 def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: int = 128, frames: int = 16,
                         stride: int = 8, fps: float | None = None, test_fraction: float = 0.2, seed: int = 0,
                         max_clips_per_video: int | None = None, progress: bool = True,
-                        identity_regex: str | None = None, crop: str = "center") -> dict:
+                        identity_regex: str | None = None, crop: str = "center",
+                        test_videos: str | None = None) -> dict:
     """Turn a folder of videos into fixed-length clips, split by identity; returns the manifest.
 
     src holds video files (mp4, avi, mov, webm, mkv, gif) and/or frame folders (a folder with
@@ -397,7 +409,9 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
 
     Whole identities go to test (fraction `test_fraction` of them, seeded; at least one in each
     split when there are >= 2). With one identity the split is by video, with one video there is
-    no test clip; the manifest's `split_by` and `note` say so.
+    no test clip; the manifest's `split_by` and `note` say so. `test_videos`, a regular expression,
+    chooses instead: the videos whose path (relative to src) it matches form the test split, e.g.
+    new drivers and held-back videos of the person the model is for.
 
     Writes OUT/{train,test}_frames.npy (uint8 [N, frames, size, size, 3]), OUT/{train,test}.npz
     (int64 [N] labels: video = index into manifest["videos"], identity = index into
@@ -425,6 +439,11 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
     if out.exists() and not out.is_dir():
         raise MotionbitsError(f"{out}: exists and is not a folder")
 
+    if test_videos is not None:
+        try:
+            re.compile(test_videos)
+        except re.error as err:
+            raise MotionbitsError(f"--test-videos {test_videos!r} is not a valid regular expression ({err})") from None
     sources, ignored = _find_sources(src, identity_regex, exclude=out)
     if not sources:
         raise MotionbitsError(f"{src}: no videos ({', '.join(VIDEO_SUFFIXES)}) or folders of image frames found")
@@ -495,7 +514,7 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
                   file=sys.stderr)
 
         # Pass 2: split the identities that produced clips, then package each split.
-        assignment, split_by, note = _split(used, test_fraction, seed)
+        assignment, split_by, note = _split(used, test_fraction, seed, test_videos)
         identities = sorted({s.identity for s in used}, key=_natural_key)
         identity_index = {name: i for i, name in enumerate(identities)}
         video_index = {s.rel: i for i, s in enumerate(used)}
@@ -516,7 +535,7 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
         "format": FORMAT_VERSION,
         "source": str(src.resolve()),
         "size": size, "frames": frames, "stride": stride, "fps": fps,
-        "test_fraction": test_fraction, "seed": seed, "identity_regex": identity_regex,
+        "test_fraction": test_fraction, "seed": seed, "identity_regex": identity_regex, "test_videos": test_videos,
         "max_clips_per_video": max_clips_per_video, "crop": crop,
         "split_by": split_by, "note": note,
         "counts": counts,
