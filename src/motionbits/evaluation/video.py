@@ -57,7 +57,6 @@ from motionbits.evaluation.metrics import psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
 from motionbits.api import MotionBits
 from motionbits.atomic_files import write_text_atomic
-from motionbits.evaluation.face_protocol import face_rows
 from motionbits.evaluation.faces import EMBED_EVERY, nth
 from motionbits.face_models import INSTALL_HINT, faces_available
 from motionbits.visualize import long_transfer_pictures
@@ -284,6 +283,41 @@ def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, p
     return measures, torch.cat(driving_codes)
 
 
+def new_driver_pairs(frames: np.ndarray, identity: np.ndarray, known: np.ndarray, train_frames: np.ndarray,
+                     train_identity: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list] | None:
+    """n (content, driver) pairs for "a person the run trained on, driven by someone it never saw"
+    (the own-footage case): content from the test videos of known people when the split holds some
+    back (`data video --test-videos`), else from their training clips; drivers from test people the
+    run never saw. -> (clips [2n, T, H, W, 3], identities [2n], pairs (i, n + i)); None without
+    unseen drivers."""
+    drivers = np.flatnonzero(~known)
+    if not len(drivers) or n == 0:
+        return None
+    gen = torch.Generator().manual_seed(seed + 2)
+    source, source_id = (frames, identity) if known.any() else (train_frames, train_identity)
+    candidates = np.flatnonzero(known) if known.any() else np.arange(len(train_frames))
+    content = candidates[torch.randint(len(candidates), (n,), generator=gen).numpy()]
+    driver = drivers[torch.randint(len(drivers), (n,), generator=gen).numpy()]
+    clips = np.concatenate([np.asarray(source[content]), np.asarray(frames[driver])])   # [2n, T, H, W, 3]
+    return clips, np.concatenate([source_id[content], identity[driver]]), [(i, n + i) for i in range(n)]
+
+
+def leave_video_out_accuracy(clip_looks: torch.Tensor, identity: np.ndarray, video: np.ndarray) -> float:
+    """The look instrument's accuracy: each real clip attributed among identity looks built from
+    every clip except those of its own video (so no clip is compared with itself)."""
+    hits = []
+    for v in np.unique(video):
+        rest = video != v
+        gallery, ids = identity_gallery(clip_looks[torch.from_numpy(rest)], identity[rest])
+        hits.append(nearest_identity(clip_looks[torch.from_numpy(~rest)], gallery, ids) == identity[~rest])
+    return float(np.concatenate(hits).mean())
+
+
+SETS = ("unseen", "new_drivers", "seen")
+SET_NAMES = {"unseen": "unseen people (held out)", "new_drivers": "seen people, new videos / new drivers",
+             "seen": "seen people, training videos"}
+
+
 @torch.no_grad()
 def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = None, steps: int | None = None,
                    batch_size: int = 8, seed: int = 0, progress: bool = True, seam_frames: int = 32,
@@ -297,67 +331,75 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     frames = frames[:, : pipe.cfg.data.frames]
     train_frames, train_labels = load_video_clips(pipe.cfg.data.root, "train")
     train_frames = train_frames[:, : pipe.cfg.data.frames]
-    pairs = same_video_pairs(labels["video"], labels["start"])
-    if not pairs:
-        raise MotionbitsError(f"{pipe.cfg.data.root}: no test video has two clips; same-identity reconstruction needs them")
-    gen = torch.Generator().manual_seed(seed)
     identity = labels["identity"]
+    # A test clip of a person who also has training videos (new footage of a known person) is
+    # "seen"; the unseen column holds only people the run never saw.
+    known = np.isin(identity, train_labels["identity"])
+    video_pairs = same_video_pairs(labels["video"], labels["start"])
+    if not video_pairs:
+        raise MotionbitsError(f"{pipe.cfg.data.root}: no test video has two clips; same-identity reconstruction needs them")
+    pairs = {"unseen": [p for p in video_pairs if not known[p[0]]], "new_drivers": [p for p in video_pairs if known[p[0]]]}
+    gen = torch.Generator().manual_seed(seed)
     n = min(clips or pipe.cfg.eval.clips or len(frames), len(frames))
     chosen = torch.randperm(len(frames), generator=gen)[:n].numpy()
-
     other_identity = other_identity_picker(identity, gen)
-
-    cross = [(int(a), b) for a in chosen if (b := other_identity(a)) is not None]  # a driver per chosen clip
+    cross = [(int(a), b) for a in chosen[~known[chosen]] if (b := other_identity(a)) is not None]
 
     lpips = None
     if lpips_path is not None:
         from motionbits.evaluation.lpips import load_lpips
         lpips = load_lpips(lpips_path, pipe.device)
-    face_parts = {}
+    recon_faces = {k: None for k in SETS}
+    transfer_faces = {k: None for k in SETS}
     if faces_on:
         from motionbits.evaluation.face_protocol import ReconstructionFaces, TransferFaces
 
-        face_parts = {"reconstruction": ReconstructionFaces(embed_every=face_every),
-                      "reconstruction_training_people": ReconstructionFaces(embed_every=face_every),
-                      "transfer": TransferFaces(embed_every=face_every),
-                      "transfer_training_people": TransferFaces(embed_every=face_every)}
-    recon = same_identity(pipe, frames, pairs, steps, batch_size, seed, progress, lpips,
-                          face_parts.get("reconstruction"))
-    # The same for as many videos of training people (own generator: the draws below stay as they were).
+        recon_faces = {k: ReconstructionFaces(embed_every=face_every) for k in SETS}
+        transfer_faces = {k: TransferFaces(embed_every=face_every) for k in SETS}
+
+    # Same-identity reconstruction: held-out people's videos, new videos of known people, training videos.
     seen_video_pairs = same_video_pairs(train_labels["video"], train_labels["start"])
-    pick = torch.randperm(len(seen_video_pairs), generator=torch.Generator().manual_seed(seed + 1))[:len(pairs)]
-    seen_recon = same_identity(pipe, train_frames, [seen_video_pairs[i] for i in pick.tolist()], steps, batch_size,
-                               seed, progress, lpips, face_parts.get("reconstruction_training_people"),
-                               desc="same-identity (training people)")
+    pick = torch.randperm(len(seen_video_pairs), generator=torch.Generator().manual_seed(seed + 1))[:len(video_pairs)]
+    recon = {k: same_identity(pipe, frames, pairs[k], steps, batch_size, seed, progress, lpips, recon_faces[k],
+                              desc=f"same-identity ({SET_NAMES[k]})") if pairs[k] else None
+             for k in ("unseen", "new_drivers")}
+    recon["seen"] = same_identity(pipe, train_frames, [seen_video_pairs[i] for i in pick.tolist()], steps, batch_size,
+                                  seed, progress, lpips, recon_faces["seen"], desc="same-identity (training people)")
+    recon_videos = {"unseen": len(pairs["unseen"]), "new_drivers": len(pairs["new_drivers"]), "seen": len(pick)}
+
+    # Cross-identity transfers: the three sets.
     test_looks = looks(frames)
-    gallery, gallery_ids = identity_gallery(torch.cat([looks(train_frames), test_looks]),
-                                            np.concatenate([train_labels["identity"], identity]))
-    held_out, driving_codes = cross_identity(pipe, frames, identity, cross, gallery, gallery_ids, steps, batch_size,
-                                             seed, progress, faces=face_parts.get("transfer"))
-    # The same transfers between people seen in training: the "train on your own footage" case.
-    # Not a held-out score; it shows whether the model can at least swap the people it was trained on.
-    seen_pairs = random_cross_pairs(train_labels["identity"], len(cross), gen)
-    seen, _ = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids, steps,
-                          batch_size, seed, progress, desc="cross-identity (training people)",
-                          faces=face_parts.get("transfer_training_people"))
+    all_looks = torch.cat([looks(train_frames), test_looks])
+    all_ids = np.concatenate([train_labels["identity"], identity])
+    gallery, gallery_ids = identity_gallery(all_looks, all_ids)
+    transfers, driving_codes = {}, None
+    transfers["unseen"], driving_codes = cross_identity(pipe, frames, identity, cross, gallery, gallery_ids, steps,
+                                                        batch_size, seed, progress, desc="cross-identity (unseen people)",
+                                                        faces=transfer_faces["unseen"])
+    mixed = new_driver_pairs(frames, identity, known, train_frames, train_labels["identity"], len(cross) or n, seed)
+    transfers["new_drivers"], new_codes = (cross_identity(pipe, mixed[0], mixed[1], mixed[2], gallery, gallery_ids, steps,
+                                                          batch_size, seed, progress,
+                                                          desc="cross-identity (seen people, new drivers)",
+                                                          faces=transfer_faces["new_drivers"])
+                                           if mixed else cross_identity(pipe, frames, identity, [], gallery,
+                                                                        gallery_ids, steps, batch_size, seed, progress))
+    driving_codes = driving_codes if driving_codes is not None else new_codes
+    seen_pairs = random_cross_pairs(train_labels["identity"], len(cross) or n, gen)
+    transfers["seen"], _ = cross_identity(pipe, train_frames, train_labels["identity"], seen_pairs, gallery, gallery_ids,
+                                          steps, batch_size, seed, progress, desc="cross-identity (training people)",
+                                          faces=transfer_faces["seen"])
     seams, held_out_examples = long_transfers(pipe, frames, labels, other_identity, seam_frames, steps, seed, progress)
-    # The same between training people, each video driving a clip of another training person.
     seen_seams, seen_examples = long_transfers(pipe, train_frames, train_labels,
                                                other_identity_picker(train_labels["identity"], gen),
                                                seam_frames, steps, seed, progress, desc="long transfers (training people)")
-    own = nearest_identity(test_looks, gallery, gallery_ids) == identity
-    look_instrument = {"real_test_clips_own": float(np.mean(own)), "identities": int(len(gallery_ids))}
+    all_videos = np.concatenate([train_labels["video"], labels["video"]])
+    look_instrument = {"real_clips_own_identity": leave_video_out_accuracy(all_looks, all_ids, all_videos),
+                       "identities": int(len(gallery_ids))}
     report = {
-        "config": pipe.cfg.name, "test_videos_with_pairs": len(pairs), "cross_pairs": len(cross),
-        "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
-        "same_identity": recon["model"],
-        # Floors and ceilings of the same comparison: see same_identity
-        "same_identity_baselines": {k: recon[k] for k in ("still", "tokenizer_only")},
-        "same_identity_training_people": {"videos": len(pick), **seen_recon["model"]},
-        # untransferred_code_agreement: the same agreement for the content clip itself (no
-        # transfer), the floor that codes shared by every clip (a still background, say) already give
-        "cross_identity": {**held_out, "chance_code_agreement": 1 / pipe.cfg.model.codebook_size},
-        "cross_identity_training_people": seen,
+        "config": pipe.cfg.name, "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
+        "sets": SET_NAMES,
+        "reconstruction": {k: (None if recon[k] is None else {"videos": recon_videos[k], **recon[k]}) for k in SETS},
+        "transfers": {k: {**transfers[k], "chance_code_agreement": 1 / pipe.cfg.model.codebook_size} for k in SETS},
         "whose_look_instrument": look_instrument,
         "rate": (rate_report(driving_codes, pipe.cfg.model.codebook_size, pipe.cfg.model.rate_estimate,
                              pipe.model.quantizer.ceiling_bits, pipe.cfg.train.target_bits,
@@ -365,7 +407,9 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                  if driving_codes is not None else None),
         "window_seams": seams,
         "long_transfers_training_people": seen_seams,
-        "faces": ({"embed_every": face_every, **{name: part.summary() for name, part in face_parts.items()}}
+        "faces": ({"embed_every": face_every,
+                   "reconstruction": {k: f.summary() for k, f in recon_faces.items() if f is not None and f.rows},
+                   "transfers": {k: f.summary() for k, f in transfer_faces.items() if f is not None and f.counts}}
                   if faces_on else {"missing": f"the faces extra is not installed: {INSTALL_HINT}"}),
     }
     out_dir = Path(out_dir)
@@ -374,10 +418,63 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     pictures = {name: long_transfer_pictures(examples, out_dir / name)
                 for name, examples in (("transfers_held_out", held_out_examples),
                                        ("transfers_training_people", seen_examples)) if examples is not None}
+    write_text_atomic(out_dir / "eval.md", markdown_report(report, pictures, lpips is not None, faces_on, face_every))
+    return report
+
+
+def markdown_report(report: dict, pictures: dict, with_lpips: bool, faces_on: bool, face_every: int) -> str:
+    """eval.md: a reconstruction table and a transfer table, one row per set and method (the model,
+    then its baselines), and the model's other measures."""
+    rec, tra, f = report["reconstruction"], report["transfers"], report["faces"]
+    lines = [f"# Video evaluation: {report['config']}", "",
+             f"{report['sample_steps']} sampling steps. Unseen people: held out of training (the test score); seen "
+             "people, new videos / new drivers: people the run trained on, in videos it never saw (reconstruction) or "
+             "driven by people it never saw (transfer), the own-footage case; seen people, training videos: what the "
+             "run trained on (not a test score). Baselines: still = the content's first frame held (the right person, "
+             "no motion); copy driver = the driving frames (all the motion, the wrong person); tokenizer only = the "
+             "target through the tokenizer (the ceiling of image quality)"
+             + (f"; face identity descriptors on {nth(face_every)}, landmarks on every frame." if faces_on else "."), "",
+             "## Same-identity reconstruction (content from a video's first clip, motion from a later one)", "",
+             "| set | method | videos | L1 | PSNR (dB) | SSIM |" + (" LPIPS |" if with_lpips else "")
+             + (" AKD | AED | frames with a face |" if faces_on and "missing" not in f else ""),
+             "|---|---|---|---|---|---|" + ("---|" if with_lpips else "") + ("---|---|---|" if faces_on and "missing" not in f else "")]
+    for k in SETS:
+        if rec[k] is None:
+            lines.append(f"| {SET_NAMES[k]} | no such videos in this split | | | | |")
+            continue
+        for method in RECONSTRUCTIONS:
+            r = rec[k][method]
+            row = f"| {SET_NAMES[k] if method == 'model' else ''} | {method.replace('_', ' ')} | {rec[k]['videos']} | " \
+                  f"{_fmt(r['l1'], 4)} | {_fmt(r['psnr_db'], 2)} | {_fmt(r['ssim'])} |"
+            if with_lpips:
+                row += f" {_fmt(r['lpips'], 4)} |"
+            if faces_on and "missing" not in f:
+                fr = f["reconstruction"].get(k, {}).get(method, {})
+                row += f" {_fmt(fr.get('akd'))} | {_fmt(fr.get('aed'))} | {_fmt(fr.get('found'), 2)} |"
+            lines.append(row)
+    lines += ["", "## Cross-identity transfer (content of person A, motion of person B)", ""]
+    if faces_on and "missing" not in f:
+        lines += ["| set | method | pairs | CSIM to A (dlib cosine) | frames that are A | motion following r "
+                  "| mouth / eyes / yaw / pitch / roll | transfers that count |", "|---|---|---|---|---|---|---|---|"]
+        for k in SETS:
+            t = f["transfers"].get(k)
+            if not t:
+                lines.append(f"| {SET_NAMES[k]} | no such pairs | | | | | | |")
+                continue
+            for method in ("model", "still", "copy driver"):
+                m = t[method]
+                signals = " / ".join(_fmt(m[s], 2) for s in ("mouth", "eyes", "yaw", "pitch", "roll"))
+                counts = f"{_fmt(t['counts'], 2)}" if method == "model" else ""
+                lines.append(f"| {SET_NAMES[k] if method == 'model' else ''} | {method} | {t['pairs']} | {_fmt(m['csim'])} "
+                             f"| {_fmt(m['same_person'], 2)} | {_fmt(m['motion'])} | {signals} | {counts} |")
+        lines += ["", "A transfer counts when it follows the driver more than still does and is nearer A than copy driver "
+                  "is (evaluation/face_protocol.py).", ""]
+    else:
+        lines += [f"Face measures (CSIM, AKD, AED, motion following): not measured: {f['missing']}", ""]
 
     def whose(c: dict) -> str:
         w = c["whose_look"]
-        return "n/a" if w is None else f"{w['content']:.3f} / {w['driver']:.3f} / {w['other']:.3f}"
+        return "n/a" if w is None else f"{w['content']:.2f} / {w['driver']:.2f} / {w['other']:.2f}"
 
     def follow(x: dict | None) -> str:
         if x is None:
@@ -385,46 +482,27 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         return (f"{x['change_follow']:.3f} / {x['drift_follow']:.3f} "
                 f"({_fmt(x['change_follow_mismatched'])} / {_fmt(x['drift_follow_mismatched'])}; {x['sequences']} videos)")
 
-    s, c, t = report["same_identity"], report["cross_identity"], report["cross_identity_training_people"]
-    base, s_seen = report["same_identity_baselines"], report["same_identity_training_people"]
-
-    def recon_row(label: str, key: str, fmt: str, target: str) -> str:
-        cells = [s[key], s_seen[key], base["still"][key], None, base["tokenizer_only"][key]]
-        return f"| {label} | " + " | ".join(target if v is None and i == 3 else "n/a" if v is None else format(v, fmt)
-                                          for i, v in enumerate(cells)) + " |"
-
-    def pad(row: str) -> str:      # rows without baselines: empty cells up to the six columns
-        return row + " |" * (6 - (row.count("|") - 1))
-
-    write_text_atomic(out_dir / "eval.md", "\n".join([
-        f"# Video evaluation: {report['config']}", "",
-        f"{len(pairs)} test videos (same identity; {s_seen['videos']} videos of training people), {len(cross)} "
-        f"cross-identity pairs of held-out people, {t['pairs']} of training people, {report['sample_steps']} sampling "
-        "steps. Unseen = content people held out of training (the test score); seen = people the model trained on. "
-        "Baselines, on the held-out clips: still = the content frame held (the right person, no motion), copy driver "
-        "= the driving frames (all the motion, the wrong person; in reconstruction the driver is the target), "
-        "tokenizer only = the target through the tokenizer (the ceiling of image quality)"
-        + (f"; face identity descriptors on {nth(face_every)}, landmarks on every frame." if faces_on else "."), "",
-        "| measure | unseen people (held out) | seen people (training) | still | copy driver | tokenizer only |",
-        "|---|---|---|---|---|---|",
-        recon_row("same-identity L1", "l1", ".4f", "0"), recon_row("same-identity PSNR (dB)", "psnr_db", ".2f", "inf"),
-        recon_row("same-identity SSIM", "ssim", ".3f", "1"),
-        *([recon_row("same-identity LPIPS (VGG)", "lpips", ".4f", "0")] if s["lpips"] is not None else []),
-        *face_rows(report["faces"]), *map(pad, [
-        f"| cross-identity code agreement (chance {c['chance_code_agreement']:.3f}) | {_fmt(c['code_agreement'])} "
-        f"| {_fmt(t['code_agreement'])} |",
-        f"| the same for the untransferred content clip | {_fmt(c['untransferred_code_agreement'])} "
-        f"| {_fmt(t['untransferred_code_agreement'])} |",
-        f"| cross-identity content cosine | {_fmt(c['content_cosine'])} | {_fmt(t['content_cosine'])} |",
-        f"| whose look: content / driver / someone else ({look_instrument['identities']} identities) "
-        f"| {whose(c)} | {whose(t)} |",
-        f"| the same attribution of the real test clips to their own identity | {look_instrument['real_test_clips_own']:.3f} | |",
-        *([f"{line} |" for line in rate_lines(report["rate"], pipe.cfg.data.fps)] if report["rate"] else []),
-        *([f"| window seam ratio ({seams['sequences']} videos x {seams['frames']} frames, window {seams['window']}; 1 = no seam) "
-           f"| {seams['seam_ratio']:.3f} | {_fmt(seen_seams and seen_seams['seam_ratio'])} |"] if seams else []),
-        *([f"| long transfers: change / drift follow the driver, Pearson r (with another video's driver) "
-           f"| {follow(seams)} | {follow(seen_seams)} |"] if seams or seen_seams else [])]), "",
-        *([f"Long transfers to look at (per transfer: driver above, result below with the content's frame "
-           f"on the left): {', '.join(f'`{p.name}`' for paths in pictures.values() for p in paths)}.", ""]
-          if pictures else [])]))
-    return report
+    seams, seen_seams = report["window_seams"], report["long_transfers_training_people"]
+    instrument = report["whose_look_instrument"]
+    lines += ["## The model's own reading, looks, rate and long transfers", "",
+              "| measure | " + " | ".join(SET_NAMES[k] for k in SETS) + " |", "|---|---|---|---|",
+              f"| code agreement: the result re-encoded against the driver's codes (chance "
+              f"{tra['unseen']['chance_code_agreement']:.3f}) | " + " | ".join(_fmt(tra[k]["code_agreement"]) for k in SETS) + " |",
+              "| the same for the untransferred content clip (the floor) | "
+              + " | ".join(_fmt(tra[k]["untransferred_code_agreement"]) for k in SETS) + " |",
+              "| content cosine: the result's content against A's | " + " | ".join(_fmt(tra[k]["content_cosine"]) for k in SETS) + " |",
+              f"| whose look (mean frame, 16x16): A / B / someone else, among {instrument['identities']} people | "
+              + " | ".join(whose(tra[k]) for k in SETS) + " |",
+              f"| the look's accuracy on real clips (gallery without the clip's own video) | "
+              f"{instrument['real_clips_own_identity']:.3f} | | |"]
+    if report["rate"]:
+        lines += [f"{line} | |" for line in rate_lines(report["rate"])]
+    if seams or seen_seams:
+        lines += [f"| window seam ratio (1 = no seam) | {_fmt(seams and seams['seam_ratio'])} | | "
+                  f"{_fmt(seen_seams and seen_seams['seam_ratio'])} |",
+                  f"| long transfers: change / drift follow the driver, Pearson r (another video's driver) | "
+                  f"{follow(seams)} | | {follow(seen_seams)} |"]
+    if pictures:
+        lines += ["", "Long transfers to look at (per transfer: driver above, result below with the content's frame on the "
+                  f"left): {', '.join(f'`{p.name}`' for paths in pictures.values() for p in paths)}."]
+    return "\n".join(lines) + "\n"
