@@ -260,7 +260,7 @@ def test_max_clips_per_video_and_frame_folder_in_src_root(tmp_path):
 def test_load_video_clips_validation(tmp_path):
     with pytest.raises(MotionbitsError, match="does not exist"):
         load_video_clips(tmp_path / "nope", "train")
-    with pytest.raises(MotionbitsError, match="manifest.json: missing"):
+    with pytest.raises(MotionbitsError, match="no manifest.json; build it with `motionbits data video SRC"):
         load_video_clips(tmp_path, "train")
     with pytest.raises(MotionbitsError, match="unknown video split"):
         load_video_clips(tmp_path, "val")
@@ -275,7 +275,7 @@ def test_load_video_clips_validation(tmp_path):
     with pytest.raises(MotionbitsError, match="train_frames.npy: not a readable"):
         load_video_clips(out, "train")
     (out / "manifest.json").write_text('{"counts": {}}')
-    with pytest.raises(MotionbitsError, match="not a video dataset manifest"):
+    with pytest.raises(MotionbitsError, match="not a video dataset folder"):
         load_video_clips(out, "train")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -24,6 +23,7 @@ from PIL import Image
 
 from motionbits.assets import SPRITE_SHEETS
 from motionbits.atomic_files import atomic_path, remove_temporary_files, write_text_atomic
+from motionbits.data.folders import SPLITS, dataset_manifest, read_npz
 from motionbits.errors import MotionbitsError
 
 ATTRIBUTE_NAMES = ("body", "bottomwear", "topwear", "hair")
@@ -41,7 +41,6 @@ SHEET_SIZE = (832, 1344)  # (width, height) = 13 x 21 tiles
 SHOES_OPTION = 1  # every character wears shoes/1.png
 # Layer order for "over" compositing, bottom to top.
 LAYER_ORDER = ("body", "shoes", "bottomwear", "topwear", "hair")
-SPLITS = ("train", "test")
 
 # Sheet layout: first row of each action, its frame columns (8 per clip), and the row
 # offset of each direction within the action (sheet order is back, left, front, right).
@@ -317,39 +316,9 @@ _KEYS = ("frames", "attributes", "motion", "character")
 
 def load_sprites(root: str | os.PathLike, split: str) -> SpritesSplit:
     """Load and validate root/{split}.npz of a folder written by compose_sprites."""
-    if split not in SPLITS:
-        raise MotionbitsError(f"unknown Sprites split {split!r} (expected one of {', '.join(SPLITS)})")
-    root = Path(root)
-    if not root.exists():
-        raise MotionbitsError(f"{root}: Sprites folder does not exist")
-    if not root.is_dir():
-        raise MotionbitsError(f"{root}: not a folder (expected a Sprites data folder)")
-    manifest = root / "manifest.json"
-    if not manifest.is_file():
-        raise MotionbitsError(
-            f"{root}: not a Sprites folder (no manifest.json; compose it with compose_sprites)"
-        )
-    try:
-        about = json.loads(manifest.read_text())
-    except (OSError, ValueError) as e:
-        raise MotionbitsError(f"{manifest}: not valid JSON ({e})") from None
-    if isinstance(about, dict) and about.get("kind") == "video":  # its .npz files hold labels, not Sprites arrays
-        raise MotionbitsError(f"{root}: is a video dataset (made by `motionbits data video`), not Sprites "
-                              "(a video model or data.kind: video reads it)")
+    root, _ = dataset_manifest(root, split, "sprites")
     path = root / f"{split}.npz"
-    if not path.is_file():
-        raise MotionbitsError(f"{path}: split file is missing")
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in _KEYS if k not in z.files]
-            if missing:
-                raise MotionbitsError(f"{path}: missing arrays {', '.join(missing)}")
-            arrs = {k: z[k] for k in _KEYS}
-    except MotionbitsError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise MotionbitsError(f"{path}: not a readable .npz file ({e})") from None
+    arrs = read_npz(path, _KEYS)
 
     expected = {
         "frames": (np.uint8, (FRAMES, SIZE, SIZE, 3)),

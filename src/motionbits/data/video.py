@@ -19,7 +19,6 @@ import os
 import re
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -30,11 +29,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from motionbits.atomic_files import atomic_path, remove_temporary_files, write_text_atomic
+from motionbits.data.folders import SPLITS, dataset_manifest, read_npz
 from motionbits.errors import MotionbitsError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-SPLITS = ("train", "test")
 LABEL_KEYS = ("video", "identity", "start")
 FORMAT_VERSION = 1
 _EPS = 1e-6  # seconds: slack for float timestamps when resampling
@@ -578,26 +577,10 @@ def load_video_clips(root: str | os.PathLike, split: str) -> tuple[np.ndarray, d
     The frames are mapped copy-on-write: pages are read from disk on first touch, the file is
     never modified, and the array is writable so torch.from_numpy does not warn.
     """
-    if split not in SPLITS:
-        raise MotionbitsError(f"unknown video split {split!r} (expected one of {', '.join(SPLITS)})")
-    root = Path(root)
-    if not root.exists():
-        raise MotionbitsError(f"{root}: video dataset folder does not exist")
-    if not root.is_dir():
-        raise MotionbitsError(f"{root}: not a folder (expected a video dataset folder)")
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise MotionbitsError(f"{manifest_path}: missing; build the folder with `motionbits data video SRC {root}`")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as err:
-        raise MotionbitsError(f"{manifest_path}: not valid JSON ({err})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != "video":
-        raise MotionbitsError(f"{manifest_path}: not a video dataset manifest (a Sprites folder? set data.kind)")
+    root, manifest = dataset_manifest(root, split, "video")
     frames_path, labels_path = root / f"{split}_frames.npy", root / f"{split}.npz"
-    for path in (frames_path, labels_path):
-        if not path.is_file():
-            raise MotionbitsError(f"{path}: split file is missing")
+    if not frames_path.is_file():
+        raise MotionbitsError(f"{frames_path}: split file is missing")
 
     try:
         frames = np.load(frames_path, mmap_mode="c", allow_pickle=False)
@@ -614,16 +597,7 @@ def load_video_clips(root: str | os.PathLike, split: str) -> tuple[np.ndarray, d
     if n == 0:
         raise MotionbitsError(f"{frames_path}: the {split} split has no clips ({manifest.get('note') or 'empty'})")
 
-    try:
-        with np.load(labels_path, allow_pickle=False) as z:
-            missing = [k for k in LABEL_KEYS if k not in z.files]
-            if missing:
-                raise MotionbitsError(f"{labels_path}: missing label arrays {', '.join(missing)}")
-            labels = {k: z[k] for k in z.files}
-    except MotionbitsError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise MotionbitsError(f"{labels_path}: not a readable .npz file ({err})") from None
+    labels = read_npz(labels_path, LABEL_KEYS)
     for k, a in labels.items():
         if a.dtype != np.int64 or a.shape != (n,):
             raise MotionbitsError(f"{labels_path}: label {k!r} should be int64 [{n}], got {a.dtype} {list(a.shape)}")
