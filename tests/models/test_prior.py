@@ -8,14 +8,8 @@ from motionbits.models.prior import MotionPrior
 from tests.prior_codes import CC, K, K_E, N, T, small_cfg
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These models are tiny: a second thread only adds synchronisation, which costs seconds when
-    # the cores are busy. Restored afterwards for the other test modules.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny models: a second thread only adds synchronisation (conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- network -------------------------------------------------------------------------------------------

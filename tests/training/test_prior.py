@@ -10,14 +10,8 @@ from motionbits.errors import MotionbitsError
 from motionbits.training.checkpoint import read_checkpoint
 from tests.prior_codes import CC, K, K_E, N, T, content_data, follows_rule, label_data, rule_codes, rule_hits, small_cfg
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These models are tiny: a second thread only adds synchronisation, which costs seconds when
-    # the cores are busy. Restored afterwards for the other test modules.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny models: a second thread only adds synchronisation (conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
