@@ -33,10 +33,16 @@ from motionbits.evaluation.video_codecs import CODECS, code_with
 from motionbits.visualize import line_chart
 
 
-def test_sequences(root: str, frames: int, videos: int) -> list[np.ndarray]:
-    """Up to `videos` sequences of `frames` frames, one per test video, from back-to-back clips."""
+def test_sequences(root: str, frames: int, videos: int, only: str | None = None) -> list[np.ndarray]:
+    """Up to `videos` sequences of `frames` frames, one per test video (whose manifest path matches
+    `only`, a regular expression, when given), from back-to-back clips."""
+    import re
+
     clips, labels = load_video_clips(root, "test")
-    tiles = long_sequences(labels["video"], labels["start"], clips.shape[1], frames)
+    paths = [v["path"] for v in json.loads((Path(root) / "manifest.json").read_text())["videos"]]
+    keep = np.array([only is None or re.search(only, paths[v]) is not None for v in labels["video"]])
+    tiles = long_sequences(np.where(keep, labels["video"], -1), labels["start"], clips.shape[1], frames)
+    tiles = [t for t in tiles if keep[t[0]]]
     return [np.concatenate([clips[i] for i in t])[:frames] for t in tiles if len(t) * clips.shape[1] >= frames][:videos]
 
 
@@ -83,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", type=int, default=8, help="test sequences (one per test video)")
     p.add_argument("--crf-steps", type=int, default=4, help="CRFs per codec, from its highest down in steps of 6")
     p.add_argument("--prior", help="code the motion under this prior (default: each run's static tables)")
+    p.add_argument("--only", metavar="REGEX", help="only the test videos whose path matches (e.g. held-back videos "
+                                                   "of the person the runs were trained for)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fps = video_dataset_fps(args.data) or source_fps(args.data)
-    sequences = test_sequences(args.data, args.frames, args.videos)
+    sequences = test_sequences(args.data, args.frames, args.videos, args.only)
     if not sequences:
         sys.exit(f"{args.data}: no test video has {args.frames} frames of back-to-back clips")
     faces = face_scorer()
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"kbps": coded.kbps(fps, len(seq)), "kbps_after_first": coded.kbps_after_first(fps, len(seq)),
                              "first_bytes": coded.first_frame_bytes, **distortion(coded.frames, seq, faces)})
             results.append({"method": codec, "setting": f"CRF {crf}", **mean_rows(rows)})
-    meta = {"data": str(Path(args.data).resolve()), "sequences": len(sequences), "frames": args.frames, "fps": fps,
+    meta = {"data": str(Path(args.data).resolve()), "only": args.only, "sequences": len(sequences), "frames": args.frames, "fps": fps,
             "size": int(sequences[0].shape[1]), "faces": faces is not None, "prior": args.prior}
     (out / "rd.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     measures = [k for k in ("psnr_db", "ssim", "csim", "aed", "akd") if k in results[0]]

@@ -39,3 +39,7 @@ def test_rate_distortion_codes_the_test_split_with_motionbits_and_the_codecs(tmp
     x264 = [r for r in report["results"] if r["method"] == "x264"]
     assert x264[0]["kbps"] < x264[1]["kbps"] and x264[0]["psnr_db"] < x264[1]["psnr_db"]   # CRF 51, then 45
     assert (tmp_path / "rd" / "rd.png").stat().st_size > 0 and "| x265 | CRF 51 |" in (tmp_path / "rd" / "rd.md").read_text()
+    test_person = json.loads((tmp_path / "clips" / "manifest.json").read_text())["split_identities"]["test"][0]
+    assert rd.main(["--runs", str(tmp_path / "run"), "--data", str(tmp_path / "clips"), "--out", str(tmp_path / "rd1"),
+                    "--frames", "16", "--crf-steps", "1", "--only", test_person]) == 0
+    assert json.loads((tmp_path / "rd1" / "rd.json").read_text())["meta"]["sequences"] == 1   # that person's video
