@@ -34,8 +34,8 @@ def keep_freed_memory() -> bool:
 
     A CPU training step frees and re-allocates the same large activation buffers every step; by
     default glibc hands blocks above a few MB back to the kernel and page-faults them in again
-    (system time). Raising the mmap and trim thresholds (mallopt) keeps them in the heap; the
-    README's "Speed" has the measured difference. The process keeps its peak memory in exchange.
+    (system time). Raising the mmap and trim thresholds (mallopt) keeps them in the heap;
+    docs/performance.md has the measured difference. The process keeps its peak memory in exchange.
     False where there is no glibc (macOS, Windows, musl) or with MOTIONBITS_KEEP_FREED_MEMORY=0 in
     the environment (to measure the difference): nothing changes then."""
     name = ctypes.util.find_library("c")
