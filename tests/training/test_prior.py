@@ -210,3 +210,12 @@ def test_prior_from_config_and_generate(sprites_root, tmp_path):
     # the step study is the Sprites swap protocol: asked for with --prior, a one-line refusal
     code = main(["evaluate", "--checkpoint", str(tmp_path / "model"), "--prior", str(path), "--step-study", "1,2"])
     assert code == 2
+
+
+def test_a_prior_config_inherits_from_its_base(tmp_path):
+    config = tmp_path / "my-prior.yaml"
+    config.write_text("base: prior-sprites\nprior:\n  checkpoint: elsewhere/last.pt\n")
+    assert pt.is_prior_config(config)
+    name, run = pt.read_prior_run(config)
+    assert name == "my-prior" and run.checkpoint == "elsewhere/last.pt"
+    assert run.labels == "motion" and run.model["group_autoregressive"] is True   # from prior-sprites

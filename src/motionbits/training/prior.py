@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from motionbits.config import Config, build_checked, read_yaml, setting
+from motionbits.config import Config, build_checked, config_values, setting
 from motionbits.errors import MotionbitsError
 from motionbits.models.prior import MotionPrior, PriorConfig
 from motionbits.runtime import pick_device
@@ -258,19 +258,23 @@ class PriorRunConfig:
 
 def is_prior_config(path: Path) -> bool:
     try:
-        return "prior" in read_yaml(path)
+        return "prior" in config_values(path)   # with its `base:` chain, like a model config
     except MotionbitsError:
         return False  # load_config will report it
+
+
+def read_prior_run(config_path: str | Path) -> tuple[str, PriorRunConfig]:
+    """(name, checked settings) of a prior config, its `base:` chain resolved like a model config's."""
+    path = Path(config_path)
+    values = config_values(path)
+    return values["name"], build_checked(PriorRunConfig, values["prior"] or {}, f"config {path}: prior")
 
 
 def train_prior_from_config(config_path: str | Path, out_dir: str | Path | None = None, fresh: bool = False,
                             progress: bool = True, device: str = "auto") -> Path:
     from motionbits.api import MotionBits
 
-    path = Path(config_path)
-    values = read_yaml(path)
-    run = build_checked(PriorRunConfig, values["prior"] or {}, f"config {path}: prior")
-    name = values.get("name", path.stem)
+    name, run = read_prior_run(config_path)
     out_dir = Path(out_dir or f"runs/{name}")
     pipe = MotionBits.from_checkpoint(run.checkpoint, device)
     root = run.data or pipe.cfg.data.root
