@@ -43,5 +43,9 @@ def test_two_process_ddp_matches_one_process(sprites_root, tmp_path):
         assert abs(a - b) <= 1e-4 * abs(a), (one, two)
     w1 = ckpt_io.read_checkpoint(tmp_path / "one")["model"]
     w2 = ckpt_io.read_checkpoint(tmp_path / "two")["model"]
+    # Adam divides each update by the gradient's running size, so an element whose gradient is near
+    # zero can move by part of a step on float rounding alone (the two runs sum the batch in another
+    # order); unsynchronised gradients move every element by up to a whole step (lr 1.5e-3).
     for name in w1:
-        assert torch.allclose(w1[name].float(), w2[name].float(), rtol=1e-4, atol=1e-5), name
+        diff = (w1[name].float() - w2[name].float()).abs()
+        assert diff.mean() <= 1e-6 and diff.max() <= 3e-4, (name, diff.mean().item(), diff.max().item())

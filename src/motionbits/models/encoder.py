@@ -28,7 +28,7 @@ class FrameEmbedder(nn.Module):
         super().__init__()
         self.patch = max(1, size // 8)
         grid = size // self.patch
-        self.patch_mlp = nn.Sequential(nn.Linear(in_channels * self.patch ** 2, hidden), nn.GELU(approximate="tanh"),
+        self.patch_mlp = nn.Sequential(nn.Linear(in_channels * self.patch ** 2, hidden), nn.GELU(),
                                        nn.Linear(hidden, hidden))
         self.proj = nn.Sequential(nn.LayerNorm(grid * grid * hidden), nn.Linear(grid * grid * hidden, width))
 
@@ -89,7 +89,7 @@ class PatchPoolContentReader(nn.Module):
                  content_queries: int, content_dim: int):
         super().__init__()
         self.patch = max(1, latent_size // 8)
-        self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(approximate="tanh"),
+        self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(),
                                    nn.Linear(width, width))
         self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width))
         self.context_norm = nn.LayerNorm(width)

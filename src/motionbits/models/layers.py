@@ -77,4 +77,4 @@ def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torc
 class MLP(nn.Sequential):
     def __init__(self, width: int, ratio: float = 4.0):
         hidden = int(width * ratio)
-        super().__init__(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        super().__init__(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
