@@ -27,7 +27,8 @@ def test_base_inheritance_says_only_what_differs(tmp_path):
     cpu, gpu = load_config("sprites-cpu"), load_config("sprites")
     assert gpu.model.content_reader == cpu.model.content_reader == "patch_pool"   # inherited
     assert gpu.diffusion.p_mean == cpu.diffusion.p_mean == 2.5
-    assert (gpu.model.denoiser_width, cpu.model.denoiser_width) == (384, 256)      # overridden
+    assert (gpu.train.steps, gpu.eval.clips) == (8000, 0) != (cpu.train.steps, cpu.eval.clips)   # overridden
+    assert gpu.model == cpu.model
     write(tmp_path, "base: sprites-cpu\ntrain: {steps: 7}\n", "mine.yaml")
     mine = load_config(tmp_path / "mine.yaml")
     assert mine.name == "mine" and mine.train.steps == 7 and mine.train.batch_size == cpu.train.batch_size
