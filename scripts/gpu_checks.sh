@@ -44,16 +44,19 @@ stamp "bench done"
 
 # 2. Sprites: steps sized from the measured step time of the config as it will train
 "${mb[@]}" data sprites --out "$work/sprites" 2>&1 | quiet >> "$log"
-step_s=$(python3 - "$out/bench.json" "$sprites_config" "$compile" <<'EOF'
+# steps_for CONFIG MINUTES COMPILED: the steps that fit the minutes at the step time the bench
+# measured for CONFIG (another config's when it was not benched), so the cosine decay ends in time
+steps_for() {
+python3 - "$out/bench.json" "$1" "$2" "$3" <<'EOF'
 import json, sys
 rows = json.load(open(sys.argv[1]))["training"]
-want_compiled = sys.argv[3] == "1"
+want_compiled = sys.argv[4] == "1"
 rows = [r for r in rows if r["config"] == sys.argv[2]] or rows
 best = [r for r in rows if r["compiled"] == want_compiled] or rows
-print(best[-1]["step_s"])
+print(max(50, int(float(sys.argv[3]) * 60 / best[-1]["step_s"] * 0.85)), best[-1]["step_s"])
 EOF
-)
-steps=$(python3 -c "print(max(50, int($sprites_min * 60 / $step_s * 0.85)))")
+}
+read -r steps step_s < <(steps_for "$sprites_config" "$sprites_min" "$compile")
 stamp "sprites: $sprites_config, $steps steps at ${step_s}s/step measured, $sprites_min min budget"
 python3 - "$sprites_config" "$work/sprites.yaml" "$compile" <<'EOF'
 import sys, yaml
@@ -72,8 +75,10 @@ stamp "sprites done"
 if [ -n "$heads" ] && [ -d "$heads" ]; then
   "${mb[@]}" data video "$heads" "$work/heads" --size 128 --frames 8 --stride 2 --fps 10 \
       --identity-regex 'mead_(\w+?)_' 2>&1 | quiet >> "$log"
+  read -r heads_steps heads_step_s < <(steps_for "$heads_config" "$heads_min" 0)
+  stamp "talking heads: $heads_config, $heads_steps steps at ${heads_step_s}s/step measured, $heads_min min budget"
   "${mb[@]}" train --config "$heads_config" --data "$work/heads" --out "$work/gpu-heads" --device "$device" \
-      --max-minutes "$heads_min" 2>&1 | quiet >> "$log"
+      --steps "$heads_steps" --max-minutes "$heads_min" 2>&1 | quiet >> "$log"
   "${mb[@]}" evaluate --checkpoint "$work/gpu-heads" --device "$device" ${CLIPS:+--clips $CLIPS} \
       --out "$work/heads_eval" 2>&1 | quiet >> "$log"
   cp "$work/heads_eval/eval.md" "$out/heads_eval.md" 2>/dev/null
