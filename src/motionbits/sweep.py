@@ -12,6 +12,7 @@ import copy
 import json
 from pathlib import Path
 
+from motionbits.atomic_files import write_text_atomic
 from motionbits.config import Config
 from motionbits.visualize import line_chart
 
@@ -66,7 +67,7 @@ def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: i
 
 
 def write_sweep(rows: list[dict], out_dir: Path, cfg: Config) -> None:
-    (out_dir / "sweep.json").write_text(json.dumps(rows, indent=2))
+    write_text_atomic(out_dir / "sweep.json", json.dumps(rows, indent=2))
     transfer_keys = (["swap_attributes", "swap_motion"] if cfg.data.kind == "sprites"
                      else ["code_agreement", "untransferred_code_agreement", "csim", "motion_following"])
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -78,7 +79,7 @@ def write_sweep(rows: list[dict], out_dir: Path, cfg: Config) -> None:
         r = {k: r.get(k) for k in ["target_bits", "measured_bits", "reconstruction_psnr_db", *transfer_keys]}
         lines.append(f"| {r['target_bits']:g} | {fmt(r['measured_bits'])} | {r['reconstruction_psnr_db']:.2f} | "
                      + " | ".join(fmt(r[k]) for k in transfer_keys) + " |")
-    (out_dir / "sweep.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out_dir / "sweep.md", "\n".join(lines) + "\n")
     line_chart([{"title": key, "x": "target bits per frame", "y": key, "log_x": True,
                  "series": {cfg.name: [(r["target_bits"], r[key]) for r in rows]}}
                 for key in ["reconstruction_psnr_db", *transfer_keys]], out_dir / "sweep.png", panel_size=(240, 240))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from motionbits.atomic_files import write_text_atomic
 from motionbits.data.sprites import NUM_MOTIONS, load_sprites
 from motionbits.evaluation.judge import judge_predict
 from motionbits.evaluation.metrics import accuracy, motion_distribution_scores
@@ -81,5 +82,5 @@ def evaluate_generation(pipe: MotionBits, prior: MotionPrior, judge, out_dir: st
                                                           cfg.model.codebook_size)["entropy_bits"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "generation_eval.json").write_text(json.dumps(report, indent=2))
+    write_text_atomic(out_dir / "generation_eval.json", json.dumps(report, indent=2))
     return report

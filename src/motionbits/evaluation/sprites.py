@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from motionbits.atomic_files import write_text_atomic
 from motionbits.data.clips import frames_to_float
 from motionbits.data.sprites import ATTRIBUTE_NAMES, action_and_direction, load_sprites
 from motionbits.diffusion import network_calls
@@ -118,8 +119,8 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
         "rate": rate_report(logits, m.codebook_size, m.rate_estimate, m.groups * math.log2(m.codebook_size),
                             cfg.train.target_bits, coded_bits_per_frame=coded_rate(pipe.model.quantizer, logits.argmax(-1))),
     }
-    (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "eval.md").write_text(markdown_report(report))
+    write_text_atomic(out_dir / "eval.json", json.dumps(report, indent=2))
+    write_text_atomic(out_dir / "eval.md", markdown_report(report))
     return report
 
 
@@ -196,7 +197,7 @@ def step_study(pipe: MotionBits, out_dir: str | Path, step_counts: list[int], ju
                      "swap_attributes": r["swap"]["attributes_mean"], "swap_motion": r["swap"]["motion"],
                      "psnr_db": r["reconstruction"]["psnr_db"], "ssim": r["reconstruction"]["ssim"],
                      "test_clips": r["test_clips_evaluated"]})
-    (out_dir / "steps.json").write_text(json.dumps(rows, indent=2))
+    write_text_atomic(out_dir / "steps.json", json.dumps(rows, indent=2))
     lines = [f"# Sampling steps against quality: {pipe.cfg.name}", "",
              f"Test split, {rows[0]['test_clips']} clips, the same clips and noise at every count.", "",
              "| steps | sampler | network calls | swap attributes | swap motion | PSNR (dB) | SSIM |",
@@ -204,5 +205,5 @@ def step_study(pipe: MotionBits, out_dir: str | Path, step_counts: list[int], ju
     for r in rows:
         lines.append(f"| {r['steps']} | {r['sampler']} | {r['network_calls']} | {100 * r['swap_attributes']:.1f} % | "
                      f"{100 * r['swap_motion']:.1f} % | {r['psnr_db']:.2f} | {r['ssim']:.3f} |")
-    (out_dir / "steps.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out_dir / "steps.md", "\n".join(lines) + "\n")
     return rows
