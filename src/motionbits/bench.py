@@ -28,7 +28,7 @@ from motionbits.config import Config, load_config
 from motionbits.data.clips import frames_to_float
 from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel, SameVideoClips
-from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
+from motionbits.runtime import autocast, flush_denormals, keep_freed_memory, pick_device, use_bf16
 from motionbits.training.loop import update_ema
 
 # Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
@@ -209,7 +209,7 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
               tokenizer_path: str | None = None) -> dict:
     device = pick_device(device_name)
     if device.type == "cpu":
-        torch.set_flush_denormal(True)
+        flush_denormals()
     steps_list = steps_list or [1, 4, 8, 25, 50]
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)",
               "torch": torch.__version__, "training": [], "sampling": {}, "loader": []}

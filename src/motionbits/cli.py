@@ -588,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a bad option (already printed as one line)
         return int(done.code or 0)
+    from motionbits.runtime import flush_denormals
+
+    flush_denormals()  # before any parallel torch operation, so that every worker thread has it
     try:
         args.func(args)
     except MotionbitsError as err:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from motionbits.atomic_files import write_text_atomic
 from motionbits.errors import MotionbitsError
-from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
+from motionbits.runtime import autocast, flush_denormals, keep_freed_memory, pick_device, use_bf16
 from motionbits.training import checkpoint as ckpt_io
 
 
@@ -149,7 +149,7 @@ class Trainer:
             raise MotionbitsError(f"train.batch_size={s.batch_size} is not divisible by "
                                   f"processes x grad_accum = {self.dist.world} x {s.grad_accum}")
         if device.type == "cpu":
-            torch.set_flush_denormal(True)  # tiny optimizer moments turn denormal and crawl on CPUs
+            flush_denormals()  # this thread at least (Python API); the command line set it for all
             keep_freed_memory()
         self.model = task.model.to(device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval() if s.ema_decay is not None else None
