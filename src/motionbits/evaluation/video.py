@@ -418,14 +418,15 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     pictures = {name: long_transfer_pictures(examples, out_dir / name)
                 for name, examples in (("transfers_held_out", held_out_examples),
                                        ("transfers_training_people", seen_examples)) if examples is not None}
-    write_text_atomic(out_dir / "eval.md", markdown_report(report, pictures, lpips is not None, faces_on, face_every))
+    write_text_atomic(out_dir / "eval.md", markdown_report(report, pictures, lpips is not None))
     return report
 
 
-def markdown_report(report: dict, pictures: dict, with_lpips: bool, faces_on: bool, face_every: int) -> str:
+def markdown_report(report: dict, pictures: dict, with_lpips: bool) -> str:
     """eval.md: a reconstruction table and a transfer table, one row per set and method (the model,
     then its baselines), and the model's other measures."""
     rec, tra, f = report["reconstruction"], report["transfers"], report["faces"]
+    faces_on = "missing" not in f
     lines = [f"# Video evaluation: {report['config']}", "",
              f"{report['sample_steps']} sampling steps. Unseen people: held out of training (the test score); seen "
              "people, new videos / new drivers: people the run trained on, in videos it never saw (reconstruction) or "
@@ -433,11 +434,11 @@ def markdown_report(report: dict, pictures: dict, with_lpips: bool, faces_on: bo
              "run trained on (not a test score). Baselines: still = the content's first frame held (the right person, "
              "no motion); copy driver = the driving frames (all the motion, the wrong person); tokenizer only = the "
              "target through the tokenizer (the ceiling of image quality)"
-             + (f"; face identity descriptors on {nth(face_every)}, landmarks on every frame." if faces_on else "."), "",
+             + (f"; face identity descriptors on {nth(f['embed_every'])}, landmarks on every frame." if faces_on else "."), "",
              "## Same-identity reconstruction (content from a video's first clip, motion from a later one)", "",
              "| set | method | videos | L1 | PSNR (dB) | SSIM |" + (" LPIPS |" if with_lpips else "")
-             + (" AKD | AED | frames with a face |" if faces_on and "missing" not in f else ""),
-             "|---|---|---|---|---|---|" + ("---|" if with_lpips else "") + ("---|---|---|" if faces_on and "missing" not in f else "")]
+             + (" AKD | AED | frames with a face |" if faces_on else ""),
+             "|---|---|---|---|---|---|" + ("---|" if with_lpips else "") + ("---|---|---|" if faces_on else "")]
     for k in SETS:
         if rec[k] is None:
             lines.append(f"| {SET_NAMES[k]} | no such videos in this split | | | | |")
@@ -448,12 +449,12 @@ def markdown_report(report: dict, pictures: dict, with_lpips: bool, faces_on: bo
                   f"{_fmt(r['l1'], 4)} | {_fmt(r['psnr_db'], 2)} | {_fmt(r['ssim'])} |"
             if with_lpips:
                 row += f" {_fmt(r['lpips'], 4)} |"
-            if faces_on and "missing" not in f:
+            if faces_on:
                 fr = f["reconstruction"].get(k, {}).get(method, {})
                 row += f" {_fmt(fr.get('akd'))} | {_fmt(fr.get('aed'))} | {_fmt(fr.get('found'), 2)} |"
             lines.append(row)
     lines += ["", "## Cross-identity transfer (content of person A, motion of person B)", ""]
-    if faces_on and "missing" not in f:
+    if faces_on:
         lines += ["| set | method | pairs | CSIM to A (dlib cosine) | frames that are A | motion following r "
                   "| mouth / eyes / yaw / pitch / roll | transfers that count |", "|---|---|---|---|---|---|---|---|"]
         for k in SETS:
