@@ -43,9 +43,14 @@ def test_two_process_ddp_matches_one_process(sprites_root, tmp_path):
         assert abs(a - b) <= 1e-4 * abs(a), (one, two)
     w1 = ckpt_io.read_checkpoint(tmp_path / "one")["model"]
     w2 = ckpt_io.read_checkpoint(tmp_path / "two")["model"]
-    # Adam divides each update by the gradient's running size, so an element whose gradient is near
-    # zero can move by part of a step on float rounding alone (the two runs sum the batch in another
-    # order); unsynchronised gradients move every element by up to a whole step (lr 1.5e-3).
-    for name in w1:
-        diff = (w1[name].float() - w2[name].float()).abs()
-        assert diff.mean() <= 1e-6 and diff.max() <= 3e-4, (name, diff.mean().item(), diff.max().item())
+    # What synchronised gradients change: with them, rank 0 takes the one-process step; without
+    # them, it steps on its half of the batch, and Adam's first steps move each weight by about
+    # lr x sign(gradient), so every weight whose half-batch gradient has another sign lands 2 lr
+    # away (a fifth or more of the weights). Summing the batch in another order moves only the
+    # weights whose gradient is within rounding of zero, a count that depends on the CPU's
+    # arithmetic (AVX2 and AVX-512 differ), not the behaviour: bound the share of weights apart by
+    # half a step.
+    lr = 1.5e-3
+    apart = sum(int(((w1[k].float() - w2[k].float()).abs() > lr / 2).sum()) for k in w1)
+    total = sum(w1[k].numel() for k in w1)
+    assert apart <= 0.01 * total, f"{apart} of {total} weights differ by more than half a step"
