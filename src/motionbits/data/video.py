@@ -47,13 +47,14 @@ def center_square(frame: Image.Image, size: int) -> Image.Image:
     return frame.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
 
 
-def decode_video(path: Path, max_frames: int | None = None, fps: float | None = None) -> list[Image.Image]:
+def decode_video(path: Path, max_frames: int | None = None, fps: float | None = None,
+                 info: dict | None = None) -> list[Image.Image]:
     """The frames of a video, at the source rate or resampled to `fps` by timestamp (as in
-    `motionbits data video --fps`)."""
+    `motionbits data video --fps`). `info` receives the stream's "source_fps" (None: no rate)."""
     if fps is not None and not fps > 0:
         raise MotionbitsError(f"fps must be positive, got {fps!r}")
+    info = {} if info is None else info
     try:
-        info: dict = {}
         frames = []
         with closing(_video_items(path, info)) as items:   # closes the container when we stop early
             for frame in ((obj for _, obj in items) if fps is None else _resample(items, fps, info)):
@@ -72,7 +73,15 @@ def decode_video(path: Path, max_frames: int | None = None, fps: float | None = 
 def read_clip(path: str | Path, size: int, max_frames: int | None = None, fps: float | None = None) -> np.ndarray:
     """A clip as uint8 [T, size, size, 3] from a video file, an image (T=1) or a folder of images;
     a video is resampled to `fps` when given (images and frame folders have no timing)."""
+    return read_clip_and_source_rate(path, size, max_frames, fps)[0]
+
+
+def read_clip_and_source_rate(path: str | Path, size: int, max_frames: int | None = None,
+                              fps: float | None = None) -> tuple[np.ndarray, float | None]:
+    """read_clip, and the source's own frame rate: None for images, frame folders and videos
+    without one (frame_rate.clip_fps turns this into the rate of the clip as read)."""
     path = Path(path)
+    info: dict = {"source_fps": None}
     if not path.exists():
         raise MotionbitsError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -83,16 +92,25 @@ def read_clip(path: str | Path, size: int, max_frames: int | None = None, fps: f
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         images = [_open_image(path)]
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        images = decode_video(path, max_frames, fps)
+        images = decode_video(path, max_frames, fps, info)
     else:
         raise MotionbitsError(f"{path}: unsupported file type (video: {', '.join(VIDEO_SUFFIXES)}; image: {', '.join(IMAGE_SUFFIXES)})")
-    return np.stack([np.asarray(center_square(im.convert("RGB"), size)) for im in images])
+    return np.stack([np.asarray(center_square(im.convert("RGB"), size)) for im in images]), info["source_fps"]
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """An image of any mode as 8-bit RGB. 16-bit grey (PNG "I;16", read as "I") is scaled to 8
+    bits (Pillow's convert clips it: every value above 255 became white)."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        wide = np.asarray(im.convert("I") if im.mode != "I" else im, dtype=np.int64)     # [H, W], 0..65535
+        return Image.fromarray(((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)).convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def _open_image(path: Path) -> Image.Image:
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return to_rgb(im)
     except Exception as err:
         raise MotionbitsError(f"{path}: not a readable image ({type(err).__name__})") from None
 
@@ -265,7 +283,7 @@ def _to_image(obj, is_folder: bool) -> Image.Image:
     if is_folder:
         try:
             with Image.open(obj) as im:
-                return im.convert("RGB")     # grayscale / palette / RGBA -> RGB
+                return to_rgb(im)            # grayscale (16-bit too) / palette / RGBA -> RGB
         except Exception as err:
             raise _Skip(f"{Path(obj).name} is not a readable image ({type(err).__name__})") from None
     im = obj.to_image()                      # libswscale converts any pix_fmt (gray too) to RGB
