@@ -116,6 +116,9 @@ def test_train_and_evaluate_on_videos(tmp_path):
     with Image.open(tmp_path / "eval" / "transfers_held_out.gif") as gif:
         assert gif.n_frames == seams["frames"] and gif.size[0] == 3 * 16 + 2 * 2
     assert "transfers_training_people.gif" in (tmp_path / "eval" / "eval.md").read_text()
+    reliance = report["decoder_reliance"]             # a few training and test clips, each person's codes
+    assert set(reliance) == {"train", "test"} and set(reliance["test"]["gap"]) == {"shuffled", "held", "other"}
+    assert "## Decoder reliance" in (tmp_path / "eval" / "eval.md").read_text()
 
 
 

@@ -34,6 +34,7 @@ from motionbits.evaluation.content_probe import probe_content
 from motionbits.evaluation.judge import judge_accuracies, judge_predict, load_judge, save_judge, train_judge
 from motionbits.evaluation.metrics import accuracy, flicker, motion_distribution_scores, psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
+from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
 from motionbits.api import MotionBits
 
 
@@ -58,7 +59,8 @@ def get_judge(root: str, judge_path: str | Path | None, out_dir: Path, steps: in
 
 def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Path | None = None,
                      clips: int | None = None, steps: int | None = None, sampler: str | None = None,
-                     batch_size: int | None = None, progress: bool = True, content_probes: bool = True) -> dict:
+                     batch_size: int | None = None, progress: bool = True, content_probes: bool = True,
+                     decoder_reliance: bool = True) -> dict:
     cfg = pipe.cfg
     out_dir = Path(out_dir)
     judge = get_judge(cfg.data.root, judge_path, out_dir, cfg.eval.judge_steps, progress)  # a bad judge: nothing written
@@ -101,6 +103,8 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
     recon_probs = judge_predict(judge, recon)
     content_probe = (probe_content(pipe, load_sprites(cfg.data.root, "train"), test, chosen.numpy(), seed=cfg.eval.seed)
                      if content_probes else None)
+    reliance = (RelianceClips.of_dataset(cfg, pipe.tokenizer, pipe.device, EVAL_CLIPS).measure(pipe.model, cfg.eval.seed)
+                if decoder_reliance else None)
     m = cfg.model
     report = {
         "config": cfg.name,
@@ -116,6 +120,7 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
                            "judge_attributes_mean": accuracy(recon_probs["attributes"].flatten(0, 1), attrs_a.flatten()),
                            "judge_motion": accuracy(recon_probs["motion"], motion_a)},
         **({"content_probe": content_probe} if content_probe is not None else {}),
+        **({"decoder_reliance": reliance} if reliance is not None else {}),
         "rate": rate_report(logits, m.codebook_size, m.rate_estimate, m.groups * math.log2(m.codebook_size),
                             cfg.train.target_bits, coded_bits_per_frame=coded_rate(pipe.model.quantizer, logits.argmax(-1))),
     }
@@ -177,6 +182,8 @@ def markdown_report(r: dict) -> str:
     ]
     if "content_probe" in r:  # linear probes on the content tokens (chance: 16.7 % attributes, 33.3 % action/direction)
         lines += [f"| content probe: {name} (linear, test) | {pct(v)} |" for name, v in r["content_probe"].items()]
+    if "decoder_reliance" in r:
+        lines += ["", "## Decoder reliance", "", RELIANCE_NOTE, "", *reliance_lines(r["decoder_reliance"])]
     lines.append("")
     return "\n".join(lines)
 
@@ -191,7 +198,7 @@ def step_study(pipe: MotionBits, out_dir: str | Path, step_counts: list[int], ju
     for steps in step_counts:
         # the content does not depend on the step count: no content probes here
         r = evaluate_sprites(pipe, out_dir / f"steps_{steps}", judge_path, clips, steps, sampler, progress=progress,
-                             content_probes=False)
+                             content_probes=False, decoder_reliance=False)
         rows.append({"steps": steps, "sampler": r["sampler"],
                      "network_calls": network_calls(steps, r["sampler"]),
                      "swap_attributes": r["swap"]["attributes_mean"], "swap_motion": r["swap"]["motion"],

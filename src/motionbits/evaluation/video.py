@@ -50,11 +50,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from motionbits.data.clips import frames_to_float
+from motionbits.models.tokenizer import frames_to_float
 from motionbits.data.video import load_video_clips
 from motionbits.errors import MotionbitsError
 from motionbits.evaluation.metrics import psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
+from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
 from motionbits.api import MotionBits
 from motionbits.atomic_files import write_text_atomic
 from motionbits.evaluation.faces import EMBED_EVERY, nth
@@ -393,6 +394,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                                                other_identity_picker(train_labels["identity"], gen),
                                                seam_frames, steps, seed, progress, desc="long transfers (training people)")
     all_videos = np.concatenate([train_labels["video"], labels["video"]])
+    reliance = RelianceClips.of_dataset(pipe.cfg, pipe.tokenizer, pipe.device, EVAL_CLIPS).measure(pipe.model, seed)
     look_instrument = {"real_clips_own_identity": leave_video_out_accuracy(all_looks, all_ids, all_videos),
                        "identities": int(len(gallery_ids))}
     report = {
@@ -407,6 +409,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
                  if driving_codes is not None else None),
         "window_seams": seams,
         "long_transfers_training_people": seen_seams,
+        "decoder_reliance": reliance,
         "faces": ({"embed_every": face_every,
                    "reconstruction": {k: f.summary() for k, f in recon_faces.items() if f is not None and f.rows},
                    "transfers": {k: f.summary() for k, f in transfer_faces.items() if f is not None and f.counts}}
@@ -506,4 +509,6 @@ def markdown_report(report: dict, pictures: dict, with_lpips: bool) -> str:
     if pictures:
         lines += ["", "Long transfers to look at (per transfer: driver above, result below with the content's frame on the "
                   f"left): {', '.join(f'`{p.name}`' for paths in pictures.values() for p in paths)}."]
+    if report.get("decoder_reliance"):
+        lines += ["", "## Decoder reliance", "", RELIANCE_NOTE, "", *reliance_lines(report["decoder_reliance"])]
     return "\n".join(lines) + "\n"

@@ -28,6 +28,11 @@ from motionbits.training import checkpoint as ckpt_io
 from motionbits.training.loop import Schedule, Task, Trainer, learning_rate, setup_distributed
 
 
+# Decoder reliance goes to TensorBoard every this many log lines (every 500 steps at log_every 50):
+# a few clips, 20 forward passes, about the cost of two training steps.
+RELIANCE_EVERY_LOGS = 10
+
+
 def schedule_of(cfg: Config) -> Schedule:
     t = cfg.train
     return Schedule(steps=t.steps, batch_size=t.batch_size, lr=t.lr, warmup_steps=t.warmup_steps,
@@ -45,6 +50,7 @@ class BCDTask(Task):
         self.model = BCDModel(cfg, clips.latent_channels, clips.latent_size)
         # (validate() allows content_from_video on video data only, whose clips always carry their video)
         self.same_video = SameVideoClips(clips.labels["video"]) if cfg.train.content_from_video > 0 else None
+        self.reliance_clips = None       # the decoder-reliance clips' latents, made on first use
 
     def draw(self, generator: torch.Generator, batch_size: int) -> Draws:
         return self.model.draw(len(self.clips), batch_size, generator, self.same_video)
@@ -74,6 +80,8 @@ class BCDTask(Task):
         return self.model.quantizer.usage_stats()
 
     def log_pictures(self, writer, step: int) -> None:
+        if step % (RELIANCE_EVERY_LOGS * self.cfg.train.log_every) == 0:
+            self.log_reliance(writer, step)
         every = self.cfg.train.sample_every
         if not every or step % every:
             return
@@ -86,6 +94,21 @@ class BCDTask(Task):
         swapped = pipe.transfer(frames, frames.roll(1, dims=0), seed=0)
         writer.add_image("samples/input|reconstruction|transfer", grid_image([frames, recon, swapped]), step,
                          dataformats="HWC")
+
+    def log_reliance(self, writer, step: int) -> None:
+        """Decoder reliance (evaluation/reliance.py) of the EMA model on a few fixed training and test
+        clips: how much worse it denoises with wrong codes. The clips are encoded once, on first use."""
+        from motionbits.evaluation.reliance import RelianceClips, scalars
+
+        if self.reliance_clips is None:
+            self.reliance_clips = RelianceClips.of_dataset(self.cfg, self.clips.tokenizer, self.clips.device)
+        training = self.model.training      # without an EMA, inference_model is the model being trained
+        try:
+            report = self.reliance_clips.measure(self.trainer.inference_model)
+        finally:
+            self.model.train(training)
+        for name, value in scalars(report).items():
+            writer.add_scalar(f"reliance/{name}", value, step)
 
 
 def init_from_stage1(model: BCDModel, path: str | Path) -> list[str]:
