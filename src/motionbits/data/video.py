@@ -39,12 +39,14 @@ FORMAT_VERSION = 1
 _EPS = 1e-6  # seconds: slack for float timestamps when resampling
 
 
-def center_square(frame: Image.Image, size: int) -> Image.Image:
-    """Crop the largest centred square and resize it to size x size."""
+def center_square(frame: Image.Image, size: int, enlarge: int = Image.BICUBIC) -> Image.Image:
+    """Crop the largest centred square and resize it to size x size (a square smaller than that
+    is enlarged with the `enlarge` filter; a larger one is reduced with bicubic)."""
     w, h = frame.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
-    return frame.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+    return frame.crop((left, top, left + side, top + side)).resize((size, size),
+                                                                   enlarge if side < size else Image.BICUBIC)
 
 
 def decode_video(path: Path, max_frames: int | None = None, fps: float | None = None,
@@ -95,7 +97,9 @@ def read_clip_and_source_rate(path: str | Path, size: int, max_frames: int | Non
         images = decode_video(path, max_frames, fps, info)
     else:
         raise MotionbitsError(f"{path}: unsupported file type (video: {', '.join(VIDEO_SUFFIXES)}; image: {', '.join(IMAGE_SUFFIXES)})")
-    return np.stack([np.asarray(center_square(im.convert("RGB"), size)) for im in images]), info["source_fps"]
+    # A small input (pixel art, a sprite sheet's cell) is enlarged with nearest neighbour: sharp pixels.
+    return (np.stack([np.asarray(center_square(im.convert("RGB"), size, Image.NEAREST)) for im in images]),
+            info["source_fps"])
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -104,7 +108,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         wide = np.asarray(im.convert("I") if im.mode != "I" else im, dtype=np.int64)     # [H, W], 0..65535
         return Image.fromarray(((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)).convert("RGB")
-    return im if im.mode == "RGB" else im.convert("RGB")
+    return im.convert("RGB")   # a loaded copy even when already RGB: the file is closed after this
 
 
 def _open_image(path: Path) -> Image.Image:
