@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from motionbits.api import MotionBits
 from motionbits.codec import decode_file, encode_clip
-from motionbits.data.clips import frames_to_float
+from motionbits.models.tokenizer import frames_to_float
 from motionbits.data.video import load_video_clips, video_dataset_fps
 from motionbits.evaluation.metrics import psnr, ssim
 from motionbits.evaluation.video import long_sequences
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         pipe = MotionBits.from_checkpoint(run)
         prior = None
         if args.prior:
-            from motionbits.training.prior import load_prior
+            from motionbits.checkpoints import load_prior
             prior = load_prior(args.prior)
         rows = []
         for seq in tqdm(sequences, desc=f"motionbits {Path(run).name}"):

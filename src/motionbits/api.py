@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motionbits.checkpoints import checkpoint_config, read_checkpoint
 from motionbits.config import Config
-from motionbits.data.clips import float_to_frames, frames_to_float, make_tokenizer
 from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel
-from motionbits.models.tokenizer import Tokenizer
+from motionbits.models.tokenizer import Tokenizer, float_to_frames, frames_to_float, make_tokenizer
 from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
-from motionbits.training import checkpoint as ckpt_io
 
 
 def weights_fingerprint(state: dict[str, torch.Tensor], config: dict) -> bytes:
@@ -52,8 +51,8 @@ class MotionBits:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "MotionBits":
-        ckpt = ckpt_io.read_checkpoint(path)
-        cfg = ckpt_io.checkpoint_config(ckpt)
+        ckpt = read_checkpoint(path)
+        cfg = checkpoint_config(ckpt)
         dev = pick_device(device)
         if dev.type == "cpu":
             # The tokenizer's large activations are freed and re-faulted every call otherwise:

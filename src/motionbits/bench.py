@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from motionbits.atomic_files import write_text_atomic
 from motionbits.config import Config, load_config
-from motionbits.data.clips import frames_to_float
+from motionbits.models.tokenizer import frames_to_float
 from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel, SameVideoClips
 from motionbits.runtime import autocast, flush_denormals, keep_freed_memory, pick_device, use_bf16
@@ -140,7 +140,7 @@ def bench_training(cfg: Config, device: torch.device, repeats: int, compile: boo
 
 def bench_tokenizer(cfg: Config, device: torch.device):
     """The config's real tokenizer when it needs no training data (pixels, or weights on disk), else None."""
-    from motionbits.data.clips import make_tokenizer
+    from motionbits.models.tokenizer import make_tokenizer
 
     if cfg.model.tokenizer != "pixels" and not (cfg.model.tokenizer_path and Path(cfg.model.tokenizer_path).exists()):
         return None

@@ -191,7 +191,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from motionbits.training.prior import load_prior
+    from motionbits.checkpoints import load_prior
     from motionbits.visualize import save_video
 
     check_output_file(args.output, VIDEO_OUTPUTS)
@@ -219,7 +219,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     pipe = _open_checkpoint(args)
     prior = None
     if args.prior:
-        from motionbits.training.prior import load_prior
+        from motionbits.checkpoints import load_prior
 
         prior = load_prior(args.prior, "cpu")
     fps_in = _input_fps(args, pipe)
@@ -257,7 +257,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     pipe = MotionBits.from_checkpoint(checkpoint, args.device)
     prior = None
     if f.header.uses_prior:
-        from motionbits.training.prior import load_prior
+        from motionbits.checkpoints import load_prior
 
         prior_path = args.prior or f.header.prior_hint
         prior = load_prior(prior_path, "cpu") if prior_path else None
@@ -279,7 +279,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.prior:
         from motionbits.evaluation.generation import evaluate_generation
         from motionbits.evaluation.sprites import get_judge
-        from motionbits.training.prior import load_prior
+        from motionbits.checkpoints import load_prior
 
         if pipe.cfg.data.kind != "sprites":
             raise MotionbitsError("--prior evaluates generation with the Sprites judge: the model must be a Sprites model")

@@ -22,7 +22,7 @@ def checkpoint(sprites_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def prior(checkpoint, tmp_path_factory) -> Path:
     from motionbits.config import config_from_dict
-    from motionbits.training.checkpoint import read_checkpoint
+    from motionbits.checkpoints import read_checkpoint
     from motionbits.training.prior import prior_config_for, train_prior
 
     cfg = config_from_dict(read_checkpoint(checkpoint)["config"])

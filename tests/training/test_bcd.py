@@ -69,7 +69,7 @@ def test_sigma_data_is_measured_on_the_training_data_and_kept(sprites_root, tmp_
     cfg.diffusion.sigma_data = None
     train(cfg, tmp_path / "run", progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["diffusion"]["sigma_data"]
-    from motionbits.data.clips import frames_to_float
+    from motionbits.models.tokenizer import frames_to_float
     from motionbits.data.sprites import load_sprites
 
     pixels = frames_to_float(torch.from_numpy(load_sprites(sprites_root, "train").frames))

@@ -6,8 +6,8 @@ import torch
 import yaml
 
 import motionbits.training.prior as pt
+from motionbits.checkpoints import load_prior, read_checkpoint
 from motionbits.errors import MotionbitsError
-from motionbits.training.checkpoint import read_checkpoint
 from tests.prior_codes import CC, K, K_E, N, T, content_data, follows_rule, label_data, rule_codes, rule_hits, small_cfg
 
 # tiny models: a second thread only adds synchronisation (conftest.one_thread)
@@ -107,7 +107,7 @@ def test_resume_is_exact(tmp_path):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
-    loaded = pt.load_prior(tmp_path / "resumed" / "prior.pt")
+    loaded = load_prior(tmp_path / "resumed" / "prior.pt")
     assert loaded.cfg == cfg and not loaded.training
     for (name, p), q in zip(loaded.state_dict().items(), ema.state_dict().values()):
         assert torch.equal(p, q), name
@@ -136,26 +136,26 @@ def test_a_kill_mid_save_leaves_no_temporary_file_and_the_log_holds_each_step_on
 
 def test_bad_prior_files(tmp_path):
     with pytest.raises(MotionbitsError, match="no such file"):
-        pt.load_prior(tmp_path / "missing.pt")
+        load_prior(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all" * 10)
     with pytest.raises(MotionbitsError, match="unreadable or truncated"):
-        pt.load_prior(garbage)
+        load_prior(garbage)
     codes, content, _ = content_data(16, 0)
     pt.train_prior(codes, content, None, small_cfg(width=32, depth=1), steps=1, batch_size=4,
                    out_dir=tmp_path / "run", progress=False)
     path = tmp_path / "run" / "prior.pt"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(MotionbitsError, match="unreadable or truncated"):
-        pt.load_prior(path)
+        load_prior(path)
     other = tmp_path / "other.pt"
     torch.save({"format": "motionbits", "config": {}}, other)     # a BCD checkpoint, not a prior
     with pytest.raises(MotionbitsError, match="not a motion-prior checkpoint"):
-        pt.load_prior(other)
+        load_prior(other)
 
 
 def test_extract_codes_matches_pipeline(cfg):
-    from motionbits.data.clips import make_tokenizer
+    from motionbits.models.tokenizer import make_tokenizer
     from motionbits.models.bcd import BCDModel
     from motionbits.api import MotionBits
 
@@ -195,7 +195,7 @@ def test_prior_from_config_and_generate(sprites_root, tmp_path):
         "checkpoint": str(tmp_path / "model" / "last.pt"), "labels": "motion", "steps": 3, "batch_size": 8,
         "model": {"width": 32, "depth": 1, "heads": 2}}}))
     path = pt.train_prior_from_config(config, tmp_path / "prior", progress=False)
-    prior = pt.load_prior(path)
+    prior = load_prior(path)
     pipe = MotionBits.from_checkpoint(tmp_path / "model")
     from motionbits.data.sprites import load_sprites
 

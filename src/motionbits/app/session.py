@@ -20,7 +20,7 @@ MAX_AGE_S = 600
 class AppSession:
     def __init__(self, checkpoint: str | Path, prior: str | Path | None = None, device: str = "auto"):
         from motionbits.api import MotionBits
-        from motionbits.training.prior import load_prior
+        from motionbits.checkpoints import load_prior
 
         self.pipe = MotionBits.from_checkpoint(checkpoint, device)
         self.prior = load_prior(prior, self.pipe.device) if prior else None

@@ -5,8 +5,6 @@ train split; video splits are memory-mapped). With the pixel tokenizer, a batch 
 [-1, 1] floats on the fly; with a real tokenizer (taef2, a diffusers VAE) the latents of every clip
 are computed once up front, because encoding costs far more than a training step on the CPU, and
 kept on disk beside the data (`latent_cache.py`) so the next run, resume or sweep reads them back.
-`frames_to_float` / `float_to_frames` are the package's one conversion between uint8 frames and
-the [-1, 1] floats every model reads.
 """
 from __future__ import annotations
 
@@ -14,24 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 from tqdm import tqdm
 
 from motionbits.config import Config
 from motionbits.data import latent_cache
 from motionbits.errors import MotionbitsError
-from motionbits.models.tokenizer import PixelTokenizer, Tokenizer, build_tokenizer
-
-
-def frames_to_float(frames_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
-    return rearrange(frames_u8, "... h w c -> ... c h w").float().div(127.5).sub(1.0)
-
-
-def float_to_frames(x: torch.Tensor) -> torch.Tensor:
-    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3]."""
-    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return rearrange(x, "... c h w -> ... h w c").cpu()
+from motionbits.models.tokenizer import PixelTokenizer, Tokenizer, frames_to_float, make_tokenizer
 
 
 class ClipSet:
@@ -96,10 +82,6 @@ class ClipSet:
         if self.device.type == "cuda":
             frames = frames.pin_memory().to(self.device, non_blocking=True)
         return frames_to_float(frames)
-
-
-def make_tokenizer(cfg: Config) -> Tokenizer:
-    return build_tokenizer(cfg.model.tokenizer, cfg.model.tokenizer_path)
 
 
 def load_clips(cfg: Config, split: str, device: torch.device, progress: bool = False,

@@ -204,7 +204,7 @@ def score_pair(driver: np.ndarray, output: np.ndarray, content: np.ndarray | Non
     first frame held) and "copy driver" (A itself)."""
     import torch
 
-    from motionbits.data.clips import frames_to_float
+    from motionbits.models.tokenizer import frames_to_float
     from motionbits.evaluation.metrics import psnr
 
     models = models or face_models()

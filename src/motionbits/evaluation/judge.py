@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from motionbits.atomic_files import atomic_path
-from motionbits.data.clips import frames_to_float
+from motionbits.models.tokenizer import frames_to_float
 from motionbits.errors import MotionbitsError
 from motionbits.runtime import autocast, pick_device, use_bf16
 from motionbits.training.loop import Schedule, Task, Trainer

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from motionbits.atomic_files import write_text_atomic
-from motionbits.data.clips import frames_to_float
+from motionbits.models.tokenizer import frames_to_float
 from motionbits.data.sprites import ATTRIBUTE_NAMES, action_and_direction, load_sprites
 from motionbits.diffusion import network_calls
 from motionbits.errors import MotionbitsError

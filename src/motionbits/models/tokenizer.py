@@ -8,6 +8,9 @@ Kinds:
 - ``TAEF2``: the pre-trained taef2 tiny autoencoder (32 x H/8 x W/8), weights shipped with the
   package (motionbits/assets/taef2) or from a local folder.
 - ``DiffusersVAE``: a local diffusers ``AutoencoderKL`` / ``AutoencoderTiny`` folder (optional extra).
+
+`frames_to_float` / `float_to_frames` are the package's one conversion between uint8 frames and
+the [-1, 1] floats every model reads; `make_tokenizer` builds the one a config names.
 """
 from __future__ import annotations
 
@@ -17,12 +20,25 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from motionbits.assets import TAEF2_WEIGHTS
+from motionbits.config import Config
 from motionbits.errors import MotionbitsError
 
 TOKENIZER_KINDS = ("pixels", "taef2", "diffusers")
+
+
+def frames_to_float(frames_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
+    return rearrange(frames_u8, "... h w c -> ... c h w").float().div(127.5).sub(1.0)
+
+
+def float_to_frames(x: torch.Tensor) -> torch.Tensor:
+    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3]."""
+    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return rearrange(x, "... c h w -> ... h w c").cpu()
 
 
 class Tokenizer(nn.Module, ABC):
@@ -327,3 +343,8 @@ def build_tokenizer(kind: str, path: str | None = None) -> Tokenizer:
             raise MotionbitsError("the diffusers tokenizer needs model.tokenizer_path: a local AutoencoderKL/AutoencoderTiny folder")
         return DiffusersVAE.from_folder(path)
     raise MotionbitsError(f"unknown tokenizer kind {kind!r}; valid kinds: {', '.join(TOKENIZER_KINDS)}")
+
+
+def make_tokenizer(cfg: Config) -> Tokenizer:
+    """The tokenizer a config names (model.tokenizer, model.tokenizer_path)."""
+    return build_tokenizer(cfg.model.tokenizer, cfg.model.tokenizer_path)

@@ -4,16 +4,13 @@ A checkpoint holds the model, its EMA, the optimizer, the step, every RNG state 
 describes itself with (the BCD model: its config and latent shape); it is written to a temporary
 file in the same folder and renamed over the old one, so a run killed mid-write leaves the previous
 checkpoint intact, and the next start removes the temporary file the kill left behind. What it
-holds is data only (tensors, plain Python values): it is read with torch.load(weights_only=True),
-and a file whose pickle would call code is refused before any of it runs.
+holds is data only (tensors, plain Python values), so that motionbits/checkpoints.py, the one
+reader, loads it with torch.load(weights_only=True).
 """
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +18,10 @@ import numpy as np
 import torch
 
 from motionbits.atomic_files import atomic_path, remove_temporary_files
-from motionbits.config import Config, config_from_dict
+# The reader lives below training (inference reads checkpoints too); a resume reads through it.
+from motionbits.checkpoints import FORMAT_VERSION, checkpoint_config, read_checkpoint  # noqa: F401
+from motionbits.config import Config
 from motionbits.errors import MotionbitsError
-
-FORMAT_VERSION = 2
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -59,60 +56,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# What torch.load(weights_only=True) may rebuild beyond tensors and plain values: the uint32 numpy
-# array older checkpoints held their numpy RNG state in (no other dtype, no objects, no code).
-_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / 1
-OLD_NUMPY_RNG = [_multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-
-# How torch's restricted unpickler says a pickle asked for a function or class it does not allow.
-NAMES_CODE = re.compile(r"GLOBAL |allowlisted|call reduce|whose module .* is blocked")
-
-
-def load_data_only(path: Path, what: str) -> Any:
-    """torch.load that refuses pickled code: a file whose pickle names any function or class
-    outside tensors, plain values and OLD_NUMPY_RNG is refused before anything in it runs."""
-    try:
-        with torch.serialization.safe_globals(OLD_NUMPY_RNG):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as err:
-        raise MotionbitsError(f"{what} {path}: cannot be read ({err.strerror or err})") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError,
-            ImportError, IndexError, KeyError, TypeError) as err:
-        if isinstance(err, pickle.UnpicklingError) and NAMES_CODE.search(str(err)):
-            raise MotionbitsError(f"{what} {path}: holds pickled code, refused; motionbits loads only data") from None
-        raise MotionbitsError(f"{what} {path}: unreadable or truncated ({type(err).__name__}); "
-                              "train again with --fresh if it was a run's checkpoint") from None
-
-
-def read_checkpoint(path: str | Path, kind: str = "motionbits") -> dict[str, Any]:
-    """A checkpoint file (or the last.pt of a run folder) in memory on the CPU, with one-line
-    errors for missing, unreadable, truncated and foreign files. `kind`: the expected format."""
-    path = Path(path)
-    if path.is_dir() and path.suffix != ".pt":  # a run folder
-        path = path / ("prior.pt" if kind == "motionbits-prior" else "last.pt")
-    what = "prior checkpoint" if kind == "motionbits-prior" else "checkpoint"
-    if path.is_dir():
-        raise MotionbitsError(f"{what} {path}: is a folder, not a checkpoint file")
-    if not path.is_file():
-        raise MotionbitsError(f"{what} {path}: no such file")
-    ckpt = load_data_only(path, what)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != kind:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else None
-        hint = {"motionbits": "a motionbits model checkpoint", "motionbits-prior": "a motion-prior checkpoint"}
-        raise MotionbitsError(f"{what} {path}: not {hint.get(kind, kind)}"
-                              + (f" (it is {hint.get(found, found)})" if found in hint else ""))
-    if ckpt.get("version") != FORMAT_VERSION:
-        raise MotionbitsError(f"{what} {path}: made by another version of motionbits (checkpoint format "
-                              f"{ckpt.get('version')}, this version reads {FORMAT_VERSION}); train it again")
-    ckpt["path"] = str(path)
-    return ckpt
-
-
-def checkpoint_config(ckpt: dict[str, Any]) -> Config:
-    return config_from_dict(ckpt["config"], where=f"checkpoint {ckpt.get('path', '?')} config")
 
 
 def check_compatible(ckpt: dict[str, Any], cfg: Config) -> None:

@@ -3,7 +3,7 @@
     frames uint8 [N, T, H, W, 3] ──extract_codes(pipe)──► codes [N, T, Ng] int16, content [N, K, Cc] fp16
     content of a partner clip (same character / video, other frames) ──┐
     (codes, partner content, labels) ──train_prior (training/loop.py)──► out_dir/prior.pt
-    load_prior(out_dir/prior.pt) ──► MotionPrior (EMA weights) ──generate──► codes ──pipe.render──► video
+    checkpoints.load_prior(out_dir/prior.pt) ──► MotionPrior (EMA weights) ──generate──► codes ──pipe.render──► video
 
 Each clip's codes are paired with the content of ANOTHER clip of the same character (Sprites) or
 video, so neither training nor the test NLL can read the motion to predict from the frames it is
@@ -20,14 +20,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from motionbits.checkpoints import PRIOR_FORMAT
 from motionbits.config import Config, build_checked, config_values, setting
 from motionbits.errors import MotionbitsError
 from motionbits.models.prior import MotionPrior, PriorConfig
-from motionbits.runtime import pick_device
-from motionbits.training import checkpoint as ckpt_io
 from motionbits.training.loop import Schedule, Task, Trainer
 
-PRIOR_FORMAT = "motionbits-prior"
 CHECKPOINT_NAME = "prior.pt"
 
 
@@ -310,18 +308,3 @@ def _labelled_splits(pipe, root: str, labels: str | None) -> list[dict]:
         frames, meta = load_video_clips(root, split)
         out.append({"frames": frames[:, :pipe.cfg.data.frames], "labels": None, "groups": meta["video"]})
     return out
-
-
-# ---- loading ----------------------------------------------------------------------------------------
-def load_prior(path: str | Path, device: str | torch.device = "cpu") -> MotionPrior:
-    """The EMA prior from out_dir/prior.pt (or its folder), in eval mode."""
-    ckpt = ckpt_io.read_checkpoint(path, PRIOR_FORMAT)
-    cfg = PriorConfig.from_dict(ckpt["config"], where=f"prior checkpoint {ckpt['path']} config")
-    prior = MotionPrior(cfg)
-    try:
-        prior.load_state_dict(ckpt["ema"])
-    except (RuntimeError, KeyError) as err:
-        raise MotionbitsError(f"prior checkpoint {ckpt['path']}: weights do not fit its config "
-                              f"({str(err).splitlines()[0]})") from None
-    device = pick_device(device) if isinstance(device, str) else device
-    return prior.to(device).eval()
