@@ -17,16 +17,16 @@
 #                 -d .whl av constriction
 #               mkdir -p .heads && cp /path/to/talking_heads/*.mp4 .heads/   # never committed
 #   device run (carry .whl and .heads, timeout 600):
-#               python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
-#               PYTHONPATH=$PWD/src:/tmp/site bash scripts/gpu_checks.sh $OUT .heads
+#               python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl &&
+#               PYTHONPATH=$PWD/src:$PWD/.site bash scripts/gpu_checks.sh $OUT .heads
 # A dry run on a CPU (minutes): DEVICE=cpu SPRITES_MIN=0.3 HEADS_MIN=0.3 CLIPS=16 COMPILE=0 \
-#   BENCH_CONFIGS=sprites-cpu SPRITES_CONFIG=sprites-cpu bash scripts/gpu_checks.sh /tmp/out HEADS_DIR
+#   BENCH_CONFIGS=sprites-cpu SPRITES_CONFIG=sprites-cpu bash scripts/gpu_checks.sh OUT_DIR HEADS_DIR
 set -uo pipefail
 out=$1 heads=${2:-}
 sprites_min=${SPRITES_MIN:-4} heads_min=${HEADS_MIN:-2}
 sprites_config=${SPRITES_CONFIG:-sprites} heads_config=${HEADS_CONFIG:-talking-head-cpu}
 device=${DEVICE:-cuda} compile=${COMPILE:-1}
-work=${WORK:-/tmp/motionbits-gpu}
+work=${WORK:-${TMPDIR:-/tmp}/motionbits-gpu}
 mkdir -p "$out" "$work"
 export PYTHONUNBUFFERED=1
 mb=(python3 -m motionbits.cli)
