@@ -100,8 +100,11 @@ def test_score_command(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == 12 and report["reconstruction"]["akd"] > 0
     assert report["transfer"]["copy driver"]["motion"] == pytest.approx(1.0)
+    long = report["long_motion"]                            # c.mp4 has 4 frames: too short for a null row
+    assert list(long) == ["B"] and set(long["B"]["groups"]) == {"mouth", "head pose"}
     assert main(["score", str(a), str(b), "--size", "144", "--embed-every", "6"]) == 0
-    assert "| AKD (inter-ocular) |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| AKD (inter-ocular) |" in printed and "| head pose group |" in printed
     assert main(["score", str(a), str(tmp_path / "missing.mp4")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
@@ -126,7 +129,7 @@ def test_evaluate_video_puts_face_measures_beside_their_baselines(tmp_path):
                       model={"patch_size": 8}, train={"steps": 1})
     train(cfg, tmp_path / "run", progress=False)
     report = evaluate_video(MotionBits.from_checkpoint(tmp_path / "run"), tmp_path / "eval", clips=3, steps=1, progress=False,
-                            seam_frames=8, face_every=8)
+                            seam_frames=8, face_every=8, long_frames=16)
     faces = report["faces"]
     rec, tra = faces["reconstruction"]["unseen"], faces["transfers"]["unseen"]
     assert rec["target_found"] > 0.9 and rec["tokenizer_only"]["akd"] == 0 and rec["tokenizer_only"]["aed"] == 0
@@ -139,3 +142,7 @@ def test_evaluate_video_puts_face_measures_beside_their_baselines(tmp_path):
     still_row = next(line for line in table.splitlines() if line.startswith("|  | still | ") and "dlib" not in line
                      and f"{tra['still']['csim']:.3f}" in line)
     assert still_row.count("|") == 9                                                # the transfer table's 8 columns
+    long = faces["long_motion"]["unseen"]                   # each 24-frame test video: one window of 16 frames
+    assert long["windows"] == 2 and long["frames"] == 16 and set(long["transfer"]) == {"model", "tokenizer only", "null"}
+    assert "## Face motion over long sequences (windows of 16 frames or more)" in table
+    assert "|  | transfer | model | 2 (2) |" in table

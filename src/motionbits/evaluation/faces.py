@@ -40,6 +40,9 @@ import numpy as np
 from motionbits.face_models import SAME_PERSON_DISTANCE, FaceModels, face_models
 
 SIGNALS = ("mouth", "eyes", "yaw", "pitch", "roll")
+# Where the face is and how large, for the long-sequence measure (face_motion.py): a head that moves
+# in the frame or towards the camera shows here when the angles barely change.
+PLACE_SIGNALS = ("centre_x", "centre_y", "size")
 MIN_FRAMES = 3           # Pearson r needs at least this many frames with a face in both clips
 EMBED_EVERY = 4
 
@@ -158,7 +161,8 @@ def head_pose(landmarks: np.ndarray) -> np.ndarray:
 
 
 def motion_signals(landmarks: np.ndarray) -> dict[str, np.ndarray]:
-    """Landmarks [T, 68, 2] (NaN rows: no face) -> {signal: [T]} (NaN where no face)."""
+    """Landmarks [T, 68, 2] (NaN rows: no face) -> {signal: [T]} (NaN where no face): SIGNALS, then
+    PLACE_SIGNALS: the centre of the 68 points (x, y in pixels) and their RMS distance from it (size)."""
     p = landmarks
     iod = inter_ocular(p).clip(1e-6)                                        # [T]
     mouth = np.mean([np.linalg.norm(p[:, a] - p[:, b], axis=-1) for a, b in ((61, 67), (62, 66), (63, 65))], 0) / iod
@@ -170,7 +174,10 @@ def motion_signals(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     pose = np.full((len(p), 3), np.nan)
     for t in np.flatnonzero(~np.isnan(p[:, 0, 0])):
         pose[t] = head_pose(p[t])
-    return {"mouth": mouth, "eyes": (ear(36) + ear(42)) / 2, "yaw": pose[:, 0], "pitch": pose[:, 1], "roll": pose[:, 2]}
+    centre = p.mean(axis=1)                                                  # [T, 2] pixels
+    size = np.sqrt(((p - centre[:, None]) ** 2).sum(-1).mean(-1))            # [T] RMS distance of the 68 points
+    return {"mouth": mouth, "eyes": (ear(36) + ear(42)) / 2, "yaw": pose[:, 0], "pitch": pose[:, 1], "roll": pose[:, 2],
+            "centre_x": centre[:, 0], "centre_y": centre[:, 1], "size": size}
 
 
 def pearson(output: np.ndarray, driver: np.ndarray) -> float | None:
@@ -201,9 +208,11 @@ def score_pair(driver: np.ndarray, output: np.ndarray, content: np.ndarray | Non
     """`motionbits score A B [--content C]`: B (output) against A (ground truth / driver), uint8
     [T, H, W, 3] each, the same size and length. Reconstruction-style: L1, PSNR, AKD, AED. With
     content C: B's CSIM to C and B's motion following of A, next to the baselines "still" (C's
-    first frame held) and "copy driver" (A itself)."""
+    first frame held) and "copy driver" (A itself). `long_motion`: the long-sequence signals and
+    groups of B against A, and of C's frames against A (the null) when C is as long (face_motion.py)."""
     import torch
 
+    from motionbits.evaluation.face_motion import pair_motion
     from motionbits.models.tokenizer import frames_to_float
     from motionbits.evaluation.metrics import psnr
 
@@ -221,6 +230,8 @@ def score_pair(driver: np.ndarray, output: np.ndarray, content: np.ndarray | Non
         report["detection_rate"]["content"] = c.detection_rate
         report["transfer"] = {name: {**identity_to(r, reference), **motion_following(r, a)}
                               for name, r in (("B", b), ("still", still), ("copy driver", a))}
+    # The long-sequence signals and groups (face_motion.py), with C's frames as the null when C is a video.
+    report["long_motion"] = pair_motion(a.landmarks, b.landmarks, None if content is None else c.landmarks)
     return report
 
 
@@ -246,4 +257,8 @@ def score_table(report: dict) -> str:
                 ("motion following (mean r)", "motion"), *((f"r {s}", s) for s in SIGNALS)]
         lines += [f"| {label} | " + " | ".join(_cell(t[k][key]) for k in ("B", "still", "copy driver")) + " |"
                   for label, key in rows]
+    if "long_motion" in report:
+        from motionbits.evaluation.face_motion import pair_motion_lines
+
+        lines += ["", *pair_motion_lines(report["long_motion"])]
     return "\n".join(lines)

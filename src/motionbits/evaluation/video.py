@@ -58,6 +58,7 @@ from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
 from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
 from motionbits.api import MotionBits
 from motionbits.atomic_files import write_text_atomic
+from motionbits.evaluation.face_motion import LONG_FRAMES, long_motion_lines
 from motionbits.evaluation.faces import EMBED_EVERY, nth
 from motionbits.face_models import INSTALL_HINT, faces_available
 from motionbits.visualize import long_transfer_pictures
@@ -323,10 +324,11 @@ SET_NAMES = {"unseen": "unseen people (held out)", "new_drivers": "seen people, 
 def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = None, steps: int | None = None,
                    batch_size: int = 8, seed: int = 0, progress: bool = True, seam_frames: int = 32,
                    lpips_path: str | Path | None = None, faces: bool | None = None,
-                   face_every: int = EMBED_EVERY) -> dict:
+                   face_every: int = EMBED_EVERY, long_frames: int = LONG_FRAMES, long_windows: int = 24) -> dict:
     """The protocol of the module doc, written to out_dir/eval.json and eval.md. faces: the face
     measures (None: when the faces extra is installed); their identity descriptors are computed on
-    every `face_every`-th frame (landmarks on every frame)."""
+    every `face_every`-th frame (landmarks on every frame). Face motion over long sequences reads
+    the test videos in windows of at least `long_frames` frames, at most `long_windows` per set."""
     faces_on = faces_available() if faces is None else faces
     frames, labels = load_video_clips(pipe.cfg.data.root, "test")
     frames = frames[:, : pipe.cfg.data.frames]
@@ -393,6 +395,16 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     seen_seams, seen_examples = long_transfers(pipe, train_frames, train_labels,
                                                other_identity_picker(train_labels["identity"], gen),
                                                seam_frames, steps, seed, progress, desc="long transfers (training people)")
+    long_motion = {}
+    if faces_on:  # after every other draw of `gen`, so the pairs above stay what they were
+        from motionbits.evaluation.face_protocol import long_face_motion, video_windows
+
+        windows = video_windows(labels["video"], labels["start"], frames.shape[1], long_frames)
+        for k in ("unseen", "new_drivers"):
+            chosen_windows = [w for w in windows if bool(known[w[1][0]]) == (k == "new_drivers")][:long_windows]
+            if chosen_windows:
+                long_motion[k] = long_face_motion(pipe, frames, labels, chosen_windows, other_identity, steps, seed,
+                                                  progress, desc=f"face motion ({SET_NAMES[k]})")
     all_videos = np.concatenate([train_labels["video"], labels["video"]])
     reliance = RelianceClips.of_dataset(pipe.cfg, pipe.tokenizer, pipe.device, EVAL_CLIPS).measure(pipe.model, seed)
     look_instrument = {"real_clips_own_identity": leave_video_out_accuracy(all_looks, all_ids, all_videos),
@@ -412,7 +424,8 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         "decoder_reliance": reliance,
         "faces": ({"embed_every": face_every,
                    "reconstruction": {k: f.summary() for k, f in recon_faces.items() if f is not None and f.rows},
-                   "transfers": {k: f.summary() for k, f in transfer_faces.items() if f is not None and f.counts}}
+                   "transfers": {k: f.summary() for k, f in transfer_faces.items() if f is not None and f.counts},
+                   "long_motion": {"min_frames": long_frames, **long_motion}}
                   if faces_on else {"missing": f"the faces extra is not installed: {INSTALL_HINT}"}),
     }
     out_dir = Path(out_dir)
@@ -509,6 +522,8 @@ def markdown_report(report: dict, pictures: dict, with_lpips: bool) -> str:
     if pictures:
         lines += ["", "Long transfers to look at (per transfer: driver above, result below with the content's frame on the "
                   f"left): {', '.join(f'`{p.name}`' for paths in pictures.values() for p in paths)}."]
+    if faces_on and "long_motion" in f:
+        lines += ["", *long_motion_lines(f["long_motion"], SET_NAMES)]
     if report.get("decoder_reliance"):
         lines += ["", "## Decoder reliance", "", RELIANCE_NOTE, "", *reliance_lines(report["decoder_reliance"])]
     return "\n".join(lines) + "\n"
