@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from motionbits.models.tokenizer import frames_to_float
 from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel
+from motionbits.models.tokenizer import frames_to_float
 
 SIGMAS = (0.5, 2.0, 5.0, 10.0, 20.0)
 VARIANTS = ("shuffled", "held", "other")
