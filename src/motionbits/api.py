@@ -4,7 +4,8 @@
     pipe = MotionBits.from_checkpoint("runs/sprites-cpu")
     out = pipe.transfer(content_clip, motion_clip)       # uint8 [B, T, H, W, 3]
     codes = pipe.encode_motion(motion_clip)              # int64 [B, T, N]: the motion, N codes a frame
-    save_video(out[0], "transfer.gif")                   # motionbits.visualize
+    driver = pipe.read_clip("driver.mp4")                # .frames [T, H, W, 3] and .fps, the rate it was read at
+    save_video(pipe.transfer(content_clip, driver.frames)[0], "transfer.mp4", fps=driver.fps)   # motionbits.visualize
 
 Frames in and out are uint8 [B, T, H, W, 3] (a single clip [T, H, W, 3] is accepted too); in
 between, the frozen tokenizer maps them to latents and the EMA model does the work.
@@ -72,6 +73,15 @@ class MotionBits:
         if self._fingerprint is None:
             self._fingerprint = weights_fingerprint(self.model.state_dict(), self.cfg.to_dict())
         return self._fingerprint
+
+    def read_clip(self, spec: str, frames: int | None = None, input_fps: float | None = None):
+        """A clip for the methods below, with its frame rate (data/inputs.py TimedClip): `.frames`
+        uint8 [T, S, S, 3] at the model's size, `.fps` the rate to write results at so the duration
+        is kept. A video is resampled to `input_fps` (None: the model's data.fps; 0: kept at its own)."""
+        from motionbits.data.inputs import read_timed_clip
+
+        fps = self.cfg.data.fps if input_fps is None else input_fps or None
+        return read_timed_clip(spec, self.cfg.data.image_size, frames, fps)
 
     # ---- frames <-> latents ---------------------------------------------------------------------
     def _as_clips(self, frames) -> torch.Tensor:

@@ -63,7 +63,10 @@ def save_png(image, path: str | Path, scale: int = 1) -> Path:
 
 def save_video(frames, path: str | Path, fps: float = 8.0, scale: int = 1) -> Path:
     """uint8 [T, H, W, 3] -> .gif (Pillow), .mp4 / .webm / .avi (PyAV), or .png (a strip)."""
+    from motionbits.frame_rate import check_fps
+
     path = Path(path)
+    fps = check_fps(fps, f"{path}: frame rate")   # 0, inf or NaN broke both writers
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = _np(frames)
     if scale > 1:

@@ -7,11 +7,32 @@ same frames, and with the same seed the same result.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from motionbits.errors import MotionbitsError
+from motionbits.frame_rate import clip_fps, fps_problem
+
+
+@dataclass
+class TimedClip:
+    frames: object            # uint8 tensor [T, size, size, 3]
+    fps: float                # the rate of these frames (frame_rate.clip_fps): results are written at it
+    source_fps: float | None  # the file's own rate (None: an image, a frame folder, a Sprites clip)
+
+    @property
+    def resampled(self) -> bool:
+        return self.source_fps is not None and self.fps != self.source_fps
 
 
 def read_input_clip(spec: str, size: int, frames: int | None, fps: float | None = None):
     """uint8 tensor [T, size, size, 3] from a spec (see the module docstring)."""
+    return read_timed_clip(spec, size, frames, fps).frames
+
+
+def read_timed_clip(spec: str, size: int, frames: int | None, fps: float | None = None) -> TimedClip:
+    """read_input_clip with the clip's frame rate: `fps` when a video was resampled to it, else the
+    video's own rate, else frame_rate.UNTIMED_FPS. A video's own rate outside the range
+    frame_rate allows is refused here, before any work."""
     import torch
 
     if spec.startswith("sprites:"):
@@ -20,14 +41,19 @@ def read_input_clip(spec: str, size: int, frames: int | None, fps: float | None 
         try:
             _, root, split, index = spec.split(":")
             data = load_sprites(root, split)
-            return torch.from_numpy(data.frames[int(index)][:frames])
+            return TimedClip(torch.from_numpy(data.frames[int(index)][:frames]), clip_fps(None), None)
         except ValueError:
             raise MotionbitsError(f"{spec}: expected sprites:ROOT:SPLIT:INDEX") from None
         except IndexError:
             raise MotionbitsError(f"{spec}: index out of range") from None
-    from motionbits.data.video import read_clip
+    from motionbits.data.video import read_clip_and_source_rate
 
-    return torch.from_numpy(read_clip(spec, size=size, max_frames=frames, fps=fps))
+    clip, source_fps = read_clip_and_source_rate(spec, size=size, max_frames=frames, fps=fps)
+    rate = clip_fps(source_fps, fps)
+    problem = fps_problem(rate)
+    if problem:
+        raise MotionbitsError(f"{spec}: frame rate {problem} (--input-fps RATE resamples it)")
+    return TimedClip(torch.from_numpy(clip), rate, source_fps)
 
 
 def hold_still(clip, window: int):
