@@ -60,7 +60,8 @@ def test_a_copy_follows_with_r_near_one_and_a_still_output_with_r_zero():
     assert copy["groups"]["mouth"]["r_pooled"] > 0.98 and copy["groups"]["head pose"]["r_pooled"] > 0.9
     assert copy["groups"]["mouth"]["ci"][0] > 0.95
     assert still["groups"]["mouth"]["r_pooled"] == 0 and still["groups"]["head pose"]["r_pooled"] == 0
-    assert still["signals"]["mouth"]["r_mean"] == 0
+    assert still["signals"]["mouth"]["r_mean"] == 0 and still["signals"]["mouth"]["r_each"] == [0.0] * 6
+    assert min(copy["signals"]["mouth"]["r_each"]) > 0.98                       # every sequence, not just the pool
     lo, hi = null["groups"]["mouth"]["ci"]
     assert lo < 0.5 and abs(null["groups"]["mouth"]["r_pooled"]) < 0.5
 

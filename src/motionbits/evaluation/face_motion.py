@@ -85,8 +85,9 @@ class MotionFollowing:
 
 
 def following_summary(sequences: list[tuple[int, dict]], draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
-    """[(video, {signal: sums or None})] -> per signal r_pooled, r_mean and their 95 % intervals, per
-    group the mean pooled r with its interval, and the counts."""
+    """[(video, {signal: sums or None})] -> per signal r_pooled, r_mean and their 95 % intervals and
+    r_each (every sequence's r, None where undefined), per group the mean pooled r with its
+    interval, and the counts."""
     videos = sorted({v for v, _ in sequences})
     index = {v: i for i, v in enumerate(videos)}
     n_videos = len(videos)
@@ -96,17 +97,20 @@ def following_summary(sequences: list[tuple[int, dict]], draws: int = BOOTSTRAP_
     pooled_draws, out = {}, {"sequences": len(sequences), "videos": n_videos, "signals": {}, "groups": {}}
     for s in LONG_SIGNALS:
         per_video = np.zeros((n_videos, 3))                  # pooled sums of each video's sequences
-        r_sum, r_count = np.zeros(n_videos), np.zeros(n_videos)
+        r_sum, r_count, r_each = np.zeros(n_videos), np.zeros(n_videos), []
         for v, stats in sequences:
             if stats[s] is None:
+                r_each.append(None)
                 continue
             per_video[index[v]] += stats[s]
             r = correlation(stats[s])
+            r_each.append(_value(r))
             if not np.isnan(r):
                 r_sum[index[v]] += r
                 r_count[index[v]] += 1
         if r_count.sum() == 0:
-            out["signals"][s] = {"r_pooled": None, "ci": None, "r_mean": None, "r_mean_ci": None, "sequences": 0}
+            out["signals"][s] = {"r_pooled": None, "ci": None, "r_mean": None, "r_mean_ci": None, "sequences": 0,
+                                 "r_each": r_each}
             pooled_draws[s] = np.full(draws, np.nan)
             continue
         pooled_draws[s] = correlation(counts @ per_video)                                  # [D]
@@ -114,7 +118,7 @@ def following_summary(sequences: list[tuple[int, dict]], draws: int = BOOTSTRAP_
             mean_draws = (counts @ r_sum) / (counts @ r_count)
         out["signals"][s] = {"r_pooled": _value(correlation(per_video.sum(0))), "ci": _interval(pooled_draws[s]),
                              "r_mean": float(r_sum.sum() / r_count.sum()), "r_mean_ci": _interval(mean_draws),
-                             "sequences": int(r_count.sum())}
+                             "sequences": int(r_count.sum()), "r_each": r_each}
     for group, members in GROUPS.items():
         point = [out["signals"][s]["r_pooled"] for s in members if out["signals"][s]["r_pooled"] is not None]
         with warnings.catch_warnings():   # a draw where no member is defined is NaN, left out of the interval
