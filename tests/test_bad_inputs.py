@@ -8,10 +8,13 @@ the fixtures below, once per module.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +71,10 @@ def junk(tmp_path_factory, sprites_root) -> dict:
     _yaml(d / "video_kind.yaml", {**good, "data": {**good["data"], "kind": "video"}})
     _yaml(d / "prior_text.yaml", {"name": "p", "prior": {"checkpoint": str(d / "text.pt"), "steps": 1}})
     _yaml(d / "prior_steps.yaml", {"name": "p", "prior": {"checkpoint": str(d / "text.pt"), "steps": 0}})
-    return {"junk": d, "sprites": sprites_root}
+    _yaml(d / "codebook_huge.yaml", {**good, "model": {**good["model"], "codebook_size": 65536}})
+    (d / "fifo").mkdir()
+    os.mkfifo(d / "fifo" / "pipe.mbits")                           # reading it would wait for a writer forever
+    return {"junk": d, "sprites": sprites_root, "fifo": d / "fifo" / "pipe.mbits"}
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +124,28 @@ def mbits(tmp_path_factory, model, junk) -> dict:
                  "--device", "cpu", "-o", str(d / "clip.mbits")]) == 0
     data = (d / "clip.mbits").read_bytes()
     (d / "cut.mbits").write_bytes(data[: len(data) // 2])
-    return {**model, "mbits": d / "clip.mbits", "cut_mbits": d / "cut.mbits"}
+    (d / "v1.mbits").write_bytes(data[:4] + bytes([1]) + data[5:])
+    for name, at in (("header", 30), ("content", 60), ("codes", len(data) - 6)):   # one flipped byte in each part
+        (d / f"flip_{name}.mbits").write_bytes(data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:])
+    for name, (offset, fmt, *values) in FORGED_FIELDS.items():
+        (d / f"{name}.mbits").write_bytes(_forged(data, offset, fmt, *values))
+    return {**model, "mbits": d / "clip.mbits", "cut_mbits": d / "cut.mbits", "mbits_dir": d}
+
+
+# header fields set out of range (or off the model) with the whole-file CRC made right again: what only
+# the field checks can refuse (codec/format.py's layout)
+FORGED_FIELDS = {"frames_zero": (22, "<I", 0), "frames_huge": (22, "<I", 2**32 - 1), "fps_nan": (26, "<d", float("nan")),
+                 "fps_inf": (26, "<d", float("inf")), "fps_negative": (26, "<d", -30.0), "fps_zero": (26, "<d", 0.0),
+                 "size_zero": (34, "<H", 0), "groups_huge": (36, "<H", 65535), "groups_five": (36, "<H", 5),
+                 "entries_huge": (38, "<H", 65535), "tokens_swapped": (40, "<HH", 16, 2),
+                 "width_huge": (42, "<H", 65535), "motion_long": (48, "<I", 2**31), "flags_unknown": (5, "<B", 0x80),
+                 "prior_without_fingerprint": (5, "<B", 1)}
+
+
+def _forged(data: bytes, offset: int, fmt: str, *values) -> bytes:
+    body = bytearray(data[:-4])
+    struct.pack_into(fmt, body, offset, *values)
+    return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
 
 
 # ---- the cases: command line, what it needs, words the one line must contain ------------------------
@@ -146,6 +173,8 @@ CASES = [
     ("train --config {junk}/prior_steps.yaml --out {tmp}/p", "junk", "prior: steps = 0, expected at least 1"),
     ("train --config {prior_dir}/prior_on_prior.yaml --out {tmp}/p", "prior",
      "not a motionbits model checkpoint (it is a motion-prior checkpoint)"),
+    ("train --config {junk}/codebook_huge.yaml --out {tmp}/run", "junk",
+     "model.codebook_size = 65536 is above 4096, the most entries per group the bitstream codes"),
     # -- train: options and data
     ("train --config {junk}/tiny.yaml --steps 0", "junk", "--steps: 0 must be above 0"),
     ("train --config {junk}/tiny.yaml --steps -5", "junk", "--steps: -5 must be above 0"),
@@ -184,6 +213,7 @@ CASES = [
     ("data video {video_src} {junk}/notes.txt", "video", "notes.txt: exists and is not a folder"),
     ("data video {video_src} {tmp}/v --frames 0", "video", "--frames: 0 must be above 0"),
     ("data video {video_src} {tmp}/v --fps -3", "video", "--fps: -3 must be above 0"),
+    ("data video {video_src} {tmp}/v --fps inf", "video", "--fps: inf is not a finite number"),
     ("data video {video_src} {tmp}/v --test-fraction 1.5", "video", "--test-fraction: 1.5 must be below 1"),
     ("data video {video_src} {tmp}/v --identity-regex (", "video", "'(' is not a valid regular expression"),
     # -- reconstruct
@@ -211,12 +241,21 @@ CASES = [
     (RECON + " -o {tmp}/o.gif --sample-steps 0", "model", "--sample-steps: 0 must be above 0"),
     (RECON + " -o {tmp}/o.gif --sampler rk4", "model", "--sampler: invalid choice: 'rk4'"),
     (RECON + " -o {tmp}/o.gif --input-fps -1", "model", "--input-fps: -1 must be at least 0"),
+    (RECON + " -o {tmp}/o.gif --input-fps inf", "model", "--input-fps: inf is not a finite number"),
+    (RECON + " -o {tmp}/o.gif --input-fps 0.5", "model", "--input-fps: 0.5 fps is outside 1..240 frames per second"),
+    (RECON + " -o {tmp}/o.gif --fps inf", "model", "--fps: inf is not a finite number"),
+    (RECON + " -o {tmp}/o.gif --fps nan", "model", "--fps: nan must be above 0"),
+    (RECON + " -o {tmp}/o.gif --fps 0.001", "model", "--fps: 0.001 fps is outside 1..240 frames per second"),
+    (RECON + " -o {tmp}/o.mp4 --fps 1000", "model", "--fps: 1000 fps is outside 1..240 frames per second"),
+    (RECON + " -o {tmp}/o.gif --scale 2000", "model", "--scale: 2000 must be at most 16"),
     ("reconstruct --checkpoint {run} --device cuda --input x.gif -o {tmp}/o.gif", "model",
      "--device: device 'cuda': this machine has no CUDA GPU"),
     # -- transfer
     (TRANSFER + " -o {junk}/notes.txt/out.gif", "model", "notes.txt: exists and is not a folder"),
     (TRANSFER + " -o /proc/out.gif", "model", "/proc: cannot write there"),
     (TRANSFER + " -o {tmp}/o.gif --fps -3", "model", "--fps: -3 must be above 0"),
+    (TRANSFER + " -o {tmp}/o.gif --fps 0.001", "model", "--fps: 0.001 fps is outside 1..240 frames per second"),
+    (TRANSFER + " -o {tmp}/o.gif --scale 17", "model", "--scale: 17 must be at most 16"),
     (TRANSFER + " -o {tmp}/o.gif --frames 0", "model", "--frames: 0 must be above 0"),
     (TRANSFER + " -o {tmp}/o.gif --device tpu", "model", "--device: device 'tpu': not a device name"),
     ("transfer " + USE + " --content {tmp}/gone.png --motion x.gif -o {tmp}/o.gif", "model",
@@ -233,6 +272,8 @@ CASES = [
      "prior.pt: is a folder, not a checkpoint file"),
     (GENERATE + " -o {tmp}/o.gif --label 99", "prior", "--label 99: this prior knows classes 0..8"),
     (GENERATE + " -o {tmp}/o.gif --frames 0", "prior", "--frames: 0 must be above 0"),
+    (GENERATE + " -o {tmp}/o.gif --fps inf", "prior", "--fps: inf is not a finite number"),
+    (GENERATE + " -o {tmp}/o.gif --scale 2000", "prior", "--scale: 2000 must be at most 16"),
     (GENERATE + " -o {tmp}/o.gif --top-k 0", "prior", "--top-k: 0 must be above 0"),
     (GENERATE + " -o {tmp}/o.gif --temperature -1", "prior", "--temperature: -1 must be at least 0"),
     (GENERATE + " -o {tmp}/o.gif --prompt-motion {junk}/png.mp4", "prior", "png.mp4: is a PNG image, not a video"),
@@ -254,6 +295,9 @@ CASES = [
     (ENCODE + " -o {tmp}/c.mbits --prior {ckpt}", "model", "not a motion-prior checkpoint"),
     (ENCODE + " -o {tmp}/c.mbits --frames 0", "model", "--frames: 0 must be above 0"),
     (ENCODE + " -o {tmp}/c.mbits --fps 0", "model", "--fps: 0 must be above 0"),
+    (ENCODE + " -o {tmp}/c.mbits --fps inf", "model", "--fps: inf is not a finite number"),
+    (ENCODE + " -o {tmp}/c.mbits --fps 0.001", "model", "--fps: 0.001 fps is outside 1..240 frames per second"),
+    (ENCODE + " -o {tmp}/c.mbits --input-fps 1e9", "model", "--input-fps: 1e+09 fps is outside 1..240"),
     ("encode {junk}/empty.mp4 " + USE + " -o {tmp}/c.mbits", "model", "empty.mp4: empty file (0 bytes)"),
     ("encode {junk}/text.pt --checkpoint {junk}/text.pt -o {tmp}/c.mbits", "junk", "text.pt: unreadable or truncated"),
     # -- decode
@@ -265,6 +309,37 @@ CASES = [
      "not a motionbits model checkpoint"),
     ("decode {mbits} -o {junk}/notes.txt/o.gif", "mbits", "notes.txt: exists and is not a folder"),
     ("decode {mbits} -o {tmp}/o.gif --scale 0", "mbits", "--scale: 0 must be above 0"),
+    ("decode {mbits} -o {tmp}/o.gif --scale 2000", "mbits", "--scale: 2000 must be at most 16"),
+    ("decode {mbits} -o {tmp}/o.gif --fps inf", "mbits", "--fps: inf is not a finite number"),
+    ("decode {mbits} -o {tmp}/o.gif --fps 0.001", "mbits", "--fps: 0.001 fps is outside 1..240 frames per second"),
+    ("decode {fifo} -o {tmp}/o.gif", "junk", "pipe.mbits: not a regular file (a pipe or a device)"),
+    ("decode /dev/zero -o {tmp}/o.gif", "junk", "/dev/zero: not a regular file (a pipe or a device)"),
+    ("decode {mbits} --device cpu -o {tmp}/o.gif", "mbits",      # no checkpoint beside it or in the current folder
+     "clip.mbits: needs the model with fingerprint "),
+    ("decode {mbits_dir}/v1.mbits -o {tmp}/o.gif", "mbits",
+     "v1.mbits: was written by motionbits format v1; this version reads v2"),
+    ("decode {mbits_dir}/flip_header.mbits -o {tmp}/o.gif", "mbits", "its CRC-32 over the whole file does not match"),
+    ("decode {mbits_dir}/flip_content.mbits -o {tmp}/o.gif", "mbits", "its CRC-32 over the whole file does not match"),
+    ("decode {mbits_dir}/flip_codes.mbits -o {tmp}/o.gif", "mbits", "its CRC-32 over the whole file does not match"),
+    ("decode {mbits_dir}/frames_zero.mbits -o {tmp}/o.gif", "mbits", "header field frames = 0 is outside 1..36000"),
+    ("decode {mbits_dir}/frames_huge.mbits -o {tmp}/o.gif", "mbits", "frames = 4294967295 is outside 1..36000"),
+    ("decode {mbits_dir}/fps_nan.mbits -o {tmp}/o.gif", "mbits", "header field fps: nan is not a finite number"),
+    ("decode {mbits_dir}/fps_inf.mbits -o {tmp}/o.gif", "mbits", "header field fps: inf is not a finite number"),
+    ("decode {mbits_dir}/fps_negative.mbits -o {tmp}/o.gif", "mbits", "header field fps: -30 fps is outside 1..240"),
+    ("decode {mbits_dir}/fps_zero.mbits -o {tmp}/o.gif", "mbits", "header field fps: 0 fps is outside 1..240"),
+    ("decode {mbits_dir}/size_zero.mbits -o {tmp}/o.gif", "mbits", "header field size = 0 is outside 8..4096"),
+    ("decode {mbits_dir}/groups_huge.mbits -o {tmp}/o.gif", "mbits", "header field groups = 65535 is outside 1..1024"),
+    ("decode {mbits_dir}/entries_huge.mbits -o {tmp}/o.gif", "mbits",
+     "header field codebook_size = 65535 is outside 2..4096"),
+    ("decode {mbits_dir}/width_huge.mbits -o {tmp}/o.gif", "mbits", "header field content_dim = 65535 is outside 1..4096"),
+    ("decode {mbits_dir}/motion_long.mbits -o {tmp}/o.gif", "mbits", "motion_long.mbits: truncated or corrupt bitstream"),
+    ("decode {mbits_dir}/flags_unknown.mbits -o {tmp}/o.gif", "mbits", "corrupt bitstream (unknown flags 0x80)"),
+    ("decode {mbits_dir}/prior_without_fingerprint.mbits -o {tmp}/o.gif", "mbits",
+     "header says coded under a prior but names none"),
+    ("decode {mbits_dir}/groups_five.mbits --checkpoint {run} --device cpu -o {tmp}/o.gif", "mbits",
+     "groups_five.mbits: corrupt bitstream (its header says 64px frames, 5 groups of 8 entries"),
+    ("decode {mbits_dir}/tokens_swapped.mbits --checkpoint {run} --device cpu -o {tmp}/o.gif", "mbits",
+     "tokens_swapped.mbits: corrupt bitstream (its header says 64px frames, 4 groups of 8 entries, content 16 x 2"),
     # -- sweep
     ("sweep --config {junk}/tiny.yaml --bits 4,x", "junk", "--bits takes comma-separated numbers, got '4,x'"),
     ("sweep --config {junk}/tiny.yaml --bits -1", "junk", "--bits takes numbers of at least 0"),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from motionbits.errors import MotionbitsError
 from motionbits.data.inputs import hold_still as _hold_still, read_input_clip as _read_clip  # the app reads the same way
+from motionbits.data.inputs import read_timed_clip as _read_timed
+from motionbits.frame_rate import UNTIMED_FPS
 
 VIDEO_OUTPUTS = (".gif", ".mp4", ".webm", ".avi", ".mov", ".png")
 
@@ -35,6 +37,32 @@ def _number(kind, least: float, strict: bool):
 
 positive_int, non_negative_int = _number(int, 0, True), _number(int, 0, False)
 positive_float, non_negative_float = _number(float, 0, True), _number(float, 0, False)
+
+
+def frame_rate(text: str) -> float:
+    """A frame rate in frame_rate.MIN_FPS..MAX_FPS (inf, 0.001 or 1e9 broke the video writers)."""
+    from motionbits.frame_rate import fps_problem
+
+    value = positive_float(text)
+    problem = fps_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def input_frame_rate(text: str) -> float:
+    """--input-fps: 0 (the source's rate) or a frame rate."""
+    return 0.0 if non_negative_float(text) == 0 else frame_rate(text)
+
+
+MAX_SCALE = 16   # 256-pixel frames become 4096 pixels wide: beyond that a video is mostly memory
+
+
+def upscale(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_SCALE:
+        raise argparse.ArgumentTypeError(f"{text} must be at most {MAX_SCALE}")
+    return value
 
 
 def open_fraction(text: str) -> float:
@@ -153,8 +181,15 @@ def _input_fps(args: argparse.Namespace, pipe) -> float | None:
     return pipe.cfg.data.fps
 
 
-def _output_fps(args: argparse.Namespace, fps_in: float | None) -> float:
-    return args.fps or fps_in or 8.0
+def _rate_note(clip) -> str:
+    """How a clip's rate came about, for the 'wrote' line: resampled, its own, or the default."""
+    if clip.resampled:
+        return f"resampled from the source's {clip.source_fps:g} fps (--input-fps 0 keeps the source's rate)"
+    return "the source's rate" if clip.source_fps else f"the input has no rate: {UNTIMED_FPS:g} fps assumed"
+
+
+def _wrote(path, frames: int, fps: float, note: str) -> str:
+    return f"wrote {path}: {frames} frames at {fps:g} fps, {frames / fps:.2f} s ({note})"
 
 
 def _open_checkpoint(args: argparse.Namespace):
@@ -168,11 +203,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
     check_output_file(args.output, VIDEO_OUTPUTS)
     pipe = _open_checkpoint(args)
-    fps_in = _input_fps(args, pipe)
-    clip = _hold_still(_read_clip(args.input, pipe.cfg.data.image_size, args.frames, fps_in), pipe.model.window)
+    read = _read_timed(args.input, pipe.cfg.data.image_size, args.frames, _input_fps(args, pipe))
+    clip = _hold_still(read.frames, pipe.model.window)
     out = pipe.reconstruct(clip, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     result = side_by_side([clip, out]) if args.side_by_side else out
-    print(f"wrote {save_video(result, args.output, fps=_output_fps(args, fps_in), scale=args.scale)}")
+    fps = args.fps or read.fps
+    path = save_video(result, args.output, fps=fps, scale=args.scale)
+    print(_wrote(path, len(result), fps, "--fps" if args.fps else _rate_note(read)))
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
@@ -183,11 +220,14 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     size = pipe.cfg.data.image_size
     fps_in = _input_fps(args, pipe)
     content = _hold_still(_read_clip(args.content, size, None, fps_in), pipe.model.window)
-    motion = _hold_still(_read_clip(args.motion, size, args.frames, fps_in), pipe.model.window)
+    driver = _read_timed(args.motion, size, args.frames, fps_in)          # the result moves, and plays, like it
+    motion = _hold_still(driver.frames, pipe.model.window)
     out = pipe.transfer(content, motion, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
     if args.side_by_side:
         out = transfer_view(content, motion, out)
-    print(f"wrote {save_video(out, args.output, fps=_output_fps(args, fps_in), scale=args.scale)}")
+    fps = args.fps or driver.fps
+    path = save_video(out, args.output, fps=fps, scale=args.scale)
+    print(_wrote(path, len(out), fps, "--fps" if args.fps else "the driver's: " + _rate_note(driver)))
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -200,14 +240,18 @@ def cmd_generate(args: argparse.Namespace) -> None:
     size = pipe.cfg.data.image_size
     fps_in = _input_fps(args, pipe)
     content = _hold_still(_read_clip(args.content, size, None, fps_in), pipe.model.window)
-    prompt = _read_clip(args.prompt_motion, size, None, fps_in) if args.prompt_motion else None
+    prompt = _read_timed(args.prompt_motion, size, None, fps_in) if args.prompt_motion else None
     if args.label is not None and not 0 <= args.label < max(prior.cfg.num_classes, 1):
         raise MotionbitsError(f"--label {args.label}: this prior knows classes 0..{prior.cfg.num_classes - 1}"
                               if prior.cfg.num_classes else "--label: this prior was trained without labels")
-    out = pipe.generate(prior, content, args.frames, prompt_frames=prompt, label=args.label,
-                        temperature=args.temperature, top_k=args.top_k, seed=args.seed, steps=args.sample_steps,
-                        sampler=args.sampler)
-    print(f"wrote {save_video(out[0], args.output, fps=_output_fps(args, fps_in), scale=args.scale)}")
+    out = pipe.generate(prior, content, args.frames, prompt_frames=prompt.frames if prompt else None,
+                        label=args.label, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
+                        steps=args.sample_steps, sampler=args.sampler)
+    # new motion plays at the prompt's rate, else at the rate the model's clips had
+    fps, note = ((args.fps, "--fps") if args.fps else (prompt.fps, "the prompt's: " + _rate_note(prompt)) if prompt
+                 else (pipe.cfg.data.fps, "the rate of the model's training clips") if pipe.cfg.data.fps
+                 else (UNTIMED_FPS, f"the model's clips have no rate: {UNTIMED_FPS:g} fps assumed"))
+    print(_wrote(save_video(out[0], args.output, fps=fps, scale=args.scale), out.shape[1], fps, note))
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
@@ -222,16 +266,16 @@ def cmd_encode(args: argparse.Namespace) -> None:
         from motionbits.checkpoints import load_prior
 
         prior = load_prior(args.prior, "cpu")
-    fps_in = _input_fps(args, pipe)
-    clip = _read_clip(args.clip, pipe.cfg.data.image_size, args.frames, fps_in)
-    fps = fps_in or args.fps or 25.0
-    f = encode_clip(pipe, clip, prior, fps=fps, checkpoint_hint=os.path.abspath(pipe.source),
-                    prior_hint=os.path.abspath(args.prior) if args.prior else "")
+    read = _read_timed(args.clip, pipe.cfg.data.image_size, args.frames, _input_fps(args, pipe))
+    fps = read.fps if read.source_fps else args.fps or read.fps    # --fps: only for an input without a rate
+    f = encode_clip(pipe, read.frames, prior, fps=fps)
+    data = pack(f)                                                 # every field checked before the file is written
     with atomic_path(args.output, shared=True) as tmp:
-        tmp.write_bytes(pack(f))
+        tmp.write_bytes(data)
     s, frames = f.sizes, f.header.frames
     seconds = frames / fps
-    print(f"wrote {args.output}: {frames} frames at {fps:g} fps, {s['total']} bytes = header {s['header']} + "
+    note = _rate_note(read) if read.source_fps or not args.fps else "--fps"
+    print(f"wrote {args.output}: {frames} frames at {fps:g} fps ({note}), {s['total']} bytes = header {s['header']} + "
           f"content {s['content']} (once) + motion {s['motion']} ({8 * s['motion'] / frames:.2f} bits per frame, "
           f"{8 * s['motion'] / seconds / 1000:.3f} kbps of motion; {8 * s['total'] / seconds / 1000:.3f} kbps in all "
           f"for this {seconds:.2f} s clip; motion coded under {'the prior' if prior else 'the static tables'})")
@@ -240,32 +284,28 @@ def cmd_encode(args: argparse.Namespace) -> None:
 def cmd_decode(args: argparse.Namespace) -> None:
     from motionbits.api import MotionBits
     from motionbits.codec import decode_file, read_file
+    from motionbits.codec.find_models import MODEL_KIND, PRIOR_KIND, find_checkpoint
+    from motionbits.codec.format import read_bytes
     from motionbits.visualize import save_video
 
     check_output_file(args.output, VIDEO_OUTPUTS)
     path = Path(args.file)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise MotionbitsError(f"{path}: is a folder, expected a .mbits file") from None
-    except FileNotFoundError:
-        raise MotionbitsError(f"{path}: no such file") from None
-    f = read_file(data, str(path))
-    checkpoint = args.checkpoint or f.header.checkpoint_hint
-    if not checkpoint:
-        raise MotionbitsError(f"{path}: names no checkpoint; pass --checkpoint RUN")
+    f = read_file(read_bytes(path), str(path))
+    # the model and prior by fingerprint: the file holds no path (codec/find_models.py)
+    checkpoint = args.checkpoint or find_checkpoint(f.header.model_fingerprint, path, MODEL_KIND)
     pipe = MotionBits.from_checkpoint(checkpoint, args.device)
     prior = None
     if f.header.uses_prior:
         from motionbits.checkpoints import load_prior
 
-        prior_path = args.prior or f.header.prior_hint
-        prior = load_prior(prior_path, "cpu") if prior_path else None
+        prior_path = args.prior or find_checkpoint(f.header.prior_fingerprint, path, PRIOR_KIND)
+        prior = load_prior(prior_path, "cpu")
     content, codes = decode_file(f, pipe, prior, where=str(path))
     out = pipe.render(content, codes, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
-    fps = args.fps or f.header.fps or 8.0
-    print(f"wrote {save_video(out, args.output, fps=fps, scale=args.scale)}: {f.header.frames} frames from "
-          f"{f.sizes['total']} bytes")
+    fps = args.fps or f.header.fps
+    written = save_video(out, args.output, fps=fps, scale=args.scale)
+    print(_wrote(written, f.header.frames, fps, "--fps" if args.fps else "the file's rate")
+          + f" from {f.sizes['total']} bytes")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -410,8 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--size", type=positive_int, default=128, help="side of the square frames: centre crop, then resize")
     dv.add_argument("--frames", type=positive_int, default=16, help="frames per clip")
     dv.add_argument("--stride", type=positive_int, default=8, help="a clip starts every this many frames (after --fps)")
-    dv.add_argument("--fps", type=positive_float, default=None,
-                    help="resample every video to this frame rate first (default: keep the source's)")
+    dv.add_argument("--fps", type=frame_rate, default=None,
+                    help="resample every video to this frame rate first, 1..240 (default: keep the source's)")
     dv.add_argument("--test-fraction", type=open_fraction, default=0.2,
                     help="share of identities (of videos when there is one identity) held out for testing")
     dv.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/test split")
@@ -445,8 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
         q.add_argument("--device", type=device_name, default="auto",
                        help="auto, cpu, cuda, cuda:N (default: CUDA when there is one)")
-        q.add_argument("--input-fps", type=non_negative_float, default=None,
-                       help="resample input videos to this rate (default: the rate of the model's training "
+        q.add_argument("--input-fps", type=input_frame_rate, default=None,
+                       help="resample input videos to this rate, 1..240 (default: the rate of the model's training "
                             "clips when its dataset was made with --fps; 0: the source rate)")
         if sampling:
             sampling_args(q)
@@ -459,8 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
     def media_args(q: argparse.ArgumentParser, frames_help: str = "at most this many frames") -> None:
         q.add_argument("-o", "--output", required=True, help=", ".join(VIDEO_OUTPUTS))
         q.add_argument("--frames", type=positive_int, default=None, help=frames_help)
-        q.add_argument("--fps", type=positive_float, default=None, help="output rate (default: the input rate, else 8)")
-        q.add_argument("--scale", type=positive_int, default=1, help="integer upscaling of the output")
+        q.add_argument("--fps", type=frame_rate, default=None,
+                       help=f"output rate, 1..240 (default: the rate the input was read at, so its duration is kept; "
+                            f"{UNTIMED_FPS:g} for images, frame folders and Sprites clips)")
+        q.add_argument("--scale", type=upscale, default=1, help=f"integer upscaling of the output, 1..{MAX_SCALE}")
 
     r = sub.add_parser("reconstruct", help="rebuild a clip from its own content and motion")
     use_args(r)
@@ -494,18 +536,22 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("-o", "--output", required=True, help="the .mbits file to write")
     en.add_argument("--prior", help="code the motion under this motion prior (default: the checkpoint's static tables)")
     en.add_argument("--frames", type=positive_int, default=None, help="at most this many frames")
-    en.add_argument("--fps", type=positive_float, default=None, help="frame rate to record when the input has none")
+    en.add_argument("--fps", type=frame_rate, default=None,
+                    help=f"frame rate to record when the input has none (a frame folder, a Sprites clip), 1..240 "
+                         f"(default {UNTIMED_FPS:g}); a video's own rate (or --input-fps) is always recorded")
     en.set_defaults(func=cmd_encode)
 
     de = sub.add_parser("decode", help="a .mbits file back to a video")
     de.add_argument("file", help="the .mbits file")
     de.add_argument("-o", "--output", required=True, help=", ".join(VIDEO_OUTPUTS))
-    de.add_argument("--checkpoint", help="the model (default: the path the encoder recorded in the file)")
-    de.add_argument("--prior", help="the prior the motion was coded under (default: the recorded path)")
+    de.add_argument("--checkpoint", help="the model (default: the *.pt or */last.pt, in the file's folder or the current "
+                                         "one, whose fingerprint the file names)")
+    de.add_argument("--prior", help="the prior the motion was coded under (default: found like the model, *.pt or "
+                                    "*/prior.pt)")
     de.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N")
     sampling_args(de)
-    de.add_argument("--fps", type=positive_float, default=None, help="output rate (default: the file's)")
-    de.add_argument("--scale", type=positive_int, default=1, help="integer upscaling of the output")
+    de.add_argument("--fps", type=frame_rate, default=None, help="output rate, 1..240 (default: the file's, the clip's own)")
+    de.add_argument("--scale", type=upscale, default=1, help=f"integer upscaling of the output, 1..{MAX_SCALE}")
     de.set_defaults(func=cmd_decode)
 
     e = sub.add_parser("evaluate", help="measure a trained model on the test split")

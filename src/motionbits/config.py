@@ -25,6 +25,9 @@ from motionbits.errors import MotionbitsError
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 
 
+CODEC_MAX_ENTRIES = 4096   # the most entries per group a .mbits file carries (codec/format.py MAX_ENTRIES)
+
+
 def setting(default: Any, doc: str, low: float | None = None, high: float | None = None,
             above: float | None = None) -> Any:
     """A config field with its meaning and its allowed range (low <= v <= high, v > above)."""
@@ -345,6 +348,9 @@ def validate(cfg: Config, where: str = "config") -> None:
          "train.content_from_video needs data.kind: video (clips with their videos)"),
         (not (t.augment_content_flip or t.augment_motion_colors) or m.tokenizer == "pixels",
          "train.augment_content_flip / augment_motion_colors act on pixels: turn them off with a latent tokenizer"),
+        (m.codebook_size <= CODEC_MAX_ENTRIES,
+         f"model.codebook_size = {m.codebook_size} is above {CODEC_MAX_ENTRIES}, the most entries per group the "
+         "bitstream codes (docs/bitstream.md)"),
         (t.target_bits <= m.groups * math.log2(m.codebook_size),
          f"train.target_bits={t.target_bits:g} is above the ceiling groups x log2(codebook_size) = "
          f"{m.groups * math.log2(m.codebook_size):g}"),

@@ -14,8 +14,10 @@ import numpy as np
 import torch
 
 from motionbits.codec.entropy import PriorModel, StaticModel, decode_codes, encode_codes, frame_bits
-from motionbits.codec.format import Header, MbitsFile, codes_crc, pack, unpack
+from motionbits.codec.format import (FIELD_RANGES, MAX_ENTRIES, MAX_FRAMES, Header, MbitsFile, codes_crc,
+                                     header_problem, pack, unpack)
 from motionbits.errors import MotionbitsError
+from motionbits.frame_rate import check_fps
 
 __all__ = ["encode_clip", "decode_file", "read_file", "motion_bits_per_frame", "MbitsFile"]
 
@@ -24,22 +26,44 @@ def _code_model(pipe, prior, content: torch.Tensor):
     return PriorModel(prior, content) if prior is not None else StaticModel.of(pipe.model.quantizer)
 
 
+def check_codable(cfg, where: str = "this model") -> None:
+    """A model whose codes the bitstream can carry: at most MAX_ENTRIES entries per group, and
+    sizes its header fields hold."""
+    if cfg.model.codebook_size > MAX_ENTRIES:
+        raise MotionbitsError(f"{where}: model.codebook_size = {cfg.model.codebook_size}, above {MAX_ENTRIES}, the most "
+                              "entries per group the bitstream codes (docs/bitstream.md)")
+    for name, value in (("size", cfg.data.image_size), ("groups", cfg.model.groups),
+                        ("content_tokens", cfg.model.content_queries), ("content_dim", cfg.model.content_dim)):
+        least, most = FIELD_RANGES[name]
+        if not least <= value <= most:
+            raise MotionbitsError(f"{where}: its {name} {value} is outside {least}..{most}, what the bitstream holds")
+
+
 def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_hint: str = "",
                 prior_hint: str = "") -> MbitsFile:
-    """uint8 frames [T, H, W, 3] of one clip -> its .mbits contents (`pack` gives the bytes)."""
+    """uint8 frames [T, H, W, 3] of one clip at `fps` frames per second (None: frame_rate.UNTIMED_FPS)
+    -> its .mbits contents (`pack` gives the bytes). checkpoint_hint / prior_hint are ignored: a
+    file names its models by fingerprint only (format version 2)."""
+    from motionbits.frame_rate import UNTIMED_FPS
+
+    fps = check_fps(UNTIMED_FPS if fps is None else fps, "the clip's frame rate")
+    check_codable(pipe.cfg, getattr(pipe, "source", "this model"))
     clip = torch.as_tensor(np.asarray(frames))
     if clip.ndim != 4:
         raise MotionbitsError(f"encode takes one clip of frames [T, H, W, 3], got shape {tuple(clip.shape)}")
     if clip.shape[0] < pipe.model.window:
         raise MotionbitsError(f"the clip has {clip.shape[0]} frames, fewer than the model's window of "
                               f"{pipe.model.window}: nothing to read its motion from")
+    if clip.shape[0] > MAX_FRAMES:
+        raise MotionbitsError(f"the clip has {clip.shape[0]} frames, more than a bitstream holds ({MAX_FRAMES}): "
+                              "--frames N encodes its start")
     z = pipe.to_latents(clip[None])
     content = pipe.content_of_latents(z)[0].cpu()                                   # [K, Cc], float16 values
     codes = pipe.motion_of_latents(z)[0].cpu().numpy()                              # [T, N]
     motion = encode_codes(codes, _code_model(pipe, prior, content[None]))
-    header = Header(prior is not None, pipe.fingerprint(), prior_fingerprint(prior), codes.shape[0], float(fps or 0),
+    header = Header(prior is not None, pipe.fingerprint(), prior_fingerprint(prior), codes.shape[0], fps,
                     pipe.cfg.data.image_size, codes.shape[1], pipe.cfg.model.codebook_size, content.shape[0],
-                    content.shape[1], codes_crc(codes), checkpoint_hint, prior_hint)
+                    content.shape[1], codes_crc(codes))
     return MbitsFile(header, content.numpy().astype(np.float16), motion)
 
 
@@ -51,13 +75,25 @@ def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tup
     """-> (content [1, K, Cc], codes [1, T, N]) for pipe.render, after checking that `pipe` (and
     `prior`) are the ones the file was made with."""
     h = f.header
+    problem = header_problem(h)   # a header built in Python rather than read by unpack
+    if problem:
+        raise MotionbitsError(f"{where}: corrupt bitstream ({problem})")
     if h.model_fingerprint != pipe.fingerprint():
-        raise MotionbitsError(f"{where}: made with another checkpoint than {getattr(pipe, 'source', 'this one')} "
-                              "(model fingerprints differ)")
+        raise MotionbitsError(f"{where}: made by model {h.model_fingerprint.hex()}, but "
+                              f"{getattr(pipe, 'source', 'the given model')} is model {pipe.fingerprint().hex()}")
     if h.uses_prior and prior is None:
         raise MotionbitsError(f"{where}: its motion was coded under a motion prior: pass that prior (--prior PRIOR)")
     if h.uses_prior and h.prior_fingerprint != prior_fingerprint(prior):
-        raise MotionbitsError(f"{where}: coded under another motion prior than the one given")
+        raise MotionbitsError(f"{where}: coded under motion prior {h.prior_fingerprint.hex()}, but the prior given "
+                              f"is {prior_fingerprint(prior).hex()}")
+    # The fingerprint covers the config, so only a forged header (with a valid CRC) differs here.
+    m = pipe.cfg.model
+    ours = (pipe.cfg.data.image_size, m.groups, m.codebook_size, m.content_queries, m.content_dim)
+    theirs = (h.size, h.groups, h.codebook_size, *f.content.shape)
+    if theirs != ours:
+        raise MotionbitsError(f"{where}: corrupt bitstream (its header says {h.size}px frames, {h.groups} groups of "
+                              f"{h.codebook_size} entries, content {theirs[3]} x {theirs[4]}; its model has "
+                              f"{ours[0]}px, {ours[1]} of {ours[2]}, {ours[3]} x {ours[4]})")
     content = torch.from_numpy(f.content.astype(np.float32))[None]
     try:
         codes = decode_codes(f.motion, h.frames, h.groups, _code_model(pipe, prior if h.uses_prior else None, content))

@@ -1,43 +1,64 @@
 """The .mbits file: one clip's content and entropy-coded motion codes.
 
-Layout (little-endian), version 1:
+Layout (little-endian), version 2:
 
-    offset size  field
+    offset size  field                                              allowed
     0      4     magic b"MBIT"
-    4      1     version (1)
-    5      1     flags: bit 0 = motion coded under a prior (else the checkpoint's static tables)
+    4      1     version (2)
+    5      1     flags: bit 0 = motion coded under a prior           other bits 0
     6      8     model fingerprint: first 8 bytes of sha256(config JSON + EMA weights)
-    14     8     prior fingerprint (zeros without a prior)
-    22     4     frames T
-    26     8     frame rate, float64 (0: unknown)
-    34     2     frame side in pixels (square frames)
-    36     2     groups N        38  2  entries per group K_e
-    40     2     content tokens K 42  2  content width Cc
-    44     4     CRC-32 of the codes (int16, frame-major): a decode that differs is caught
-    48     2     length of the checkpoint path hint   50  2  length of the prior path hint
-    52     4     length of the motion stream in bytes
-    56     ...   checkpoint path hint (UTF-8), prior path hint (UTF-8): where the encoder found them,
-                 so `decode` works without flags on the same machine (checked by fingerprint)
-    ...    2KCc  content: K x Cc float16 (sent once per clip)
+    14     8     prior fingerprint                                  zeros exactly when bit 0 is clear
+    22     4     frames T                                           1..MAX_FRAMES
+    26     8     frame rate, float64                                frame_rate.MIN_FPS..MAX_FPS
+    34     2     frame side in pixels (square frames)               8..4096
+    36     2     groups N                                           1..1024
+    38     2     entries per group K_e                              2..MAX_ENTRIES
+    40     2     content tokens K                                   1..4096
+    42     2     content width Cc                                   1..4096
+    44     4     CRC-32 of the decoded codes (int16, frame-major): a decode that differs is caught
+    48     4     length of the motion stream in bytes               a multiple of 4
+    52     2KCc  content: K x Cc float16 (sent once per clip)       finite
     ...    ...   motion stream: range-coded codes (codec/entropy.py), 32-bit words
+    end-4  4     CRC-32 of every byte before it
 
-The header and hints are the file's fixed cost, the content its one-off cost, the motion stream
-the cost that grows with the clip: the file size is the rate.
+The file names its model and prior only by fingerprint: no path of the machine that wrote it
+(`decode` finds the checkpoint itself, codec/find_models.py). A file is read whole, at most
+MAX_FILE_BYTES of a regular file, and each field is checked against its range before anything
+is sized from it. The header and the trailing CRC are the file's fixed cost (56 bytes), the
+content its one-off cost, the motion stream the cost that grows with the clip: the file size is
+the rate.
 """
 from __future__ import annotations
 
+import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from motionbits.config import CODEC_MAX_ENTRIES
 from motionbits.errors import MotionbitsError
+from motionbits.frame_rate import fps_problem
 
 MAGIC = b"MBIT"
-VERSION = 1
-_HEADER = struct.Struct("<4sBB8s8sIdHHHHHIHHI")
-HEADER_BYTES = _HEADER.size   # 56
+VERSION = 2
+_HEADER = struct.Struct("<4sBB8s8sIdHHHHHII")
+_CRC = struct.Struct("<I")
+HEADER_BYTES = _HEADER.size          # 52
+FIXED_BYTES = HEADER_BYTES + _CRC.size   # 56: header + the whole-file CRC
+KNOWN_FLAGS = 0b1
+
+MAX_FRAMES = 36_000          # 20 minutes at 30 fps: the decoder holds every frame in memory
+# Entries per group: tables count in 2^16ths, every entry at least one, so beyond 4096 the entries'
+# floor alone takes over 1/16 of each table. Configs above it are refused when read (config.validate).
+MAX_ENTRIES = CODEC_MAX_ENTRIES
+MAX_FILE_BYTES = 64 << 20    # the most a decode reads: 32 MiB of content at most, plus the motion
+# field name -> (least, most) for the integer fields
+FIELD_RANGES = {"frames": (1, MAX_FRAMES), "size": (8, 4096), "groups": (1, 1024),
+                "codebook_size": (2, MAX_ENTRIES), "content_tokens": (1, 4096), "content_dim": (1, 4096)}
 
 
 @dataclass
@@ -53,8 +74,6 @@ class Header:
     content_tokens: int
     content_dim: int
     codes_crc: int
-    checkpoint_hint: str = ""
-    prior_hint: str = ""
 
 
 @dataclass
@@ -65,50 +84,91 @@ class MbitsFile:
 
     @property
     def sizes(self) -> dict[str, int]:
-        """Bytes of each part: header (with the path hints), content, motion; and the total."""
-        header = HEADER_BYTES + len(self.header.checkpoint_hint.encode()) + len(self.header.prior_hint.encode())
-        return {"header": header, "content": self.content.nbytes, "motion": len(self.motion),
-                "total": header + self.content.nbytes + len(self.motion)}
+        """Bytes of each part: header (with the whole-file CRC), content, motion; and the total."""
+        return {"header": FIXED_BYTES, "content": self.content.nbytes, "motion": len(self.motion),
+                "total": FIXED_BYTES + self.content.nbytes + len(self.motion)}
 
 
 def codes_crc(codes: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(codes, dtype="<i2").tobytes())
 
 
+def header_problem(h: Header) -> str | None:
+    """The first field of a header outside its range, as words; None when every field is in range."""
+    for name, (least, most) in FIELD_RANGES.items():
+        value = getattr(h, name)
+        if not least <= value <= most:
+            return f"header field {name} = {value} is outside {least}..{most}"
+    problem = fps_problem(h.fps)
+    if problem:
+        return f"header field fps: {problem}"
+    if h.uses_prior != any(h.prior_fingerprint):
+        return "header says " + ("coded under a prior but names none" if h.uses_prior
+                                 else "no prior but names a prior fingerprint")
+    return None
+
+
 def pack(f: MbitsFile) -> bytes:
     h = f.header
-    hint, prior_hint = h.checkpoint_hint.encode(), h.prior_hint.encode()
+    problem = header_problem(h)
+    if problem:
+        raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
     head = _HEADER.pack(MAGIC, VERSION, int(h.uses_prior), h.model_fingerprint, h.prior_fingerprint, h.frames, h.fps,
-                        h.size, h.groups, h.codebook_size, h.content_tokens, h.content_dim, h.codes_crc,
-                        len(hint), len(prior_hint), len(f.motion))
-    return head + hint + prior_hint + f.content.astype("<f2").tobytes() + f.motion
+                        h.size, h.groups, h.codebook_size, h.content_tokens, h.content_dim, h.codes_crc, len(f.motion))
+    body = head + f.content.astype("<f2").tobytes() + f.motion
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of a .mbits file: a regular file of at most MAX_FILE_BYTES (a FIFO, a device such
+    as /dev/zero, a folder are refused before reading: they could block or never end)."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise MotionbitsError(f"{path}: no such file") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise MotionbitsError(f"{path}: is a folder, expected a .mbits file")
+    if not stat.S_ISREG(st.st_mode):
+        raise MotionbitsError(f"{path}: not a regular file (a pipe or a device), expected a .mbits file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise MotionbitsError(f"{path}: {st.st_size} bytes, more than a bitstream holds "
+                              f"({MAX_FILE_BYTES >> 20} MiB at most): not a motionbits bitstream")
+    with open(path, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)      # bounded even if the file grows meanwhile
+    if len(data) > MAX_FILE_BYTES:
+        raise MotionbitsError(f"{path}: grew past {MAX_FILE_BYTES >> 20} MiB while being read")
+    return data
 
 
 def unpack(data: bytes, where: str) -> MbitsFile:
-    """Parse a .mbits file; one line naming `where` and what is wrong for anything else."""
-    if len(data) < HEADER_BYTES:
+    """Parse a .mbits file; one line naming `where` and what is wrong for anything else. Checked in
+    this order: magic, version, the whole-file CRC, each header field's range, the parts' lengths."""
+    if len(data) < FIXED_BYTES:
         raise MotionbitsError(f"{where}: not a motionbits bitstream (only {len(data)} bytes)")
-    (magic, version, flags, model_fp, prior_fp, frames, fps, size, groups, codebook, tokens, width, crc,
-     hint_len, prior_hint_len, motion_len) = _HEADER.unpack_from(data)
-    if magic != MAGIC:
+    if data[:4] != MAGIC:
         raise MotionbitsError(f"{where}: not a motionbits bitstream (no MBIT magic)")
-    if version != VERSION:
-        raise MotionbitsError(f"{where}: bitstream version {version}, this motionbits reads version {VERSION}")
+    if data[4] != VERSION:
+        raise MotionbitsError(f"{where}: was written by motionbits format v{data[4]}; this version reads v{VERSION} "
+                              "(encode the clip again)")
+    if zlib.crc32(data[:-_CRC.size]) != _CRC.unpack_from(data, len(data) - _CRC.size)[0]:
+        raise MotionbitsError(f"{where}: truncated or corrupt bitstream (its CRC-32 over the whole file does not match)")
+    (_, _, flags, model_fp, prior_fp, frames, fps, size, groups, codebook, tokens, width, crc,
+     motion_len) = _HEADER.unpack_from(data)
+    if flags & ~KNOWN_FLAGS:
+        raise MotionbitsError(f"{where}: corrupt bitstream (unknown flags {flags:#04x})")
+    header = Header(bool(flags & 1), model_fp, prior_fp, frames, fps, size, groups, codebook, tokens, width, crc)
+    problem = header_problem(header)
+    if problem:
+        raise MotionbitsError(f"{where}: corrupt bitstream ({problem})")
     content_bytes = 2 * tokens * width
-    expected = HEADER_BYTES + hint_len + prior_hint_len + content_bytes + motion_len
-    if len(data) != expected or frames == 0 or groups == 0 or codebook < 2:
+    expected = FIXED_BYTES + content_bytes + motion_len
+    if len(data) != expected or motion_len % 4:
         raise MotionbitsError(f"{where}: truncated or corrupt bitstream ({len(data)} bytes, its header describes "
-                              f"{expected})")
-    at = HEADER_BYTES
-    try:
-        hint = data[at:at + hint_len].decode()
-        prior_hint = data[at + hint_len:at + hint_len + prior_hint_len].decode()
-    except UnicodeDecodeError:
-        raise MotionbitsError(f"{where}: corrupt bitstream (unreadable path hints)") from None
-    at += hint_len + prior_hint_len
-    content = np.frombuffer(data[at:at + content_bytes], dtype="<f2").reshape(tokens, width)
+                              f"{expected} with a motion stream of {motion_len} bytes, a whole number of 32-bit words)")
+    content = np.frombuffer(data, dtype="<f2", count=tokens * width, offset=HEADER_BYTES).reshape(tokens, width)
     if not np.isfinite(content).all():
         raise MotionbitsError(f"{where}: corrupt bitstream (content values are not finite)")
-    header = Header(bool(flags & 1), model_fp, prior_fp, frames, fps, size, groups, codebook, tokens, width, crc,
-                    hint, prior_hint)
-    return MbitsFile(header, content, data[at + content_bytes:])
+    motion = data[HEADER_BYTES + content_bytes:len(data) - _CRC.size]
+    return MbitsFile(header, content, motion)
+
