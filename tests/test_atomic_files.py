@@ -1,5 +1,6 @@
 """Atomic writes: the target is the old file or the whole new one, and nothing is left behind."""
 import os
+import stat
 
 import pytest
 
@@ -27,3 +28,20 @@ def test_shared_files_get_a_plain_file_mode_and_private_ones_stay_the_owner_s(tm
         os.umask(umask)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "private.pt").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_pipe_or_device_is_never_replaced(tmp_path):
+    """Renaming over a named pipe (or /dev/full, as root) would remove it: refused, the pipe kept."""
+    pipe = tmp_path / "out.gif"
+    os.mkfifo(pipe)
+    with pytest.raises(FileExistsError, match="not a regular file"):
+        write_text_atomic(pipe, "data")
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["out.gif"]
+
+
+def test_a_symbolic_link_keeps_pointing_at_the_file_it_names(tmp_path):
+    (tmp_path / "results").mkdir()
+    write_text_atomic(tmp_path / "results" / "eval.json", "old")
+    (tmp_path / "latest.json").symlink_to(tmp_path / "results" / "eval.json")
+    write_text_atomic(tmp_path / "latest.json", "new")
+    assert (tmp_path / "latest.json").is_symlink() and (tmp_path / "results" / "eval.json").read_text() == "new"

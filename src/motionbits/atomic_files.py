@@ -1,11 +1,13 @@
 """Atomic file writes: readers see the old file or the whole new one, never half of it.
 
-Every writer (checkpoints, datasets, the latent cache, the judge) writes a fresh temporary file
-beside its target and renames it over the target once complete; on an error the temporary file
-is removed and the target is untouched.
+Every writer (checkpoints, datasets, the latent cache, the judge, videos, GIFs and pictures,
+reports) writes a fresh temporary file beside its target and renames it over the target once
+complete; on an error the temporary file is removed and the target is untouched. A write that
+fails for a full disk, a quota or an I/O error is reported as an OSError naming the target.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +26,10 @@ def atomic_path(path: str | Path, shared: bool = False) -> Iterator[Path]:
     """A fresh temporary file beside `path` for the block to write; renamed over `path` when the
     block ends without error, removed otherwise. The file keeps mkstemp's mode 0600 (checkpoints:
     the owner's), or with shared=True gets a plain new file's mode (datasets others read)."""
-    path = Path(path)
+    path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)   # write the link's file
+    if path.exists() and not path.is_file() and not path.is_dir():   # a folder: os.replace says so
+        raise FileExistsError(errno.EEXIST, "exists and is not a regular file (a pipe, device or socket), "
+                                            "not replaced", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -33,8 +38,30 @@ def atomic_path(path: str | Path, shared: bool = False) -> Iterator[Path]:
         if shared:
             os.chmod(tmp, _plain_file_mode())
         os.replace(tmp, path)
+    except Exception as err:
+        failed = _write_failure(err)
+        if failed is None:
+            raise
+        raise OSError(failed.errno, f"{failed.strerror or failed} (the old file, if any, is kept)", str(path)) from err
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+# What a full disk, a quota or a failing device look like: the write, not the caller, failed.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _write_failure(err: BaseException) -> OSError | None:
+    """The OSError (full disk, quota, I/O) behind `err`, if any: writers report it in their own
+    ways (torch.save raises RuntimeError 'unexpected pos' while handling the OSError, and the
+    OSError names no file), so the caller can name the file that was being written."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def temporary_files(path: str | Path) -> list[Path]:

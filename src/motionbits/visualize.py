@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from motionbits.atomic_files import atomic_path
 from motionbits.errors import MotionbitsError
 
 
@@ -53,46 +54,53 @@ def stack_clips(clips: list, gap: int = 2) -> np.ndarray:
 
 def save_png(image, path: str | Path, scale: int = 1) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(_np(image))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
+    with atomic_path(path, shared=True) as tmp:
+        img.save(tmp, format="PNG")  # named: the temporary file's suffix is .tmp
     return path
 
 
 def save_video(frames, path: str | Path, fps: float = 8.0, scale: int = 1) -> Path:
-    """uint8 [T, H, W, 3] -> .gif (Pillow), .mp4 / .webm / .avi (PyAV), or .png (a strip)."""
+    """uint8 [T, H, W, 3] -> .gif (Pillow), .mp4 / .webm / .avi (PyAV), or .png (a strip), written
+    atomically: a failure (full disk, a kill) leaves an existing file as it was."""
     from motionbits.frame_rate import check_fps
 
     path = Path(path)
     fps = check_fps(fps, f"{path}: frame rate")   # 0, inf or NaN broke both writers
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = _np(frames)
     if scale > 1:
         arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
     suffix = path.suffix.lower()
     if suffix == ".gif":
         images = [Image.fromarray(f) for f in arr]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        with atomic_path(path, shared=True) as tmp:
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps),
+                           loop=0)
     elif suffix == ".png":
         save_png(grid_image([arr[None]]), path)
-    elif suffix in (".mp4", ".webm", ".avi", ".mov"):
-        _write_av(arr, path, fps)
+    elif suffix in AV_CONTAINERS:
+        with atomic_path(path, shared=True) as tmp:
+            _write_av(arr, tmp, suffix, fps)
     else:
         raise MotionbitsError(f"{path}: unsupported output type {suffix!r} (use .gif, .mp4, .webm, .avi, .mov or .png)")
     return path
 
 
-def _write_av(arr: np.ndarray, path: Path, fps: float) -> None:
+# PyAV's container format for each suffix (named, not guessed: the temporary file's suffix is .tmp)
+AV_CONTAINERS = {".mp4": "mp4", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
+
+
+def _write_av(arr: np.ndarray, path: Path, suffix: str, fps: float) -> None:
     import av
     from fractions import Fraction
 
     h, w = arr.shape[1:3]
     if h % 2 or w % 2:  # yuv420p needs even sides
         arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-    codec = {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(path.suffix.lower(), "libx264")
-    with av.open(str(path), mode="w") as container:
+    codec = {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(suffix, "libx264")
+    with av.open(str(path), mode="w", format=AV_CONTAINERS[suffix]) as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = arr.shape[2], arr.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -192,6 +200,6 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
         draw.rectangle([x, y + 3, x + 12, y + 13], fill=colour[name])
         draw.text((x + 18, y + 2), name, fill="black")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with atomic_path(path, shared=True) as tmp:
+        img.save(tmp, format="PNG")
     return path
