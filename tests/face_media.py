@@ -27,7 +27,7 @@ def carphone_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def carphone() -> np.ndarray:
     """All 120 frames: uint8 [120, 144, 176, 3]."""
-    from motionbits.data.video import decode_video
+    from motionbits.data.media import decode_video
 
     return np.stack([np.asarray(f.convert("RGB")) for f in decode_video(carphone_path())])
 

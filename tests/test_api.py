@@ -15,7 +15,7 @@ def test_transfer_feeds_videos_at_the_rate_the_model_trained_on(tmp_path, capsys
     from PIL import Image
 
     from motionbits.cli import main
-    from motionbits.data.video import read_clip
+    from motionbits.data.media import read_clip
 
     src = tmp_path / "src"
     for person in ("anna", "ben"):

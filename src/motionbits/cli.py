@@ -381,7 +381,7 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 def cmd_score(args: argparse.Namespace) -> None:
     """Face metrics of video B against video A (and, with --content, of a transfer onto C)."""
-    from motionbits.data.video import read_clip
+    from motionbits.data.media import read_clip
     from motionbits.evaluation.faces import score_pair, score_table
 
     a = read_clip(args.a, args.size, args.frames)

@@ -2,7 +2,8 @@
 import numpy as np
 from PIL import Image
 
-from motionbits.data.video import build_video_dataset, load_video_clips, read_clip
+from motionbits.data.media import read_clip
+from motionbits.data.video import build_video_dataset, load_video_clips
 
 RAMP = np.linspace(0, 65535, 32 * 32).round().astype(np.uint16).reshape(32, 32)   # the whole 16-bit range
 EXPECTED = np.round(RAMP / 257.0)

@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from motionbits.data.video import build_video_dataset, load_video_clips, read_clip
+from motionbits.data.media import read_clip
+from motionbits.data.video import build_video_dataset, load_video_clips
 from motionbits.errors import MotionbitsError
 
 W, H = 32, 24

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motionbits.data.inputs import hold_still, read_input_clip
-from motionbits.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from motionbits.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from motionbits.errors import MotionbitsError
 
 MAX_UPLOAD_MB = 50          # gradio refuses larger uploads too (server.py)

@@ -16,7 +16,7 @@ from motionbits.app import model_card, work
 from motionbits.app.inputs import MAX_FRAMES, MAX_SIDE, MAX_UPLOAD_MB, check_upload
 from motionbits.app.session import AppSession
 from motionbits.data.sprites import CREDIT, MOTION_NAMES
-from motionbits.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from motionbits.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from motionbits.errors import MotionbitsError
 
 ONE_AT_A_TIME = {"concurrency_limit": 1, "concurrency_id": "model"}   # every handler: one slot, queued

@@ -25,14 +25,12 @@ manifest, with the identity of the file it came from.
 from __future__ import annotations
 
 import math
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from motionbits.face_models import Face, FaceModels, face_models
 
@@ -242,38 +240,3 @@ def cropped_frames(items: Iterable[object], to_image: Callable[[object], Image.I
         if i > track.last:
             break
         yield crop_frame(to_image(obj), track.centres[i - track.first], track.side, size)
-
-
-def face_track_sources(sources: list, fps: float | None, min_frames: int, skipped: list[dict],
-                       progress: bool = True, settings: FaceCropSettings | None = None) -> list:
-    """`data video --crop face`: each video source -> one source per face track of its main person
-    (rel `<path>#face<k>`, the same identity). Videos without a usable track are added to `skipped`
-    with one warning line each."""
-    from dataclasses import replace
-
-    from motionbits.data.video import _reason, _source_frames, _to_image
-
-    models = face_models()
-    out = []
-    bar = tqdm(sources, desc="finding faces", unit="video", disable=not progress, file=sys.stderr)
-    for source in bar:
-        info: dict = {}
-        try:
-            items = _source_frames(source, fps, info)
-            search = find_face_tracks((_to_image(obj, source.is_folder) for obj in items),
-                                      fps or info.get("source_fps"), min_frames, settings, models)
-        except Exception as err:  # a broken file: skip it, keep the job going
-            reason = _reason(err)
-        else:
-            if search.tracks:
-                for k, track in enumerate(search.tracks):
-                    out.append(replace(source, rel=f"{source.rel}#face{k}", track=track,
-                                       info={"source_path": source.rel, **track.describe()}, starts=[]))
-                bar.set_postfix(tracks=len(out), refresh=False)
-                continue
-            reason = (f"no face found in {search.searched} searched frames" if not search.found else
-                      f"no face track of {min_frames} frames (faces in {search.found} of {search.searched} searched "
-                      f"frames, {search.cuts} shot changes)")
-        skipped.append({"path": source.rel, "reason": reason})
-        tqdm.write(f"skipped {source.path}: {reason}", file=sys.stderr)
-    return out

@@ -46,7 +46,7 @@ def read_timed_clip(spec: str, size: int, frames: int | None, fps: float | None 
             raise MotionbitsError(f"{spec}: expected sprites:ROOT:SPLIT:INDEX") from None
         except IndexError:
             raise MotionbitsError(f"{spec}: index out of range") from None
-    from motionbits.data.video import read_clip_and_source_rate
+    from motionbits.data.media import read_clip_and_source_rate
 
     clip, source_fps = read_clip_and_source_rate(spec, size=size, max_frames=frames, fps=fps)
     rate = clip_fps(source_fps, fps)

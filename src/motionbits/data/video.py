@@ -1,6 +1,8 @@
-"""Reading real video: files (mp4, avi, mov, webm, gif), still images and folders of frames.
+"""Video datasets: folders of real video (mp4, avi, mov, webm, gif) and of image frames made into clips.
 
-- `read_clip`: one clip from a video file, an image or a folder of frames (CLI inputs).
+Reading one file or frame folder is data/media.py's; this module finds the sources, crops, cuts,
+splits and stores them.
+
 - `build_video_dataset`: a folder of videos and/or frame folders -> fixed-length clips, split by
   identity, written to OUT/{split}_frames.npy + OUT/{split}.npz + OUT/manifest.json.
 - `load_video_clips`: reads a split back, frames memory-mapped.
@@ -13,6 +15,7 @@ on video frames anyway.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -20,114 +23,24 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from motionbits.atomic_files import atomic_path, remove_temporary_files, write_text_atomic
 from motionbits.data.folders import SPLITS, dataset_manifest, read_npz
+from motionbits.data.media import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, UnusableFile, center_square, folder_items, natural_key,
+                                   resample, to_image, unusable_reason, video_items)
 from motionbits.errors import MotionbitsError
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+if TYPE_CHECKING:
+    from motionbits.data.faces import FaceCropSettings
+
 LABEL_KEYS = ("video", "identity", "start")
 FORMAT_VERSION = 1
-_EPS = 1e-6  # seconds: slack for float timestamps when resampling
-
-
-def center_square(frame: Image.Image, size: int, enlarge: int = Image.BICUBIC) -> Image.Image:
-    """Crop the largest centred square and resize it to size x size (a square smaller than that
-    is enlarged with the `enlarge` filter; a larger one is reduced with bicubic)."""
-    w, h = frame.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return frame.crop((left, top, left + side, top + side)).resize((size, size),
-                                                                   enlarge if side < size else Image.BICUBIC)
-
-
-def decode_video(path: Path, max_frames: int | None = None, fps: float | None = None,
-                 info: dict | None = None) -> list[Image.Image]:
-    """The frames of a video, at the source rate or resampled to `fps` by timestamp (as in
-    `motionbits data video --fps`). `info` receives the stream's "source_fps" (None: no rate)."""
-    if fps is not None and not fps > 0:
-        raise MotionbitsError(f"fps must be positive, got {fps!r}")
-    info = {} if info is None else info
-    try:
-        frames = []
-        with closing(_video_items(path, info)) as items:   # closes the container when we stop early
-            for frame in ((obj for _, obj in items) if fps is None else _resample(items, fps, info)):
-                frames.append(frame.to_image())
-                if max_frames and len(frames) >= max_frames:
-                    break
-    except _Skip as err:
-        raise MotionbitsError(f"{path}: {err}") from None
-    except Exception as err:  # PyAV raises many error types for broken files
-        raise MotionbitsError(f"{path}: cannot be decoded as video ({type(err).__name__}: {str(err)[:80]})") from None
-    if not frames:
-        raise MotionbitsError(f"{path}: contains no frames")
-    return frames
-
-
-def read_clip(path: str | Path, size: int, max_frames: int | None = None, fps: float | None = None) -> np.ndarray:
-    """A clip as uint8 [T, size, size, 3] from a video file, an image (T=1) or a folder of images;
-    a video is resampled to `fps` when given (images and frame folders have no timing)."""
-    return read_clip_and_source_rate(path, size, max_frames, fps)[0]
-
-
-def read_clip_and_source_rate(path: str | Path, size: int, max_frames: int | None = None,
-                              fps: float | None = None) -> tuple[np.ndarray, float | None]:
-    """read_clip, and the source's own frame rate: None for images, frame folders and videos
-    without one (frame_rate.clip_fps turns this into the rate of the clip as read)."""
-    path = Path(path)
-    info: dict = {"source_fps": None}
-    if not path.exists():
-        raise MotionbitsError(f"{path}: no such file or folder")
-    if path.is_dir():
-        files = _frame_files(path)
-        if not files:
-            raise MotionbitsError(f"{path}: folder has no image frames ({', '.join(IMAGE_SUFFIXES)})")
-        images = [_open_image(p) for p in files[:max_frames]]
-    elif path.suffix.lower() in IMAGE_SUFFIXES:
-        images = [_open_image(path)]
-    elif path.suffix.lower() in VIDEO_SUFFIXES:
-        images = decode_video(path, max_frames, fps, info)
-    else:
-        raise MotionbitsError(f"{path}: unsupported file type (video: {', '.join(VIDEO_SUFFIXES)}; image: {', '.join(IMAGE_SUFFIXES)})")
-    # A small input (pixel art, a sprite sheet's cell) is enlarged with nearest neighbour: sharp pixels.
-    return (np.stack([np.asarray(center_square(im.convert("RGB"), size, Image.NEAREST)) for im in images]),
-            info["source_fps"])
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """An image of any mode as 8-bit RGB. 16-bit grey (PNG "I;16", read as "I") is scaled to 8
-    bits (Pillow's convert clips it: every value above 255 became white)."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        wide = np.asarray(im.convert("I") if im.mode != "I" else im, dtype=np.int64)     # [H, W], 0..65535
-        return Image.fromarray(((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)).convert("RGB")
-    return im.convert("RGB")   # a loaded copy even when already RGB: the file is closed after this
-
-
-def _open_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            return to_rgb(im)
-    except Exception as err:
-        raise MotionbitsError(f"{path}: not a readable image ({type(err).__name__})") from None
-
-
-def _natural_key(name: str) -> list:
-    # "frame2" before "frame10"; identical to plain sorting for zero-padded names.
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def _frame_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir()
-             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
-    return sorted(files, key=lambda p: _natural_key(p.name))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,78 +105,12 @@ def _find_sources(src: Path, identity_regex: str | None, exclude: Path | None) -
                 sources.append(_Source(here / f, rel.as_posix(), identity, False))
             elif suffix not in IMAGE_SUFFIXES:
                 ignored += 1
-    sources.sort(key=lambda s: _natural_key(s.rel))
+    sources.sort(key=lambda s: natural_key(s.rel))
     return sources, ignored
 
 
 # ---------------------------------------------------------------------------------------------
 # Decoding: (timestamp, frame) streams -> resampled frames -> fixed-length clips
-
-
-class _Skip(Exception):
-    """This file cannot be used; the message is the reason shown to the user."""
-
-
-def _video_items(path: Path, info: dict) -> Iterator[tuple[float | None, object]]:
-    """(time in seconds, av.VideoFrame) of every frame of the first video stream."""
-    import av
-
-    if path.stat().st_size == 0:
-        raise _Skip("empty file (0 bytes)")
-    with av.open(str(path)) as container:
-        image = container.format.name.removesuffix("_pipe")   # FFmpeg reads a lone image as a 1-frame "video"
-        if image != container.format.name:
-            raise _Skip(f"is a {image.upper()} image, not a video (an image suffix such as .png reads it as a still)")
-        if not container.streams.video:
-            raise _Skip("no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        info["source_fps"] = round(float(rate), 3) if rate else None
-        info["width"], info["height"] = stream.codec_context.width, stream.codec_context.height
-        for i, frame in enumerate(container.decode(stream)):
-            t = frame.time
-            if t is None and rate:
-                t = i / float(rate)
-            yield t, frame
-
-
-def _folder_items(folder: Path, info: dict) -> Iterator[tuple[None, Path]]:
-    files = _frame_files(folder)
-    info["source_fps"] = None  # frame folders carry no timing
-    for p in files:
-        yield None, p
-
-
-def _resample(items: Iterator[tuple[float | None, object]], fps: float, info: dict) -> Iterator[object]:
-    """Frames at `fps`: for each time k/fps the source frame nearest in time (drops or repeats frames).
-
-    The last source frame is held for one source frame period, so a 2 s video gives 2 * fps
-    frames whatever the source rate.
-    """
-    step = 1.0 / fps
-    k, prev, prev_t, t0 = 0, None, 0.0, None
-    for t, obj in items:
-        if t is None:
-            raise _Skip("frames have no timestamps, cannot resample to the requested fps")
-        if t0 is None:
-            t0 = t
-        t -= t0
-        if prev is not None:
-            while k * step < t - _EPS:
-                target = k * step
-                yield prev if target - prev_t <= t - target else obj
-                k += 1
-        prev, prev_t = obj, t
-    if prev is None:
-        return
-    src_fps = info.get("source_fps")   # known once the container is open, i.e. by now
-    end = prev_t + (1.0 / src_fps if src_fps else 0.0)
-    if k == 0:
-        yield prev
-        k = 1
-    while k * step < end - _EPS:
-        yield prev
-        k += 1
 
 
 def _cut_clips(frames_in: Iterator[object], to_array: Callable[[object], np.ndarray], frames: int,
@@ -282,33 +129,21 @@ def _cut_clips(frames_in: Iterator[object], to_array: Callable[[object], np.ndar
             window = window[stride:] if stride < frames else []
 
 
-def _to_image(obj, is_folder: bool) -> Image.Image:
-    """A frame of a source (a path in a frame folder, else an av.VideoFrame) as an RGB image."""
-    if is_folder:
-        try:
-            with Image.open(obj) as im:
-                return to_rgb(im)            # grayscale (16-bit too) / palette / RGBA -> RGB
-        except Exception as err:
-            raise _Skip(f"{Path(obj).name} is not a readable image ({type(err).__name__})") from None
-    im = obj.to_image()                      # libswscale converts any pix_fmt (gray too) to RGB
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
 def _to_array_fn(size: int, is_folder: bool) -> Callable[[object], np.ndarray]:
     def convert(obj) -> np.ndarray:
-        return np.asarray(center_square(_to_image(obj, is_folder), size))  # [S, S, 3] uint8
+        return np.asarray(center_square(to_image(obj, is_folder), size))  # [S, S, 3] uint8
     return convert
 
 
 def _source_frames(source: _Source, fps: float | None, info: dict) -> Iterator[object]:
     """The frames of a source (av.VideoFrame or image path), resampled to fps when given."""
-    items = _folder_items(source.path, info) if source.is_folder else _video_items(source.path, info)
+    items = folder_items(source.path, info) if source.is_folder else video_items(source.path, info)
     if fps is None:
         return (obj for _, obj in items)
     if source.is_folder:
         info["fps_note"] = "frame folder has no timestamps: every frame used, fps not applied"
         return (obj for _, obj in items)
-    return _resample(items, fps, info)
+    return resample(items, fps, info)
 
 
 def _clips_of(source: _Source, size: int, frames: int, stride: int,
@@ -318,17 +153,44 @@ def _clips_of(source: _Source, size: int, frames: int, stride: int,
     if source.track is not None:             # --crop face: this track's frames, cropped to the face
         from motionbits.data.faces import cropped_frames
 
-        frames_in = cropped_frames(frames_in, lambda obj: _to_image(obj, source.is_folder), source.track, size)
+        frames_in = cropped_frames(frames_in, lambda obj: to_image(obj, source.is_folder), source.track, size)
         yield from _cut_clips(frames_in, np.asarray, frames, stride, info)
         return
     yield from _cut_clips(frames_in, _to_array_fn(size, source.is_folder), frames, stride, info)
 
 
-def _reason(err: Exception) -> str:
-    if isinstance(err, (_Skip, MotionbitsError)):
-        return str(err)
-    text = getattr(err, "strerror", None) or str(err)
-    return f"cannot be decoded ({type(err).__name__}: {str(text)[:80]})"
+def face_track_sources(sources: list, fps: float | None, min_frames: int, skipped: list[dict],
+                       progress: bool = True, settings: FaceCropSettings | None = None) -> list:
+    """`data video --crop face`: each video source -> one source per face track of its main person
+    (rel `<path>#face<k>`, the same identity). Videos without a usable track are added to `skipped`
+    with one warning line each."""
+    from motionbits.data.faces import find_face_tracks
+    from motionbits.face_models import face_models
+
+    models = face_models()
+    out = []
+    bar = tqdm(sources, desc="finding faces", unit="video", disable=not progress, file=sys.stderr)
+    for source in bar:
+        info: dict = {}
+        try:
+            items = _source_frames(source, fps, info)
+            search = find_face_tracks((to_image(obj, source.is_folder) for obj in items),
+                                      fps or info.get("source_fps"), min_frames, settings, models)
+        except Exception as err:  # a broken file: skip it, keep the job going
+            reason = unusable_reason(err)
+        else:
+            if search.tracks:
+                for k, track in enumerate(search.tracks):
+                    out.append(dataclasses.replace(source, rel=f"{source.rel}#face{k}", track=track,
+                                       info={"source_path": source.rel, **track.describe()}, starts=[]))
+                bar.set_postfix(tracks=len(out), refresh=False)
+                continue
+            reason = (f"no face found in {search.searched} searched frames" if not search.found else
+                      f"no face track of {min_frames} frames (faces in {search.found} of {search.searched} searched "
+                      f"frames, {search.cuts} shot changes)")
+        skipped.append({"path": source.rel, "reason": reason})
+        tqdm.write(f"skipped {source.path}: {reason}", file=sys.stderr)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +200,7 @@ def _reason(err: Exception) -> str:
 def _split(sources: list[_Source], test_fraction: float, seed: int,
            test_videos: str | None = None) -> tuple[dict[str, str], str, str | None]:
     """{identity or video rel: split}, what was split ("identity" | "video" | "chosen" | "none"), a note."""
-    identities = sorted({s.identity for s in sources}, key=_natural_key)
+    identities = sorted({s.identity for s in sources}, key=natural_key)
     rng = np.random.default_rng(seed)
     if test_videos is not None:  # the user chose: videos whose path matches go to test
         pattern = re.compile(test_videos)
@@ -471,8 +333,6 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
     files = len(sources)
     skipped: list[dict] = []
     if crop == "face":
-        from motionbits.data.faces import face_track_sources
-
         sources = face_track_sources(sources, fps, frames, skipped, progress)
 
     created = not out.exists()
@@ -513,11 +373,11 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
                 source.frames_read = source.info.get("frames_read", 0)
                 if error is None and source.clips == 0:
                     rate = f" at {fps:g} fps" if fps else ""
-                    error = _Skip(f"only {_count(source.frames_read, 'frame')}{rate}, need {frames} for one clip")
+                    error = UnusableFile(f"only {_count(source.frames_read, 'frame')}{rate}, need {frames} for one clip")
                 if error is not None:
                     raw_file.seek(clip_bytes * total)   # drop any clips written before the error
                     raw_file.truncate()
-                    reason = _reason(error)
+                    reason = unusable_reason(error)
                     skipped.append({"path": source.rel, "reason": reason})
                     warnings.append(f"skipped {source.path}: {reason}")
                     continue
@@ -536,7 +396,7 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
 
         # Pass 2: split the identities that produced clips, then package each split.
         assignment, split_by, note = _split(used, test_fraction, seed, test_videos)
-        identities = sorted({s.identity for s in used}, key=_natural_key)
+        identities = sorted({s.identity for s in used}, key=natural_key)
         identity_index = {name: i for i, name in enumerate(identities)}
         video_index = {s.rel: i for i, s in enumerate(used)}
         raw = np.memmap(raw_path, dtype=np.uint8, mode="r", shape=(total, *shape))
@@ -561,7 +421,7 @@ def build_video_dataset(src: str | os.PathLike, out: str | os.PathLike, size: in
         "split_by": split_by, "note": note,
         "counts": counts,
         "identities": identities,
-        "split_identities": {sp: sorted({s.identity for s in used if assignment[s.rel] == sp}, key=_natural_key)
+        "split_identities": {sp: sorted({s.identity for s in used if assignment[s.rel] == sp}, key=natural_key)
                              for sp in SPLITS},
         "files": {sp: {"frames": f"{sp}_frames.npy", "labels": f"{sp}.npz"} for sp in SPLITS},
         "videos": [{"path": s.rel, "identity": s.identity, "split": assignment[s.rel], "clips": s.clips,
