@@ -148,6 +148,48 @@ def _forged(data: bytes, offset: int, fmt: str, *values) -> bytes:
     return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
 
 
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, junk) -> dict:
+    """Configs built to hang or crash a reader (an alias bomb, deep nesting, keys that are not
+    strings or come twice, NUL characters, megabytes), pipes where files are expected, a run folder
+    whose name is not UTF-8 and one that another training holds."""
+    from motionbits.run_lock import hold_run_folder
+
+    d = tmp_path_factory.mktemp("hostile")
+    tiny = _yaml(d / "tiny.yaml", _tiny_sprites_values(junk["sprites"]))
+    # billion laughs inside one value: 9^10 strings once expanded, which printing the value in an error walks
+    laughs = "[&l0 [" + ", ".join(["lol"] * 9) + "], " + ", ".join(
+        f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)) + "]"
+    _yaml(d / "bomb.yaml", f"base: {tiny}\ntrain:\n  lr: {laughs}\n")
+    _yaml(d / "bomb_base.yaml", f"base: {d / 'bomb.yaml'}\n")
+    _yaml(d / "bomb_prior.yaml", f"name: p\nprior:\n  steps: {laughs}\n")
+    _yaml(d / "deep.yaml", f"base: {tiny}\ntrain:\n  lr: " + "[" * 5000 + "]" * 5000 + "\n")   # RecursionError
+    _yaml(d / "deep_block.yaml", "".join(" " * i + f"k{i}:\n" for i in range(40)) + " " * 40 + "v: 1\n")
+    _yaml(d / "int_key.yaml", f"base: {tiny}\n1: 2\n")
+    _yaml(d / "int_key_train.yaml", f"base: {tiny}\ntrain:\n  7: 2\n")
+    _yaml(d / "bool_key.yaml", f"base: {tiny}\ntrain:\n  on: 1\n")             # YAML 1.1: `on` is true
+    _yaml(d / "null_key.yaml", f"base: {tiny}\n~: 1\n")
+    _yaml(d / "list_key.yaml", f"base: {tiny}\n? [a, b]\n: 1\n")
+    _yaml(d / "dup_lr.yaml", f"base: {tiny}\ntrain:\n  lr: 0.1\n  lr: 0.2\n")
+    _yaml(d / "dup_name.yaml", f"name: a\nbase: {tiny}\nname: b\n")
+    _yaml(d / "dup_prior.yaml", "name: p\nprior:\n  steps: 1\n  steps: 2\n")
+    _yaml(d / "nul_name.yaml", f'base: {tiny}\nname: "run\\0x"\n')
+    _yaml(d / "nul_root.yaml", f'base: {tiny}\ndata:\n  root: "/tmp\\0/x"\n')
+    _yaml(d / "nul_base.yaml", 'base: "tiny\\0.yaml"\n')
+    _yaml(d / "big.yaml", f"base: {tiny}\n# " + "x" * (1 << 20) + "\n")
+    _yaml(d / "long_value.yaml", f"base: {tiny}\ntrain:\n  lr: " + "x" * 500_000 + "\n")
+    _yaml(d / "long_key.yaml", f"base: {tiny}\ntrain:\n  ? " + "k" * 500_000 + "\n  : 1\n")   # `?`: no 1024 limit
+    _yaml(d / "self_alias.yaml", f"base: {tiny}\ntrain: &t\n  lr: *t\n")
+    (d / "latin1.yaml").write_bytes(f"base: {tiny}\nname: caf\xe9\n".encode("latin-1"))
+    _yaml(d / "base_device.yaml", "base: /dev/zero\n")
+    for name in ("pipe.yaml", "pipe.gif", "pipe.mp4", "pipe.mbits", "pipe.json"):
+        os.mkfifo(d / name)                                         # opening one to write waits forever
+    locked = d / "locked"
+    with hold_run_folder(locked):   # another training's lock (another open file: flock refuses it too)
+        yield {"hostile": d, "tiny": tiny, "locked": locked,
+               "not_utf8": f"{d}/run-{os.fsdecode(bytes([0xff]))}"}   # as Linux hands such a name to Python
+
+
 # ---- the cases: command line, what it needs, words the one line must contain ------------------------
 USE = "--checkpoint {run} --device cpu"
 TRANSFER = "transfer " + USE + " --content sprites:{sprites}:test:0 --motion sprites:{sprites}:test:1"
@@ -369,6 +411,71 @@ CASES = [
 ]
 
 
+CASES += [
+    # -- configs built to hang or crash the reader (bounded_yaml.py)
+    ("train --config {hostile}/bomb.yaml", "hostile", "line 3: more than 100,000 values once its aliases are expanded"),
+    ("train --config {hostile}/bomb_base.yaml", "hostile", "bomb.yaml: line 3: more than 100,000 values"),
+    ("train --config {hostile}/bomb_prior.yaml --out {tmp}/p", "hostile", "line 3: more than 100,000 values"),
+    ("train --config {hostile}/deep.yaml", "hostile", "deep.yaml: line 3: nested more than 32 levels deep"),
+    ("train --config {hostile}/deep_block.yaml", "hostile", "nested more than 32 levels deep"),
+    ("train --config {hostile}/int_key.yaml", "hostile", "int_key.yaml: line 2: key '1' is not a string (quote it)"),
+    ("train --config {hostile}/int_key_train.yaml", "hostile", "line 3: key '7' is not a string"),
+    ("train --config {hostile}/bool_key.yaml", "hostile", "line 3: key 'on' is not a string"),
+    ("train --config {hostile}/null_key.yaml", "hostile", "line 2: key '~' is not a string"),
+    ("train --config {hostile}/list_key.yaml", "hostile", "line 2: a sequence as a key"),
+    ("train --config {hostile}/dup_lr.yaml", "hostile", "dup_lr.yaml: line 4: key 'lr' appears twice (also on line 3)"),
+    ("train --config {hostile}/dup_name.yaml", "hostile", "line 3: key 'name' appears twice (also on line 1)"),
+    ("train --config {hostile}/dup_prior.yaml --out {tmp}/p", "hostile", "line 4: key 'steps' appears twice"),
+    ("train --config {hostile}/nul_name.yaml", "hostile", "line 2: value 'run\\x00x' holds a NUL character"),
+    ("train --config {hostile}/nul_root.yaml", "hostile", "line 3: value '/tmp\\x00/x' holds a NUL character"),
+    ("train --config {hostile}/nul_base.yaml", "hostile", "nul_base.yaml: line 1: value 'tiny\\x00.yaml' holds a NUL"),
+    ("train --config {hostile}/big.yaml", "hostile", "big.yaml: larger than 1 MB, not a config"),
+    ("train --config {hostile}/long_value.yaml", "hostile", "train.lr = 'xxxxx"),
+    ("train --config {hostile}/long_key.yaml", "hostile", "unknown key(s) train.kkkkk"),
+    ("train --config {hostile}/self_alias.yaml", "hostile", "an alias refers to a value that contains it"),
+    ("train --config {hostile}/latin1.yaml", "hostile", "latin1.yaml: cannot be read ('utf-8' codec can't decode"),
+    ("train --config {hostile}/pipe.yaml", "hostile", "pipe.yaml: not a regular file (a pipe, device or socket)"),
+    ("train --config /dev/null", "junk", "config /dev/null: not a regular file"),
+    ("train --config {hostile}/base_device.yaml", "hostile", "config /dev/zero: not a regular file"),
+    ("config {hostile}/dup_lr.yaml", "hostile", "key 'lr' appears twice"),
+    ("bench --config {hostile}/bomb.yaml", "hostile", "more than 100,000 values"),
+    ("sweep --config {hostile}/deep.yaml --bits 4", "hostile", "nested more than 32 levels deep"),
+    ("demo --out {tmp}/d --config {hostile}/int_key_train.yaml", "hostile", "key '7' is not a string"),
+    # -- ports
+    ("app --checkpoint {tmp}/run --port 70000", "junk", "--port: 70000 must be at most 65535"),
+    ("app --checkpoint {tmp}/run --port 65536", "junk", "--port: 65536 must be at most 65535"),
+    # -- run folders: a name TensorBoard cannot write to, a folder another training holds (run_lock.py)
+    ("train --config {tiny} --out {not_utf8}", "hostile", "run-\\xff: the run folder's name is not UTF-8 text"),
+    ("train --config {junk}/prior_text.yaml --out {not_utf8}", "junk+hostile", "the run folder's name is not UTF-8"),
+    ("sweep --config {tiny} --bits 4 --out {not_utf8}", "hostile", "the run folder's name is not UTF-8"),
+    ("demo --out {not_utf8}", "hostile", "the run folder's name is not UTF-8"),
+    ("train --config {tiny} --out {locked} --device cpu", "hostile",
+     "locked: another training is using this run folder (process "),
+    ("train --config {junk}/prior_text.yaml --out {locked}", "junk+hostile", "another training is using this run folder"),
+    ("sweep --config {tiny} --bits 4 --out {locked}", "hostile", "another training is using this run folder"),
+    ("demo --out {locked}", "hostile", "another training is using this run folder"),
+    # -- Sprites clip indices: int() takes -1 (the last clip), ' 1' and '1_0'
+    ("reconstruct " + USE + " --input sprites:{sprites}:test:-1 -o {tmp}/o.gif", "model",
+     "test:-1: INDEX '-1' is not a whole number from 0"),
+    ("reconstruct " + USE + " --input 'sprites:{sprites}:test: 1' -o {tmp}/o.gif", "model",
+     "INDEX ' 1' is not a whole number from 0"),
+    ("transfer " + USE + " --content sprites:{sprites}:test:-36 --motion sprites:{sprites}:test:1 -o {tmp}/o.gif",
+     "model", "INDEX '-36' is not a whole number from 0"),
+    ("transfer " + USE + " --content sprites:{sprites}:test:0 --motion sprites:{sprites}:test:1_0 -o {tmp}/o.gif",
+     "model", "INDEX '1_0' is not a whole number from 0"),
+    ("generate " + USE + " --prior {prior} --content sprites:{sprites}:test:-1 -o {tmp}/o.gif", "prior",
+     "INDEX '-1' is not a whole number from 0"),
+    ("encode sprites:{sprites}:test:-1 " + USE + " -o {tmp}/c.mbits", "model", "INDEX '-1' is not a whole number"),
+    # -- outputs that exist and are not files: a pipe (writing waits forever; replacing it is not ours to do)
+    (RECON + " -o {hostile}/pipe.gif", "model+hostile", "pipe.gif: exists and is not a regular file"),
+    (TRANSFER + " -o {hostile}/pipe.mp4", "model+hostile", "pipe.mp4: exists and is not a regular file"),
+    (GENERATE + " -o {hostile}/pipe.gif", "prior+hostile", "pipe.gif: exists and is not a regular file"),
+    (ENCODE + " -o {hostile}/pipe.mbits", "model+hostile", "pipe.mbits: exists and is not a regular file"),
+    ("decode {mbits} -o {hostile}/pipe.gif", "mbits+hostile", "pipe.gif: exists and is not a regular file"),
+    ("bench --out {hostile}/pipe.json", "hostile", "pipe.json: exists and is not a regular file"),
+]
+
+
 class WorkBeforeCheck(Exception):
     """Raised by the long work a bad input must stop before (not a MotionbitsError: main() lets it through)."""
 
@@ -412,6 +519,7 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, need, expected, request, tm
     out, err = capsys.readouterr()
     assert code == 2, f"exit code {code}; stderr: {err}"
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert len(err) < 2000, f"a {len(err)}-character line: {err[:300]}"   # a value of megabytes is cut short
     assert err.startswith("motionbits: error: ") and expected in err, err
     assert [_listing(p) for p in watched] == before, "a failing command wrote files"
 

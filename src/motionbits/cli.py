@@ -11,10 +11,15 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from motionbits.errors import MotionbitsError
+from motionbits.json_text import dumps_standard
+from motionbits.run_lock import hold_run_folder
 from motionbits.data.inputs import hold_still as _hold_still, read_input_clip as _read_clip  # the app reads the same way
 from motionbits.data.inputs import read_timed_clip as _read_timed
 from motionbits.frame_rate import UNTIMED_FPS
@@ -65,6 +70,14 @@ def upscale(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535 (70000 ended in an OverflowError from the socket)."""
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text} must be at most 65535")
+    return value
+
+
 def open_fraction(text: str) -> float:
     """A share strictly between 0 and 1."""
     value = positive_float(text)
@@ -103,8 +116,22 @@ def check_output_file(path: str | Path, suffixes: tuple[str, ...] | None = None)
         raise MotionbitsError(f"{path}: unsupported output type {path.suffix or '(none)'!r} (use {', '.join(suffixes)})")
     if path.is_dir():
         raise MotionbitsError(f"{path}: is a folder, expected a file name")
+    if path.exists() and not path.is_file():   # written by replacing it: never a pipe's or a device's node
+        raise MotionbitsError(f"{path}: exists and is not a regular file (a pipe, device or socket)")
     check_output_dir(path.parent)
     return path
+
+
+def check_run_folder(path: str | Path) -> Path:
+    """A folder training writes (checkpoints, TensorBoard logs): check_output_dir, and a name that
+    is UTF-8 (TensorBoard's writer crashes on any other; Linux allows any bytes in a name)."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise MotionbitsError(f"{shown}: the run folder's name is not UTF-8 text, which TensorBoard cannot "
+                              "write to; pick another --out") from None
+    return check_output_dir(path)
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -164,14 +191,40 @@ def cmd_train(args: argparse.Namespace) -> None:
     path = resolve_config_path(args.config)
     pick_device(args.device or "auto")
     if is_prior_config(path):
-        out = check_output_dir(args.out or f"runs/{path.stem}")
-        print(f"checkpoint: {train_prior_from_config(path, out, fresh=args.fresh, device=args.device or 'auto')}")
+        out = check_run_folder(args.out or f"runs/{path.stem}")
+        with hold_run_folder(out), _failed_writes_name(out):
+            print(f"checkpoint: {train_prior_from_config(path, out, fresh=args.fresh, device=args.device or 'auto')}")
         return
     from motionbits.training.bcd import train
 
     cfg = _load_cfg(args)
-    out = check_output_dir(args.out or f"runs/{cfg.name}")
-    print(f"checkpoint: {train(cfg, out, fresh=args.fresh, max_minutes=args.max_minutes)}")
+    out = check_run_folder(args.out or f"runs/{cfg.name}")
+    with hold_run_folder(out), _failed_writes_name(out):
+        print(f"checkpoint: {train(cfg, out, fresh=args.fresh, max_minutes=args.max_minutes)}")
+
+
+@contextmanager
+def _failed_writes_name(run_dir: Path) -> Iterator[None]:
+    """A full disk met by a write that names no file (TensorBoard's writer thread, a buffered
+    append) is reported against the run folder; the thread's own traceback is not printed, the
+    error reaches the main thread at TensorBoard's next write."""
+    from motionbits.atomic_files import WRITE_ERRNOS
+
+    default_hook = threading.excepthook
+
+    def quiet_write_failures(hook_args) -> None:
+        if not (isinstance(hook_args.exc_value, OSError) and hook_args.exc_value.errno in WRITE_ERRNOS):
+            default_hook(hook_args)
+
+    threading.excepthook = quiet_write_failures
+    try:
+        yield
+    except OSError as err:
+        if err.filename or err.errno not in WRITE_ERRNOS:
+            raise
+        raise OSError(err.errno, f"{err.strerror} (writing into the run folder)", str(run_dir)) from None
+    finally:
+        threading.excepthook = default_hook
 
 
 def _input_fps(args: argparse.Namespace, pipe) -> float | None:
@@ -351,8 +404,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     cfg = _load_cfg(args)
     bits = _number_list(args.bits, float, "--bits", least=0)
-    out = check_output_dir(args.out or f"runs/{cfg.name}-sweep")
-    run_sweep(cfg, bits, out, clips=args.clips, judge_path=args.judge)  # --steps is already in cfg
+    out = check_run_folder(args.out or f"runs/{cfg.name}-sweep")
+    with hold_run_folder(out):
+        run_sweep(cfg, bits, out, clips=args.clips, judge_path=args.judge)  # --steps is already in cfg
     print(Path(out, "sweep.md").read_text())
     print(f"wrote {out}/sweep.md, sweep.json and sweep.png")
 
@@ -361,8 +415,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """Sprites end to end: compose the data, train sprites-cpu, write a transfer GIF, evaluate."""
     from motionbits.demo import run_demo
 
-    check_output_dir(args.out)
-    run_demo(args.out, args.config, sheets=args.sheets, steps=args.steps, max_minutes=args.max_minutes, clips=args.clips)
+    with hold_run_folder(check_run_folder(args.out)):
+        run_demo(args.out, args.config, sheets=args.sheets, steps=args.steps, max_minutes=args.max_minutes,
+                 clips=args.clips)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -390,7 +445,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     content = read_clip(args.content, args.size, args.frames) if args.content else None
     report = score_pair(a[:n], b[:n], content, embed_every=args.embed_every)
     report.update({"A": args.a, "B": args.b, "content": args.content, "size": args.size})
-    print(json.dumps(report, indent=2) if args.json else score_table(report))
+    print(dumps_standard(report, indent=2) if args.json else score_table(report))   # non-finite as null
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -623,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
     a.add_argument("--prior", help="prior.pt: adds the Generate tab and codes the Bitrate tab's motion under it")
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
-    a.add_argument("--port", type=positive_int, default=7860, help="port to listen on")
+    a.add_argument("--port", type=port_number, default=7860, help="port to listen on (1-65535)")
     a.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N")
     a.set_defaults(func=cmd_app)
     return p

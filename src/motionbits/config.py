@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
+from motionbits.bounded_yaml import RefusedYaml, load_bounded_yaml, shorten
 from motionbits.errors import MotionbitsError
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
@@ -196,6 +198,16 @@ def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
     return False, value
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 2, 4, 4, 60, 60
+
+
+def shown(value: Any) -> str:
+    """A value as an error line shows it: its repr, at most 80 characters (a config value can be
+    a string or list of a megabyte)."""
+    return shorten(_SHOWN.repr(value))
+
+
 def _check_range(f: dataclasses.Field, value: Any) -> str | None:
     meta = f.metadata
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -216,7 +228,7 @@ def _build(cls, values: Any, where: str, prefix: str = ""):
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise MotionbitsError(f"{where}: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+        raise MotionbitsError(f"{where}: unknown key(s) {shorten(', '.join(prefix + k for k in unknown))}; "
                               f"valid: {', '.join(known)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -228,7 +240,7 @@ def _build(cls, values: Any, where: str, prefix: str = ""):
         problem = None if ok else _type_name(hints[name])
         problem = problem or _check_range(known[name], value)
         if problem:
-            raise MotionbitsError(f"{where}: {prefix}{name} = {values[name]!r}, expected {problem}")
+            raise MotionbitsError(f"{where}: {prefix}{name} = {shown(values[name])}, expected {problem}")
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -265,6 +277,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return path
     if path.is_dir():
         raise MotionbitsError(f"config {path}: is a folder, expected a YAML file")
+    if path.exists():
+        raise MotionbitsError(f"config {path}: not a regular file (a pipe, device or socket), expected a YAML file")
     packaged = PACKAGED_CONFIGS / f"{str(name_or_path).removesuffix('.yaml')}.yaml"
     if packaged.is_file():
         return packaged
@@ -279,11 +293,15 @@ def packaged_config_names() -> list[str]:
 def read_yaml(path: Path, what: str = "config") -> Any:
     """A YAML file's contents, or one line saying why it cannot be read."""
     try:
-        values = yaml.safe_load(path.read_text())
+        values = load_bounded_yaml(path)
+    except RefusedYaml as err:
+        at = f" line {err.line}:" if err.line is not None else ""
+        raise MotionbitsError(f"{what} {path}:{at} {err.message}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise MotionbitsError(f"{what} {path}: not valid YAML{at} ({getattr(err, 'problem', err)})") from None
+        problem = shorten(str(getattr(err, "problem", err)))
+        raise MotionbitsError(f"{what} {path}: not valid YAML{at} ({problem})") from None
     except (OSError, UnicodeDecodeError) as err:
         raise MotionbitsError(f"{what} {path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
     if values is None:
@@ -311,7 +329,7 @@ def config_values(name_or_path: str | Path, _chain: tuple[Path, ...] = ()) -> di
     if base is None:
         return values
     if not isinstance(base, str):
-        raise MotionbitsError(f"config {path}: base = {base!r}, expected a config name or path")
+        raise MotionbitsError(f"config {path}: base = {shown(base)}, expected a config name or path")
     relative = path.parent / base
     parent = config_values(relative if relative.is_file() else base, (*_chain, path.resolve()))
     parent.pop("name", None)

@@ -7,6 +7,7 @@ same frames, and with the same seed the same result.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from motionbits.errors import MotionbitsError
@@ -38,14 +39,17 @@ def read_timed_clip(spec: str, size: int, frames: int | None, fps: float | None 
     if spec.startswith("sprites:"):
         from motionbits.data.sprites import load_sprites
 
-        try:
-            _, root, split, index = spec.split(":")
-            data = load_sprites(root, split)
-            return TimedClip(torch.from_numpy(data.frames[int(index)][:frames]), clip_fps(None), None)
-        except ValueError:
-            raise MotionbitsError(f"{spec}: expected sprites:ROOT:SPLIT:INDEX") from None
-        except IndexError:
-            raise MotionbitsError(f"{spec}: index out of range") from None
+        parts = spec.removeprefix("sprites:").rsplit(":", 2)   # ROOT may hold a colon
+        if len(parts) != 3 or not parts[0]:
+            raise MotionbitsError(f"{spec}: expected sprites:ROOT:SPLIT:INDEX")
+        root, split, index = parts
+        if not re.fullmatch(r"[0-9]+", index):   # int() takes -1 (the last clip), " 1" and "1_0"
+            raise MotionbitsError(f"{spec}: INDEX {index!r} is not a whole number from 0 "
+                                  "(expected sprites:ROOT:SPLIT:INDEX)")
+        data = load_sprites(root, split)
+        if int(index) >= len(data.frames):
+            raise MotionbitsError(f"{spec}: index out of range (the {split} split has {len(data.frames)} clips)")
+        return TimedClip(torch.from_numpy(data.frames[int(index)][:frames]), clip_fps(None), None)
     from motionbits.data.media import read_clip_and_source_rate
 
     clip, source_fps = read_clip_and_source_rate(spec, size=size, max_frames=frames, fps=fps)

@@ -19,6 +19,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -120,6 +121,17 @@ def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
     return d, device
 
 
+def _logged_step(raw: bytes) -> int | None:
+    """The step of a metrics.jsonl line, or None for a line that is not a log line (cut short by
+    a kill, not UTF-8, not JSON, a list, a step that is not a whole number)."""
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    step = entry.get("step") if isinstance(entry, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     # One multi-tensor call, not a Python loop over parameters: 3x faster for the CPU demo's model.
     with torch.no_grad():
@@ -202,13 +214,18 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if not path.exists():
             return
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= self.step:
-                    kept.append(line)
-            except ValueError:  # a line cut off by the kill
-                continue
+        kept, bad = [], []
+        lines = path.read_bytes().splitlines()
+        for number, raw in enumerate(lines, 1):
+            step = _logged_step(raw)
+            if step is None:   # a line cut off by the kill, or one that is not ours: dropped
+                bad.append(number)
+            elif step <= self.step:
+                kept.append(raw.decode())
+        if [n for n in bad if n != len(lines)]:  # more than the kill's cut-off last line: say so
+            print(f"warning: {path}: dropped {len(bad)} line(s) that are not log lines (lines "
+                  f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}: not UTF-8, not JSON, or not an "
+                  "object with a whole-number step)", file=sys.stderr)
         write_text_atomic(path, "".join(f"{line}\n" for line in kept))
 
     def state(self) -> dict[str, Any]:
@@ -309,8 +326,12 @@ class Trainer:
         if not self.dist.main:
             return
         if self.run_dir is not None:
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": self.step, **means}) + "\n")
+            log = self.run_dir / "metrics.jsonl"
+            try:   # a line cut short by a full disk is dropped on resume, like a kill's
+                with open(log, "a") as f:
+                    f.write(json.dumps({"step": self.step, **means}) + "\n")
+            except OSError as err:   # the buffered write fails on close, naming no file
+                raise OSError(err.errno, err.strerror, str(log)) from None
         if self.writer is not None:
             for k, v in means.items():
                 self.writer.add_scalar(f"{self.task.name}/{k}", v, self.step)
