@@ -100,6 +100,34 @@ def motion_tiles(motion: int) -> tuple[int, tuple[int, ...]]:
     return row, _ACTION_COLS[name]
 
 
+# What a single frame shows, for the judge's per-frame pose head: id = motion * FRAMES + the first
+# frame of the clip that shows this tile, so a repeated last tile (spellcast's last two frames,
+# slash's last three) keeps one pose, and slash's first frame takes spellcast's first pose (the
+# same standing pose drawn twice in the sheets: 0.25-0.46 of 255 apart per pixel, while every
+# other two poses of a character are at least 1 apart). Ids run to NUM_POSES, some unused.
+NUM_POSES = NUM_MOTIONS * FRAMES
+
+
+def _pose_table() -> np.ndarray:
+    table = np.empty((NUM_MOTIONS, FRAMES), np.int64)  # [motion, frame] -> pose id
+    for m in range(NUM_MOTIONS):
+        cols = motion_tiles(m)[1]
+        table[m] = [m * FRAMES + cols.index(c) for c in cols]
+    spellcast, slash = ACTION_NAMES.index("spellcast"), ACTION_NAMES.index("slash")
+    for d in range(len(DIRECTION_NAMES)):
+        table[slash * len(DIRECTION_NAMES) + d, 0] = table[spellcast * len(DIRECTION_NAMES) + d, 0]
+    return table
+
+
+_POSES = _pose_table()
+
+
+def frame_poses(motion) -> np.ndarray:
+    """Motion class (int or int array [...]) -> the pose id of each of its frames, int64 [..., FRAMES]:
+    every clip of a class shows the same tiles in the same order, whatever the character."""
+    return _POSES[np.asarray(motion, dtype=np.int64)]
+
+
 # ----------------------------------------------------------------------------- sheets
 
 

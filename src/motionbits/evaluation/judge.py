@@ -4,8 +4,11 @@ As in the sequential-disentanglement papers (DSVAE, S3VAE, C-DSVAE, SKD), conten
 (body, bottomwear, topwear, hair; 6 classes each) and motion (3 actions x 3 directions)
 of a clip are read by a classifier trained on real Sprites; its accuracy on transferred
 clips measures disentanglement. A per-frame CNN feeds an attribute head (time-averaged
-features: content is constant over the clip) and a temporal-conv motion head (the action
-needs the pose sequence, the direction is visible in every frame).
+features: content is constant over the clip), a temporal-conv motion head (the action
+needs the pose sequence, the direction is visible in every frame) and a pose head that reads
+each frame alone. The class head can name a class from one frame's pose, so it also names it
+for a clip frozen on one frame; a clip counts as showing a motion only when, besides the class,
+its frames show that motion's poses in that motion's order (`transferred`).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from motionbits.errors import MotionbitsError
 from motionbits.runtime import autocast, pick_device, use_bf16
 from motionbits.training.loop import Schedule, Task, Trainer
 
-ARCH_VERSION = "sprites-judge-v1"
+ARCH_VERSION = "sprites-judge-v2"  # v2: the per-frame pose head
 METADATA_KEY = "motionbits_judge"
 
 
@@ -41,7 +44,8 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
 
 
 class SpritesJudge(nn.Module):
-    """Frames [B, T, 3, 64, 64] in [-1, 1] -> {"attributes": [B, 4, 6], "motion": [B, 9]} logits."""
+    """Frames [B, T, 3, 64, 64] in [-1, 1] -> {"attributes": [B, 4, 6], "motion": [B, 9],
+    "poses": [B, T, n_poses]} logits; the pose of frame t is read from frame t alone."""
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class SpritesJudge(nn.Module):
         n_attribute_classes: int = 6,
         n_motions: int = 9,
         image_size: int = 64,
+        n_poses: int = 72,
     ) -> None:
         super().__init__()
         if image_size % 16:
@@ -62,6 +67,7 @@ class SpritesJudge(nn.Module):
             n_attribute_classes=n_attribute_classes,
             n_motions=n_motions,
             image_size=image_size,
+            n_poses=n_poses,
         )
         self.n_attributes, self.n_attribute_classes = n_attributes, n_attribute_classes
         w = width
@@ -85,6 +91,9 @@ class SpritesJudge(nn.Module):
             nn.Conv1d(128, 128, 3, padding=1), nn.ReLU(inplace=True),
         )
         self.motion_out = nn.Linear(128, n_motions)
+        # One linear read of each frame's motion features, before any temporal mixing: a frame's
+        # pose cannot borrow from its neighbours, so a frozen clip shows one pose all through.
+        self.pose_out = nn.Linear(feat_dim, n_poses)
         # Filled by train_judge / load_judge / save_judge(accuracies=...): measured test accuracies.
         self.accuracies: dict[str, float] = {}
 
@@ -95,9 +104,10 @@ class SpritesJudge(nn.Module):
         # Content is constant over the clip: average the frame features before the head.
         attributes = self.attr_head(h.mean(1)).reshape(b, self.n_attributes, self.n_attribute_classes)
         m = self.motion_proj(h)  # [B, T, D]
+        poses = self.pose_out(m)  # [B, T, n_poses]
         m = self.motion_temporal(m.transpose(1, 2))  # [B, 128, T]
         motion = self.motion_out(m.mean(2))  # [B, n_motions]
-        return {"attributes": attributes, "motion": motion}
+        return {"attributes": attributes, "motion": motion, "poses": poses}
 
 
 @dataclass
@@ -124,11 +134,12 @@ def shift_clips(x: torch.Tensor, shift: torch.Tensor, max_shift: int) -> torch.T
 
 class JudgeTask(Task):
     name = "judge"
-    shown_metrics = ("attribute_loss", "motion_loss")
+    shown_metrics = ("attribute_loss", "motion_loss", "pose_loss")
 
     def __init__(self, judge: "SpritesJudge", frames_u8: torch.Tensor, attributes: torch.Tensor,
-                 motion: torch.Tensor, max_shift: int):
+                 motion: torch.Tensor, poses: torch.Tensor, max_shift: int):
         self.model, self.frames, self.attributes, self.motion, self.max_shift = judge, frames_u8, attributes, motion, max_shift
+        self.poses = poses  # [N, T] pose id of each frame
 
     def draw(self, generator: torch.Generator, batch_size: int) -> JudgeDraws:
         index = torch.randint(0, len(self.frames), (batch_size,), generator=generator)
@@ -140,14 +151,16 @@ class JudgeTask(Task):
         attribute_loss = F.cross_entropy(out["attributes"].float().flatten(0, 1),
                                          self.attributes[draws.index].to(device).flatten())
         motion_loss = F.cross_entropy(out["motion"].float(), self.motion[draws.index].to(device))
-        return {"loss": attribute_loss + motion_loss, "attribute_loss": attribute_loss.detach(),
-                "motion_loss": motion_loss.detach()}
+        pose_loss = F.cross_entropy(out["poses"].float().flatten(0, 1), self.poses[draws.index].to(device).flatten())
+        return {"loss": attribute_loss + motion_loss + pose_loss, "attribute_loss": attribute_loss.detach(),
+                "motion_loss": motion_loss.detach(), "pose_loss": pose_loss.detach()}
 
 
 def train_judge(
     frames_u8: np.ndarray,
     attributes: np.ndarray,
     motion: np.ndarray,
+    poses: np.ndarray,
     steps: int = 500,
     batch_size: int = 32,
     lr: float = 3e-3,
@@ -160,7 +173,8 @@ def train_judge(
 ) -> SpritesJudge:
     """Train a SpritesJudge on in-memory clips (training/loop.py, in memory: no checkpoint).
 
-    frames_u8: [N, T, H, W, 3] uint8; attributes: [N, 4] int; motion: [N] int. Random batches are
+    frames_u8: [N, T, H, W, 3] uint8; attributes: [N, 4] int; motion: [N] int; poses: [N, T] int,
+    the pose each frame shows (data.sprites.frame_poses for Sprites). Random batches are
     converted to [-1, 1] floats on the fly (the uint8 set stays small); AdamW, warm-up over the
     first 15 % of the steps then cosine decay; bf16 autocast where runtime.use_bf16 says it pays.
     """
@@ -172,16 +186,21 @@ def train_judge(
         raise ValueError(f"need clips, steps >= 1 and batch_size >= 1 (got N={n}, steps={steps}, batch_size={batch_size})")
     attrs_t = torch.as_tensor(np.asarray(attributes), dtype=torch.long)  # [N, A]
     motion_t = torch.as_tensor(np.asarray(motion), dtype=torch.long)  # [N]
+    poses_t = torch.as_tensor(np.asarray(poses), dtype=torch.long)  # [N, T]
     if attrs_t.shape[0] != n or motion_t.shape != (n,):
         raise ValueError("frames, attributes and motion must have the same number of clips")
+    if poses_t.shape != frames_u8.shape[:2]:
+        raise ValueError(f"poses must be [N, T] = {list(frames_u8.shape[:2])}, got {list(poses_t.shape)}")
     dev = device if isinstance(device, torch.device) else pick_device(device)
     torch.manual_seed(seed)
     kwargs = dict(image_size=frames_u8.shape[2], n_attributes=attrs_t.shape[1])
     kwargs.update(model_kwargs or {})
     judge = SpritesJudge(**kwargs)
+    if poses_t.min() < 0 or poses_t.max() >= judge.config["n_poses"]:
+        raise ValueError(f"pose ids must lie in 0..{judge.config['n_poses'] - 1}")
     if dev.type == "cpu":
         judge = judge.to(memory_format=torch.channels_last)  # oneDNN convs prefer NHWC
-    task = JudgeTask(judge, torch.from_numpy(frames_u8), attrs_t, motion_t, augment_shift)
+    task = JudgeTask(judge, torch.from_numpy(frames_u8), attrs_t, motion_t, poses_t, augment_shift)
     schedule = Schedule(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=max(1, int(0.15 * steps)),
                         weight_decay=1e-4, grad_clip=math.inf, ema_decay=None, seed=seed, amp=amp,
                         log_every=max(1, steps // 5))
@@ -198,7 +217,8 @@ def judge_predict(
     batch_size: int = 256,
     amp: str = "auto",
 ) -> dict[str, torch.Tensor]:
-    """Class probabilities for clips: {"attributes": [N, 4, 6], "motion": [N, 9]} (float32, CPU).
+    """Class probabilities for clips: {"attributes": [N, 4, 6], "motion": [N, 9],
+    "poses": [N, T, n_poses]} (float32, CPU).
 
     frames: float [N, T, 3, H, W] in [-1, 1], or uint8 [N, T, H, W, 3] (numpy or torch),
     converted batch by batch so a whole uint8 test split never exists as floats.
@@ -211,7 +231,7 @@ def judge_predict(
     judge.eval()
     dev = next(judge.parameters()).device
     bf16 = use_bf16(dev, amp)
-    attrs, motions = [], []
+    attrs, motions, poses = [], [], []
     try:
         for i in range(0, frames.shape[0], batch_size):
             x = frames[i : i + batch_size]
@@ -220,12 +240,66 @@ def judge_predict(
                 out = judge(x.to(dev))
             attrs.append(out["attributes"].float().softmax(-1).cpu())
             motions.append(out["motion"].float().softmax(-1).cpu())
+            poses.append(out["poses"].float().softmax(-1).cpu())
     finally:
         judge.train(was_training)
     if not attrs:
-        a, m = judge.n_attributes, judge.config["n_motions"]
-        return {"attributes": torch.zeros(0, a, judge.n_attribute_classes), "motion": torch.zeros(0, m)}
-    return {"attributes": torch.cat(attrs), "motion": torch.cat(motions)}
+        a, m, p = judge.n_attributes, judge.config["n_motions"], judge.config["n_poses"]
+        return {"attributes": torch.zeros(0, a, judge.n_attribute_classes), "motion": torch.zeros(0, m),
+                "poses": torch.zeros(0, frames.shape[1], p)}
+    return {"attributes": torch.cat(attrs), "motion": torch.cat(motions), "poses": torch.cat(poses)}
+
+
+# How many frames of a clip the pose head may misread before the clip stops counting as the motion.
+# One: a single blurred frame does not sink a transfer, while a clip frozen on one pose matches at
+# most the 3 frames Sprites shows one pose in (slash's held end) and fails.
+MISREAD_FRAMES = 1
+
+
+def follows_poses(pose_probs: torch.Tensor, poses: torch.Tensor | np.ndarray,
+                  misread_frames: int = MISREAD_FRAMES) -> torch.Tensor:
+    """bool [N]: the judged pose of each frame, pose_probs [N, T, P], is the expected one, poses [N, T],
+    in all but at most misread_frames frames: the clip moves through the motion's poses in order."""
+    poses = torch.as_tensor(np.asarray(poses), dtype=torch.long)
+    misses = (pose_probs.argmax(-1) != poses).sum(1)  # [N]
+    return misses <= misread_frames
+
+
+def transferred(probs: dict[str, torch.Tensor], motion: torch.Tensor | np.ndarray,
+                poses: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """bool [N]: the clip shows motion class `motion` [N] as a real motion: the class head names it
+    AND its frames follow the class's poses [N, T] (follows_poses). The class alone (the v1 judge's
+    test) also counts a clip frozen on one of the motion's frames."""
+    motion = torch.as_tensor(np.asarray(motion), dtype=torch.long)
+    return (probs["motion"].argmax(-1) == motion) & follows_poses(probs["poses"], poses)
+
+
+def altered_clips(frames: np.ndarray, poses: np.ndarray, seed: int = 0,
+                  max_clips: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Real clips [N, T, H, W, 3] made into clips that are not their motion, as (clips, which [M]
+    of the N clips): "frozen" (one random frame held), "shuffled" (frames in a random order that
+    changes the pose sequence) and "reversed" (played backwards), each only for the clips whose
+    pose sequence the change alters (a clip of one held pose does not change when frozen), and
+    of at most max_clips clips (a seeded choice)."""
+    rng = np.random.default_rng(seed)
+    n, t = poses.shape
+    if max_clips is not None and n > max_clips:
+        chosen = np.sort(rng.choice(n, max_clips, replace=False))
+        out = altered_clips(frames[chosen], poses[chosen], seed)
+        return {name: (clips, chosen[which]) for name, (clips, which) in out.items()}
+    held = rng.integers(0, t, n)
+    orders = {"frozen": np.repeat(held[:, None], t, 1), "reversed": np.tile(np.arange(t)[::-1], (n, 1)),
+              "shuffled": np.stack([rng.permutation(t) for _ in range(n)])}
+    for _ in range(20):  # redraw the few permutations that only swap frames of one pose
+        same = (np.take_along_axis(poses, orders["shuffled"], 1) == poses).all(1)
+        if not same.any():
+            break
+        orders["shuffled"][same] = np.stack([rng.permutation(t) for _ in range(int(same.sum()))])
+    out = {}
+    for name, order in orders.items():
+        which = np.flatnonzero(~(np.take_along_axis(poses, order, 1) == poses).all(1))
+        out[name] = (np.take_along_axis(frames[which], order[which][:, :, None, None, None], 1), which)
+    return out
 
 
 def judge_accuracies(
@@ -233,10 +307,15 @@ def judge_accuracies(
     frames: torch.Tensor | np.ndarray,
     attributes: torch.Tensor | np.ndarray,
     motion: torch.Tensor | np.ndarray,
+    poses: torch.Tensor | np.ndarray,
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """Per-head accuracy on labelled clips: {"body", "bottomwear", "topwear", "hair", "motion",
-    "attributes_mean"}; also stored in judge.accuracies so save_judge records them."""
+    """Per-head accuracy on labelled clips: {"body", "bottomwear", "topwear", "hair", "attributes_mean",
+    "motion" (the class head alone), "pose_frames" (frames whose pose is read right), "motion_time_aware"
+    (class and poses: `transferred`)}, and on the same clips made frozen, shuffled and reversed
+    (altered_clips) the share the time-aware test rejects ("frozen_rejected", ...) and the share
+    the class head alone would count ("frozen_class_alone", ...); also stored in judge.accuracies
+    so save_judge records them."""
     probs = judge_predict(judge, frames, batch_size)
     attributes = torch.as_tensor(np.asarray(attributes), dtype=torch.long)
     motion = torch.as_tensor(np.asarray(motion), dtype=torch.long)
@@ -246,6 +325,18 @@ def judge_accuracies(
     acc = {name: hit[:, i].float().mean().item() for i, name in enumerate(names)}
     acc["attributes_mean"] = hit.float().mean().item()
     acc["motion"] = (probs["motion"].argmax(-1) == motion).float().mean().item()
+    poses_np = np.asarray(poses)
+    acc["pose_frames"] = (probs["poses"].argmax(-1) == torch.as_tensor(poses_np)).float().mean().item()
+    acc["motion_time_aware"] = transferred(probs, motion, poses_np).float().mean().item()
+    frames_np = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if frames_np.dtype == np.uint8:  # the altered clips are made from uint8 [N, T, H, W, 3] clips
+        # 900 of the test split's 2664 clips, about 100 a class, keep the judge's own check short
+        for name, (clips, which) in altered_clips(frames_np, poses_np, max_clips=900).items():
+            if len(which) == 0:
+                continue
+            p = judge_predict(judge, clips, batch_size)
+            acc[f"{name}_rejected"] = (~transferred(p, motion[which], poses_np[which])).float().mean().item()
+            acc[f"{name}_class_alone"] = (p["motion"].argmax(-1) == motion[which]).float().mean().item()
     judge.accuracies = dict(acc)
     return acc
 
@@ -288,7 +379,8 @@ def load_judge(path: str | os.PathLike, device: str | torch.device = "cpu") -> S
     except (ValueError, KeyError, TypeError):
         raise MotionbitsError(f"judge file {path} has corrupt metadata") from None
     if arch != ARCH_VERSION:
-        raise MotionbitsError(f"judge file {path} has architecture {arch!r}, this version reads {ARCH_VERSION!r}")
+        raise MotionbitsError(f"judge file {path} has architecture {arch!r}, this version reads {ARCH_VERSION!r}: "
+                              "delete it to train a new judge there")
     try:
         judge = SpritesJudge(**config)
         judge.load_state_dict(state)

@@ -128,3 +128,14 @@ def flicker(fake: torch.Tensor, real: torch.Tensor) -> float:
     if fake.shape != real.shape or fake.ndim != 5 or fake.shape[1] < 2:
         raise ValueError(f"expected two clips [N, T>=2, 3, H, W] of one shape, got {tuple(fake.shape)} and {tuple(real.shape)}")
     return ((fake.diff(dim=1) - real.diff(dim=1)).abs().mean() / 2).item()
+
+
+def frame_change(clips: torch.Tensor) -> torch.Tensor:
+    """How much each clip moves: mean |x_{t+1} - x_t| over its frames, pixels and channels, in [0, 1]
+    pixel units, float [N]. clips: uint8 [N, T, H, W, 3] (any layout: the mean does not care)."""
+    clips = torch.as_tensor(clips)
+    if clips.dtype != torch.uint8 or clips.ndim != 5 or clips.shape[1] < 2:
+        raise ValueError(f"expected uint8 clips [N, T>=2, H, W, 3], got {clips.dtype} {tuple(clips.shape)}")
+    # clip by clip in int16: the differences of a whole uint8 test split would not fit as floats
+    return torch.stack([c.to(torch.int16).diff(dim=0).abs().float().mean() / 255 for c in clips]) if len(clips) \
+        else torch.zeros(0)
