@@ -186,14 +186,17 @@ def _load_cfg(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> None:
     from motionbits.config import resolve_config_path
     from motionbits.runtime import pick_device
-    from motionbits.training.prior import is_prior_config, train_prior_from_config
+    from motionbits.prior_config import is_prior_config, prior_run_with_options
 
     path = resolve_config_path(args.config)
     pick_device(args.device or "auto")
     if is_prior_config(path):
+        from motionbits.training.prior import train_prior_run
+
+        name, run = prior_run_with_options(path, args.data, args.steps, args.init_from, args.tokenizer_path)
         out = check_run_folder(args.out or f"runs/{path.stem}")
         with hold_run_folder(out), _failed_writes_name(out):
-            print(f"checkpoint: {train_prior_from_config(path, out, fresh=args.fresh, device=args.device or 'auto')}")
+            print(f"checkpoint: {train_prior_run(name, run, out, fresh=args.fresh, device=args.device or 'auto', max_minutes=args.max_minutes)}")
         return
     from motionbits.training.bcd import train
 
@@ -424,10 +427,14 @@ def cmd_config(args: argparse.Namespace) -> None:
     """A config as training reads it (its `base:` chain resolved), or the table of every setting."""
     import yaml
 
-    from motionbits.config import load_config, packaged_config_names, settings_table
+    from motionbits.config import load_config, packaged_config_names, resolve_config_path, settings_table
+    from motionbits.prior_config import is_prior_config, prior_settings_rows, read_prior_run
 
     if args.table:
-        print(settings_table())
+        print("\n".join([settings_table(), *prior_settings_rows()]))
+    elif args.name and is_prior_config(resolve_config_path(args.name)):
+        name, run = read_prior_run(resolve_config_path(args.name))
+        print(yaml.safe_dump({"name": name, "prior": run.to_dict()}, sort_keys=False), end="")
     elif args.name:
         print(yaml.safe_dump(load_config(args.name).to_dict(), sort_keys=False), end="")
     else:

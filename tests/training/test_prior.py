@@ -8,6 +8,7 @@ import yaml
 import motionbits.training.prior as pt
 from motionbits.checkpoints import load_prior, read_checkpoint
 from motionbits.errors import MotionbitsError
+from motionbits.prior_config import is_prior_config, read_prior_run
 from tests.prior_codes import CC, K, K_E, N, T, content_data, follows_rule, label_data, rule_codes, rule_hits, small_cfg
 
 # tiny models: a second thread only adds synchronisation (conftest.one_thread)
@@ -215,7 +216,7 @@ def test_prior_from_config_and_generate(sprites_root, tmp_path):
 def test_a_prior_config_inherits_from_its_base(tmp_path):
     config = tmp_path / "my-prior.yaml"
     config.write_text("base: prior-sprites\nprior:\n  checkpoint: elsewhere/last.pt\n")
-    assert pt.is_prior_config(config)
-    name, run = pt.read_prior_run(config)
+    assert is_prior_config(config)
+    name, run = read_prior_run(config)
     assert name == "my-prior" and run.checkpoint == "elsewhere/last.pt"
-    assert run.labels == "motion" and run.model["group_autoregressive"] is True   # from prior-sprites
+    assert run.labels == "motion" and run.model.group_autoregressive is True   # from prior-sprites

@@ -11,19 +11,21 @@ predicted for: the prior learns what a content allows, as generation asks of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from motionbits.checkpoints import PRIOR_FORMAT
-from motionbits.config import Config, build_checked, config_values, setting
+from motionbits.config import Config
 from motionbits.errors import MotionbitsError
 from motionbits.models.prior import MotionPrior, PriorConfig
+from motionbits.prior_config import PriorRunConfig, read_prior_run
 from motionbits.training.loop import Schedule, Task, Trainer
 
 CHECKPOINT_NAME = "prior.pt"
@@ -205,7 +207,7 @@ def train_prior(codes, content, labels=None, prior_cfg: PriorConfig | None = Non
                 progress: bool = True, val: tuple | None = None, *, warmup_steps: int = 50,
                 weight_decay: float = 0.05, ema_decay: float = 0.995, log_every: int = 50,
                 checkpoint_every: int = 250, max_steps: int | None = None, fresh: bool = False,
-                device: str | torch.device = "cpu") -> tuple[MotionPrior, dict[str, float]]:
+                device: str | torch.device = "cpu", max_minutes: float | None = None) -> tuple[MotionPrior, dict[str, float]]:
     """Train a MotionPrior; returns (EMA prior in eval mode, metrics).
 
     codes [N, T, Ng] int, content [N, K, Cc] (of each clip's partner: content_partners), labels [N]
@@ -231,7 +233,7 @@ def train_prior(codes, content, labels=None, prior_cfg: PriorConfig | None = Non
     val_t = None if val is None else _as_tensors(*val)
     task = PriorTask(cfg, codes_t, content_t, labels_t, hparams, val_t)
     trainer = Trainer(task, schedule, out_dir, torch.device(device), fresh=fresh, progress=progress,
-                      max_steps=max_steps, checkpoint_name=CHECKPOINT_NAME)
+                      max_steps=max_steps, max_minutes=max_minutes, checkpoint_name=CHECKPOINT_NAME)
     task.trainer = trainer
     trainer.fit()
     ema = trainer.inference_model
@@ -242,37 +244,18 @@ def train_prior(codes, content, labels=None, prior_cfg: PriorConfig | None = Non
 
 
 # ---- from a config file ------------------------------------------------------------------------------
-@dataclass
-class PriorRunConfig:
-    checkpoint: str = setting("runs/sprites-cpu/last.pt", "the trained motionbits model whose codes the prior models")
-    data: str | None = setting(None, "dataset folder (null: the model's own data.root)")
-    labels: Literal["motion"] | None = setting(None, "Sprites: condition on the motion class (with label dropout)")
-    steps: int = setting(600, "training steps", low=1)
-    batch_size: int = setting(128, "clips per step", low=1)
-    lr: float = setting(1e-3, "peak learning rate", above=0)
-    seed: int = setting(0, "seed", low=0)
-    model: dict = field(default_factory=dict)  # PriorConfig fields: width, depth, heads, dropout, ...
-
-
-def is_prior_config(path: Path) -> bool:
-    try:
-        return "prior" in config_values(path)   # with its `base:` chain, like a model config
-    except MotionbitsError:
-        return False  # load_config will report it
-
-
-def read_prior_run(config_path: str | Path) -> tuple[str, PriorRunConfig]:
-    """(name, checked settings) of a prior config, its `base:` chain resolved like a model config's."""
-    path = Path(config_path)
-    values = config_values(path)
-    return values["name"], build_checked(PriorRunConfig, values["prior"] or {}, f"config {path}: prior")
-
-
 def train_prior_from_config(config_path: str | Path, out_dir: str | Path | None = None, fresh: bool = False,
                             progress: bool = True, device: str = "auto") -> Path:
+    name, run = read_prior_run(config_path)
+    return train_prior_run(name, run, out_dir, fresh, progress, device)
+
+
+def train_prior_run(name: str, run: PriorRunConfig, out_dir: str | Path | None = None, fresh: bool = False,
+                    progress: bool = True, device: str = "auto", max_minutes: float | None = None) -> Path:
+    """Train the prior a checked run config describes (prior_config.py); `max_minutes` stops at a
+    wall-clock budget, saving the checkpoint."""
     from motionbits.api import MotionBits
 
-    name, run = read_prior_run(config_path)
     out_dir = Path(out_dir or f"runs/{name}")
     pipe = MotionBits.from_checkpoint(run.checkpoint, device)
     root = run.data or pipe.cfg.data.root
@@ -282,10 +265,11 @@ def train_prior_from_config(config_path: str | Path, out_dir: str | Path | None 
     train_content, val_content = (content[content_partners(s["groups"])]
                                   for content, s in ((train_content, splits[0]), (val_content, splits[1])))
     num_classes = 9 if run.labels else 0
-    cfg = prior_config_for(pipe.cfg, num_classes=num_classes, **run.model)
+    cfg = prior_config_for(pipe.cfg, num_classes=num_classes, **dataclasses.asdict(run.model))
     _, metrics = train_prior(train_codes, train_content, splits[0]["labels"], cfg, steps=run.steps,
                              batch_size=run.batch_size, lr=run.lr, seed=run.seed, out_dir=out_dir, progress=progress,
-                             fresh=fresh, val=(val_codes, val_content, splits[1]["labels"]), device=pipe.device)
+                             fresh=fresh, val=(val_codes, val_content, splits[1]["labels"]), device=pipe.device,
+                             max_minutes=max_minutes)
     if progress:
         print(f"(bottleneck ceiling {pipe.model.quantizer.ceiling_bits:g} bits/frame)")
     return out_dir / CHECKPOINT_NAME
