@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from motionbits.evaluation.face_motion import MotionFollowing, following_summary, sums
-from motionbits.evaluation.faces import POSE_MODEL, POSE_POINTS, motion_signals
+from motionbits.evaluation.face_signals import POSE_MODEL, POSE_POINTS, motion_signals
 
 TEMPLATE = np.random.default_rng(0).uniform(30, 70, (68, 2))        # points no signal reads stay put
 

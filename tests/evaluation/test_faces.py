@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from motionbits.evaluation.face_protocol import TransferFaces
-from motionbits.evaluation.faces import (POSE_MODEL, POSE_POINTS, FaceReadings, akd, aed, head_pose, identity_to,
-                                         motion_following, read_faces, score_pair)
+from motionbits.evaluation.face_signals import POSE_MODEL, POSE_POINTS, head_pose
+from motionbits.evaluation.faces import (FaceReadings, akd, aed, identity_to, motion_following, read_faces,
+                                         score_pair)
 from tests.face_media import carphone, grace_clip
 
 

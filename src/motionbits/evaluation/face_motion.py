@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from motionbits.evaluation.faces import MIN_FRAMES, PLACE_SIGNALS, SIGNALS, motion_signals
+from motionbits.evaluation.face_signals import MIN_FRAMES, PLACE_SIGNALS, SIGNALS, motion_signals
 
 LONG_SIGNALS = SIGNALS + PLACE_SIGNALS
 GROUPS = {"mouth": ("mouth",), "head pose": ("yaw", "pitch", "roll", "centre_x", "centre_y", "size")}
