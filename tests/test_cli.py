@@ -22,10 +22,11 @@ def test_demo_runs_end_to_end_on_a_tiny_config(sprites_root, tmp_path, capsys):
     config = tmp_path / "tiny-demo.yaml"
     values = tiny_config(data={"image_size": 64}, model={"patch_size": 16}).to_dict()
     config.write_text(yaml.safe_dump({**values, "name": "tiny-demo"}))
-    code, printed, err = run_cli(["demo", "--out", str(out), "--config", str(config), "--clips", "8"], capsys)
+    code, printed, err = run_cli(["demo", "--out", str(out), "--config", str(config), "--clips", "8",
+                                  "--prior-steps", "2"], capsys)
     assert code == 0, err
     for name in ("transfer.gif", "transfer.png", "eval.md", "eval.json", "timings.json", "judge.safetensors",
-                 "tiny-demo/last.pt"):
+                 "tiny-demo/last.pt", "prior.yaml", "tiny-demo/prior/prior.pt"):   # the prior: the app's Generate tab
         assert (out / name).is_file(), name
     assert "swap: motion class transferred" in printed and "minutes: data" in printed
 

@@ -420,7 +420,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     with hold_run_folder(check_run_folder(args.out)):
         run_demo(args.out, args.config, sheets=args.sheets, steps=args.steps, max_minutes=args.max_minutes,
-                 clips=args.clips)
+                 clips=args.clips, prior_steps=args.prior_steps)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -649,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-minutes", type=positive_float, default=None,
                    help="stop training (and go on to the GIF and evaluation) after this much wall-clock time")
     m.add_argument("--clips", type=positive_int, default=None, help="test clips to evaluate (default: config)")
+    m.add_argument("--prior-steps", type=non_negative_int, default=0,
+                   help="also train the motion prior (the app's Generate tab), this many steps (0: write its "
+                        "config, prior.yaml, only)")
     m.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("config", help="show a config as training reads it, or every setting with its meaning")
