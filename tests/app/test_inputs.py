@@ -3,6 +3,7 @@ server's path), refused before its frames are decoded; a good clip passes with i
 from __future__ import annotations
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -69,3 +70,16 @@ def test_a_video_without_frames_is_refused(tmp_path):
 
 def test_the_default_limits_are_what_the_docs_say():
     assert (inputs.MAX_UPLOAD_MB, MAX_FRAMES, inputs.MAX_SIDE) == (50, 600, 1920)
+
+
+def test_a_small_image_is_enlarged_with_sharp_pixels_and_the_note_says_so(tmp_path):
+    from motionbits.app.notes import reading_notes
+
+    board = np.indices((16, 16)).sum(0) % 2 * 200 + 30                 # a 16x16 checkerboard of two greys
+    Image.fromarray(np.repeat(board[..., None], 3, axis=2).astype(np.uint8)).save(tmp_path / "sprite.png")
+    upload = check_upload(tmp_path / "sprite.png", "content")
+    frames = read_upload(upload, 64, None, window=None).numpy()         # [1, 64, 64, 3]
+    assert set(np.unique(frames)) == {30, 230}                          # nearest: no blended greys
+    assert (frames[0] == np.kron(board, np.ones((4, 4)))[..., None]).all()
+    assert reading_notes(upload, "the content", 64, None, 1, None) == [
+        "the content: 16 pixels a side enlarged with nearest neighbour (pixels stay sharp) to the model's 64"]

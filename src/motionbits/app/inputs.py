@@ -25,6 +25,8 @@ class Upload:
     name: str               # the name the user gave it, for messages
     frames: int             # 1 for an image
     fps: float | None       # the source rate (None: an image, or a video without one)
+    width: int = 0          # pixels of a source frame
+    height: int = 0
 
 
 def check_upload(path: str | Path | None, what: str) -> Upload:
@@ -40,29 +42,30 @@ def check_upload(path: str | Path | None, what: str) -> Upload:
         raise MotionbitsError(f"{what} {name}: {size / 2 ** 20:.0f} MB, above the limit of {MAX_UPLOAD_MB} MB")
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        _check_image(path, f"{what} {name}")
-        return Upload(path, name, 1, None)
+        width, height = _check_image(path, f"{what} {name}")
+        return Upload(path, name, 1, None, width, height)
     if suffix not in VIDEO_SUFFIXES:
         raise MotionbitsError(f"{what} {name}: unsupported file type {suffix or '(none)'!r} (video: "
                               f"{', '.join(VIDEO_SUFFIXES)}; image: {', '.join(IMAGE_SUFFIXES)})")
-    frames, fps = _video_frames(path, f"{what} {name}")
-    return Upload(path, name, frames, fps)
+    frames, fps, width, height = _video_frames(path, f"{what} {name}")
+    return Upload(path, name, frames, fps, width, height)
 
 
-def _check_image(path: Path, where: str) -> None:
+def _check_image(path: Path, where: str) -> tuple[int, int]:
     from PIL import Image
 
     try:
         with Image.open(path) as im:                       # reads the header only
-            side = max(im.size)
+            width, height = im.size
     except Exception as err:
         raise MotionbitsError(f"{where}: not a readable image ({type(err).__name__})") from None
-    if side > MAX_SIDE:
-        raise MotionbitsError(f"{where}: {side} pixels wide or high, above the limit of {MAX_SIDE}")
+    if max(width, height) > MAX_SIDE:
+        raise MotionbitsError(f"{where}: {max(width, height)} pixels wide or high, above the limit of {MAX_SIDE}")
+    return width, height
 
 
-def _video_frames(path: Path, where: str) -> tuple[int, float | None]:
-    """(frames, source rate) from the header and the packet index, refusing what is over the limits."""
+def _video_frames(path: Path, where: str) -> tuple[int, float | None, int, int]:
+    """(frames, source rate, width, height) from the header and the packet index, refusing what is over the limits."""
     import av
 
     try:
@@ -70,7 +73,8 @@ def _video_frames(path: Path, where: str) -> tuple[int, float | None]:
             if not container.streams.video:
                 raise MotionbitsError(f"{where}: has no video stream")
             stream = container.streams.video[0]
-            side = max(stream.codec_context.width, stream.codec_context.height)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            side = max(width, height)
             if side > MAX_SIDE:
                 raise MotionbitsError(f"{where}: {side} pixels wide or high, above the limit of {MAX_SIDE}")
             frames = 0
@@ -85,7 +89,7 @@ def _video_frames(path: Path, where: str) -> tuple[int, float | None]:
         raise MotionbitsError(f"{where}: cannot be read as video ({type(err).__name__})") from None
     if frames == 0:
         raise MotionbitsError(f"{where}: contains no frames")
-    return frames, float(rate) if rate else None
+    return frames, float(rate) if rate else None, width, height
 
 
 def read_upload(upload: Upload, size: int, fps: float | None, window: int | None):

@@ -7,7 +7,6 @@ seed (same reading, same call, same view); Bitrate runs the clip through the .mb
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,9 +14,13 @@ from typing import Callable
 import numpy as np
 
 from motionbits.app.inputs import Upload, read_upload
+from motionbits.app.notes import reading_notes
 from motionbits.app.plots import bits_per_frame_plot
+from motionbits.app.previews import display_scale, preview_gif
 from motionbits.app.session import AppSession
+from motionbits.data.inputs import hold_still
 from motionbits.errors import MotionbitsError
+from motionbits.frame_rate import UNTIMED_FPS, clip_fps
 from motionbits.visualize import save_video, side_by_side, transfer_view
 
 Report = Callable[[float, str], None]
@@ -27,23 +30,55 @@ def _quiet(fraction: float, text: str) -> None:
     pass
 
 
-def output_fps(session: AppSession) -> float:
-    """The CLI's output rate without --fps: the model's input rate, else 8."""
-    return session.input_fps or 8.0
+def clip_rate(session: AppSession, upload: Upload) -> float:
+    """The frame rate of an upload as read, the rate its results are written at (as the CLI does):
+    the model's rate when it resamples to one, else the file's own, else 8 (an image)."""
+    return clip_fps(upload.fps, session.input_fps)
+
+
+@dataclass
+class Preview:
+    gif: Path                      # what the model will see, enlarged for the page
+    notes: list[str]               # what was done to the file to get there
+
+
+def preview(session: AppSession, upload: Upload, what: str, out: Path, hold: bool = True) -> Preview:
+    """An upload as the model will read it (held still for the encoder's window when `hold`)."""
+    pipe = session.pipe
+    window = pipe.model.window if hold else None
+    frames = read_upload(upload, pipe.cfg.data.image_size, session.input_fps, window=None)      # [T, S, S, 3]
+    notes = reading_notes(upload, what, pipe.cfg.data.image_size, session.input_fps, len(frames), window)
+    shown = hold_still(frames, window) if window else frames
+    return Preview(preview_gif(shown, clip_rate(session, upload), out / "preview.gif"), notes)
+
+
+@dataclass
+class TransferResult:
+    side_by_side: Path             # content | driver | result
+    result: Path                   # the result alone
+    fps: float                     # the driver's rate as read: the result lasts as long as the driver
+    notes: list[str]               # what was done to the inputs (notes.reading_notes)
 
 
 def transfer(session: AppSession, content: Upload, driver: Upload, steps: int, seed: int, out: Path,
-             report: Report = _quiet) -> Path:
-    """content | driver | result as out/transfer.mp4."""
+             report: Report = _quiet) -> TransferResult:
+    """out/transfer-side-by-side.mp4 (content | driver | result, the frames of `motionbits transfer
+    --side-by-side --scale K`) and out/transfer-result.mp4, at the driver's frame rate."""
     pipe = session.pipe
     size, window = pipe.cfg.data.image_size, pipe.model.window
     report(0.0, "reading the clips")
-    look = read_upload(content, size, session.input_fps, window)                    # [Tc, S, S, 3]
-    motion = read_upload(driver, size, session.input_fps, window)                   # [T, S, S, 3]
+    look = read_upload(content, size, session.input_fps, window=None)               # [Tc, S, S, 3]
+    motion = read_upload(driver, size, session.input_fps, window=None)              # [T, S, S, 3]
+    notes = (reading_notes(content, "the content", size, session.input_fps, len(look), window)
+             + reading_notes(driver, "the driving video", size, session.input_fps, len(motion), window))
+    look, motion = hold_still(look, window), hold_still(motion, window)
     report(0.2, f"rendering {len(motion)} frames")
     result = pipe.transfer(look, motion, steps=steps, seed=seed)[0]                 # [T, S, S, 3]
-    report(0.9, "writing the video")
-    return save_video(transfer_view(look, motion, result), out / "transfer.mp4", fps=output_fps(session))
+    report(0.9, "writing the videos")
+    fps, scale = clip_rate(session, driver), display_scale(size)
+    both = save_video(transfer_view(look, motion, result), out / "transfer-side-by-side.mp4", fps=fps, scale=scale)
+    alone = save_video(result, out / "transfer-result.mp4", fps=fps, scale=scale)
+    return TransferResult(both, alone, fps, notes)
 
 
 @dataclass
@@ -56,6 +91,12 @@ class BitrateResult:
     mbits: Path                    # the .mbits file
     video: Path                    # original | decoded
     plot: Path                     # bits per frame
+
+    @property
+    def coder_end_bits(self) -> float:
+        """Bits of the motion stream beyond its codes': the range coder's last words, which end the
+        stream on a whole 32-bit word (once a clip, spread over its frames in `bits per frame`)."""
+        return 8 * self.sizes["motion"] - float(self.bits.sum())
 
     @property
     def motion_kbps(self) -> float:
@@ -75,10 +116,9 @@ def bitrate(session: AppSession, clip: Upload, out: Path, report: Report = _quie
     pipe, prior = session.pipe, session.prior
     report(0.0, "reading the clip")
     frames = read_upload(clip, pipe.cfg.data.image_size, session.input_fps, window=None)   # [T, S, S, 3]
-    fps = session.input_fps or clip.fps or 25.0
+    fps = clip_rate(session, clip)
     report(0.1, "encoding")
-    encoded = encode_clip(pipe, frames, prior, fps=fps, checkpoint_hint=os.path.abspath(pipe.source),
-                          prior_hint=str(session.prior_path or ""))
+    encoded = encode_clip(pipe, frames, prior, fps=fps)
     mbits = out / "clip.mbits"
     mbits.write_bytes(pack(encoded))
     report(0.3, "decoding the file")
@@ -88,15 +128,24 @@ def bitrate(session: AppSession, clip: Upload, out: Path, report: Report = _quie
     report(0.5, f"rendering {len(frames)} decoded frames")
     rendered = pipe.render(content, codes)[0]
     report(0.9, "writing the video and the plot")
-    video = save_video(side_by_side([frames, rendered]), out / "original-decoded.mp4", fps=fps)
-    plot = bits_per_frame_plot(bits, out / "bits-per-frame.png")
+    video = save_video(side_by_side([frames, rendered]), out / "original-decoded.mp4", fps=fps,
+                       scale=display_scale(pipe.cfg.data.image_size))
+    plot = bits_per_frame_plot(bits, out / "bits-per-frame.png", file_bits=8 * encoded.sizes["motion"])
     return BitrateResult(encoded.sizes, len(frames), fps, bits, "the motion prior" if prior else "the static tables",
                          mbits, video, plot)
 
 
+@dataclass
+class GenerateResult:
+    side_by_side: Path             # content | generated
+    result: Path                   # the generated clip alone
+    fps: float
+
+
 def generate(session: AppSession, content: Upload, prompt: Upload | None, label: int | None, temperature: float,
-             frames: int, steps: int, seed: int, out: Path, report: Report = _quiet) -> Path:
-    """content | generated as out/generated.mp4 (as `motionbits generate`)."""
+             frames: int, steps: int, seed: int, out: Path, report: Report = _quiet) -> GenerateResult:
+    """out/generate-side-by-side.mp4 (content | generated) and out/generate-result.mp4, as
+    `motionbits generate` does; at the rate of the clip continued, else the model's, else 8 fps."""
     pipe = session.pipe
     size = pipe.cfg.data.image_size
     report(0.0, "reading the clips")
@@ -107,6 +156,9 @@ def generate(session: AppSession, content: Upload, prompt: Upload | None, label:
     report(0.2, f"sampling and rendering {frames} frames")
     result = pipe.generate(session.prior, look, frames, prompt_frames=start, label=label, temperature=temperature,
                            seed=seed, steps=steps)[0]                                # [frames, S, S, 3]
-    report(0.9, "writing the video")
+    report(0.9, "writing the videos")
     still = look[:1].expand(len(result), -1, -1, -1)
-    return save_video(side_by_side([still, result]), out / "generated.mp4", fps=output_fps(session))
+    fps = clip_rate(session, prompt) if prompt else session.input_fps or UNTIMED_FPS
+    scale = display_scale(size)
+    both = save_video(side_by_side([still, result]), out / "generate-side-by-side.mp4", fps=fps, scale=scale)
+    return GenerateResult(both, save_video(result, out / "generate-result.mp4", fps=fps, scale=scale), fps)
