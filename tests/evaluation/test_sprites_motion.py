@@ -22,13 +22,14 @@ def test_per_class_table_counts_a_class_frozen_on_one_pose_as_not_transferred():
     frozen = motion == MOTION_NAMES.index("walk-right")
     table = motion_by_class(judged(motion, poses), motion, frozen)
     assert list(table) == list(MOTION_NAMES)
-    assert table["walk-right"] == {"clips": 2, "motion": 0.0, "motion_class_only": 1.0, "near_frozen": 1.0}
-    assert all(c == {"clips": 2, "motion": 1.0, "motion_class_only": 1.0, "near_frozen": 0.0}
+    assert table["walk-right"] == {"clips": 2, "motion": 0.0, "motion_class_only": 1.0, "pose_frames": 1 / 8,
+                                   "near_frozen": 1.0}
+    assert all(c == {"clips": 2, "motion": 1.0, "motion_class_only": 1.0, "pose_frames": 1.0, "near_frozen": 0.0}
                for name, c in table.items() if name != "walk-right")
     report = {"motion_judging": {"misread_frames_allowed": 1, "near_frozen_below": NEAR_FROZEN_BELOW},
               "swap": {"motion_by_class": table}}
     lines = motion_lines(report)
-    assert "| walk-right | 2 | 0.0 % | 100.0 % | 100.0 % |" in lines
+    assert "| walk-right | 2 | 0.0 % | 100.0 % | 12.5 % | 100.0 % |" in lines
     assert sum(line.startswith(f"| {name} |") for name in MOTION_NAMES for line in lines) == 9
 
 

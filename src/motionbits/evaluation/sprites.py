@@ -153,7 +153,9 @@ def swap_scores(probs: dict[str, torch.Tensor], attributes: torch.Tensor, motion
     attribute_acc = {name: accuracy(probs["attributes"][:, i], attributes[:, i]) for i, name in enumerate(ATTRIBUTE_NAMES)}
     out = {"attributes_mean": float(np.mean(list(attribute_acc.values()))), **attribute_acc,
            "motion": float(transferred(probs, motion, frame_poses(motion.numpy())).float().mean()),
-           "motion_class_only": accuracy(probs["motion"], motion)}
+           "motion_class_only": accuracy(probs["motion"], motion),
+           # the share of frames that show the driver's pose of that frame: how close a miss came
+           "pose_frames": accuracy(probs["poses"], torch.as_tensor(frame_poses(motion.numpy())))}
     if content_motion is not None:  # which part of the motion follows B, and how often it stays A's: a leak shows here
         judged = probs["motion"].argmax(-1)
         (j_action, j_dir), (a_action, a_dir), (b_action, b_dir) = (
@@ -184,6 +186,7 @@ def motion_by_class(probs: dict[str, torch.Tensor], motion: torch.Tensor, frozen
         out[name] = {"clips": n,
                      "motion": float(hit.float().mean()) if n else float("nan"),
                      "motion_class_only": accuracy(probs["motion"][sel], motion[sel]),
+                     "pose_frames": accuracy(probs["poses"][sel], torch.as_tensor(frame_poses(motion[sel].numpy()))),
                      "near_frozen": float(frozen[sel].float().mean()) if n else float("nan")}
     return out
 
@@ -196,11 +199,13 @@ def motion_lines(r: dict) -> list[str]:
              f"Transferred: the judge sees the class and the driver's pose in every frame but at most "
              f"{mj['misread_frames_allowed']}. Class only: the class head alone (it counts an output frozen on one "
              f"pose). Near-frozen: the output changes from frame to frame by less than "
-             f"{100 * mj['near_frozen_below']:.0f} % of its driver's change.", "",
-             "| driver's class | clips | transferred | class only | near-frozen |", "|---|---|---|---|---|"]
+             f"{100 * mj['near_frozen_below']:.0f} % of its driver's change. Frames in the driver's pose: the share of "
+             "the output's frames the judge reads in the driver's pose of that frame.", "",
+             "| driver's class | clips | transferred | class only | frames in the driver's pose | near-frozen |",
+             "|---|---|---|---|---|---|"]
     for name, c in r["swap"]["motion_by_class"].items():
         lines.append(f"| {name} | {c['clips']} | {pct(c['motion'])} | {pct(c['motion_class_only'])} | "
-                     f"{pct(c['near_frozen'])} |")
+                     f"{pct(c['pose_frames'])} | {pct(c['near_frozen'])} |")
     return lines
 
 
@@ -229,6 +234,7 @@ def markdown_report(r: dict) -> str:
         *[f"| swap: {name} | {pct(s[name])} |" for name in ATTRIBUTE_NAMES],
         f"| swap: motion class transferred and the driver's poses followed frame by frame | {pct(s['motion'])} |",
         f"| swap: motion class only (v1 judge: counts outputs frozen on one pose) | {pct(s['motion_class_only'])} |",
+        f"| swap: output frames in the driver's pose of that frame | {pct(s['pose_frames'])} |",
         f"| swap: near-frozen outputs (change < {100 * r['motion_judging']['near_frozen_below']:.0f} % of the driver's) | "
         f"{pct(s['near_frozen'])} |",
         *[f"| swap: {k.replace('_', ' ')} | {pct(v)} |" for k, v in s.get("motion_parts", {}).items()],
