@@ -37,3 +37,10 @@ def test_score_json_of_identical_videos_is_standard_json(monkeypatch, capsys):
     assert main(["score", "a.mp4", "b.mp4", "--json"]) == 0
     report = _strict(capsys.readouterr().out)
     assert report["reconstruction"] == {"l1": 0.0, "psnr_db": None, "akd": None}
+
+
+def test_reports_are_written_as_standard_json(tmp_path):
+    from motionbits.atomic_files import write_json_atomic
+
+    write_json_atomic(tmp_path / "eval.json", {"psnr_db": math.inf, "rows": [{"r": math.nan}, {"r": 0.5}]})
+    assert _strict((tmp_path / "eval.json").read_text()) == {"psnr_db": None, "rows": [{"r": None}, {"r": 0.5}]}

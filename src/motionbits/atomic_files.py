@@ -79,3 +79,11 @@ def remove_temporary_files(path: str | Path) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path, shared=True) as tmp:
         tmp.write_text(text)
+
+
+def write_json_atomic(path: str | Path, value, indent: int = 2) -> None:
+    """A JSON report, written atomically, with non-finite numbers as null (json_text): every
+    reader of the standard can parse it."""
+    from motionbits.json_text import dumps_standard
+
+    write_text_atomic(path, dumps_standard(value, indent=indent))

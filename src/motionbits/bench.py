@@ -14,7 +14,6 @@ Measures, per config, on random data of the config's shapes (so no dataset is ne
 from __future__ import annotations
 
 import copy
-import json
 import resource
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from motionbits.atomic_files import write_text_atomic
+from motionbits.atomic_files import write_json_atomic
 from motionbits.config import Config, load_config
 from motionbits.models.tokenizer import frames_to_float
 from motionbits.diffusion import network_calls
@@ -227,7 +226,7 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
 
     def save() -> None:  # after every measurement, so a run cut short still leaves what it measured
         if out:
-            write_text_atomic(out, json.dumps(report, indent=2))
+            write_json_atomic(out, report)
 
     configs = [load_config(name) for name in config_names]  # a bad one is refused before any measuring
     for cfg in configs:

@@ -7,12 +7,10 @@ its traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -382,7 +380,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         prior = load_prior(args.prior, pipe.device)  # before the judge, which may take minutes to train
         judge = get_judge(pipe.cfg.data.root, args.judge, Path(out), pipe.cfg.eval.judge_steps, True)
         report = evaluate_generation(pipe, prior, judge, out, clips=args.clips or 300, steps=args.sample_steps)
-        print(json.dumps(report, indent=2))
+        print(dumps_standard(report, indent=2))
         return
     if pipe.cfg.data.kind != "sprites":
         from motionbits.evaluation.video import evaluate_video

@@ -13,13 +13,12 @@ minutes on 2 cores, 100 steps still 6), far more than the minute or two the demo
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from motionbits.atomic_files import write_text_atomic
+from motionbits.atomic_files import write_json_atomic, write_text_atomic
 from motionbits.errors import MotionbitsError
 
 
@@ -73,7 +72,7 @@ def run_demo(out: str | Path = "outputs/demo", config: str = "sprites-cpu", shee
         print(f"wrote {train_prior_from_config(prior_config, run_dir / 'prior')}")
         phase("motion prior", t)
     minutes["total"] = round(sum(minutes.values()), 2)
-    write_text_atomic(out / "timings.json", json.dumps(minutes, indent=2))
+    write_json_atomic(out / "timings.json", minutes)
     print((out / "eval.md").read_text())
     print("minutes: " + ", ".join(f"{k} {v:g}" for k, v in minutes.items()) + f"; everything is in {out}/")
     return report

@@ -9,10 +9,9 @@ cross-identity code agreement / content cosine) and writes sweep.json, sweep.md 
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
-from motionbits.atomic_files import write_text_atomic
+from motionbits.atomic_files import write_json_atomic, write_text_atomic
 from motionbits.config import Config
 from motionbits.visualize import line_chart
 
@@ -67,7 +66,7 @@ def run_sweep(cfg: Config, bits_list: list[float], out_dir: str | Path, steps: i
 
 
 def write_sweep(rows: list[dict], out_dir: Path, cfg: Config) -> None:
-    write_text_atomic(out_dir / "sweep.json", json.dumps(rows, indent=2))
+    write_json_atomic(out_dir / "sweep.json", rows)
     transfer_keys = (["swap_attributes", "swap_motion"] if cfg.data.kind == "sprites"
                      else ["code_agreement", "untransferred_code_agreement", "csim", "motion_following"])
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731

@@ -13,7 +13,6 @@ new motion codes, which the denoiser renders:
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from motionbits.atomic_files import write_text_atomic
+from motionbits.atomic_files import write_json_atomic
 from motionbits.data.sprites import NUM_MOTIONS, load_sprites
 from motionbits.evaluation.judge import judge_predict
 from motionbits.evaluation.metrics import accuracy, motion_distribution_scores
@@ -82,5 +81,5 @@ def evaluate_generation(pipe: MotionBits, prior: MotionPrior, judge, out_dir: st
                                                           cfg.model.codebook_size)["entropy_bits"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "generation_eval.json", json.dumps(report, indent=2))
+    write_json_atomic(out_dir / "generation_eval.json", report)
     return report

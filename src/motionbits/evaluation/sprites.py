@@ -19,7 +19,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from motionbits.atomic_files import write_text_atomic
+from motionbits.atomic_files import write_json_atomic, write_text_atomic
 from motionbits.models.tokenizer import frames_to_float
 from motionbits.data.sprites import ATTRIBUTE_NAMES, MOTION_NAMES, action_and_direction, frame_poses, load_sprites
 from motionbits.diffusion import network_calls
@@ -139,7 +138,7 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
         "rate": rate_report(logits, m.codebook_size, m.rate_estimate, m.groups * math.log2(m.codebook_size),
                             cfg.train.target_bits, coded_bits_per_frame=coded_rate(pipe.model.quantizer, logits.argmax(-1))),
     }
-    write_text_atomic(out_dir / "eval.json", json.dumps(report, indent=2))
+    write_json_atomic(out_dir / "eval.json", report)
     write_text_atomic(out_dir / "eval.md", markdown_report(report))
     return report
 
@@ -274,7 +273,7 @@ def step_study(pipe: MotionBits, out_dir: str | Path, step_counts: list[int], ju
                      "swap_attributes": r["swap"]["attributes_mean"], "swap_motion": r["swap"]["motion"],
                      "psnr_db": r["reconstruction"]["psnr_db"], "ssim": r["reconstruction"]["ssim"],
                      "test_clips": r["test_clips_evaluated"]})
-    write_text_atomic(out_dir / "steps.json", json.dumps(rows, indent=2))
+    write_json_atomic(out_dir / "steps.json", rows)
     lines = [f"# Sampling steps against quality: {pipe.cfg.name}", "",
              f"Test split, {rows[0]['test_clips']} clips, the same clips and noise at every count.", "",
              "| steps | sampler | network calls | swap attributes | swap motion | PSNR (dB) | SSIM |",

@@ -42,7 +42,6 @@ Definitions (all on test clips only):
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +56,7 @@ from motionbits.evaluation.metrics import psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
 from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
 from motionbits.api import MotionBits
-from motionbits.atomic_files import write_text_atomic
+from motionbits.atomic_files import write_json_atomic, write_text_atomic
 from motionbits.evaluation.face_motion import LONG_FRAMES, long_motion_lines
 from motionbits.evaluation.faces import EMBED_EVERY, nth
 from motionbits.face_models import INSTALL_HINT, faces_available
@@ -430,7 +429,7 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "eval.json", json.dumps(report, indent=2))
+    write_json_atomic(out_dir / "eval.json", report)
     pictures = {name: long_transfer_pictures(examples, out_dir / name)
                 for name, examples in (("transfers_held_out", held_out_examples),
                                        ("transfers_training_people", seen_examples)) if examples is not None}
