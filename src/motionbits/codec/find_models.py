@@ -16,14 +16,15 @@ from motionbits.errors import MotionbitsError
 MODEL_KIND, PRIOR_KIND = "motionbits", "motionbits-prior"
 
 
+def search_folders(mbits_path: str | Path) -> list[Path]:
+    """The .mbits file's folder, then the current one (once where they are the same)."""
+    return list(dict.fromkeys((Path(mbits_path).resolve().parent, Path.cwd().resolve())))
+
+
 def candidates(mbits_path: str | Path, run_file: str) -> list[Path]:
-    """The files the search reads, in order: *.pt, then */<run_file>, in the .mbits file's folder, then the current one."""
-    places = []
-    for folder in (Path(mbits_path).resolve().parent, Path.cwd().resolve()):
-        if folder not in places:
-            places.append(folder)
+    """The files the search reads, in order: *.pt, then */<run_file>, in each search folder."""
     found: list[Path] = []
-    for folder in places:
+    for folder in search_folders(mbits_path):
         for path in [*sorted(folder.glob("*.pt")), *sorted(folder.glob(f"*/{run_file}"))]:
             if path.is_file() and path not in found:
                 found.append(path)
@@ -56,6 +57,6 @@ def find_checkpoint(fingerprint: bytes, mbits_path: str | Path, kind: str = MODE
         if checkpoint_fingerprint(path, kind) == fingerprint:
             return path
     what, flag = ("model", "--checkpoint RUN") if kind == MODEL_KIND else ("motion prior", "--prior PRIOR")
-    places = " and ".join(dict.fromkeys(str(p) for p in (Path(mbits_path).resolve().parent, Path.cwd().resolve())))
+    places = " and ".join(str(p) for p in search_folders(mbits_path))
     raise MotionbitsError(f"{mbits_path}: needs the {what} with fingerprint {fingerprint.hex()}; none of the "
                           f"{len(searched)} checkpoints in {places} (*.pt, */{run_file}) is it: pass {flag}")
