@@ -110,6 +110,8 @@ class TrainConfig:
                                       "rebuilt (the paper's cross-driving)")
     content_from_video: float = setting(0.0, "video: with this probability the content half comes from another clip "
                                              "of the same video", low=0, high=1)
+    content_gap_seconds: float = setting(0.0, "video: that other clip starts at least this far from the rebuilt one, so "
+                                              "the content cannot show the pose and mouth to copy (0: any clip)", low=0)
     augment_content_flip: bool = setting(False, "pixels: mirror the content frames at random")
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
@@ -364,6 +366,8 @@ def validate(cfg: Config, where: str = "config") -> None:
          "train.content_from_video needs train.cross_drive (it replaces the content half)"),
         (t.content_from_video == 0 or d.kind == "video",
          "train.content_from_video needs data.kind: video (clips with their videos)"),
+        (t.content_gap_seconds == 0 or t.content_from_video > 0,
+         "train.content_gap_seconds needs train.content_from_video above 0 (it says how far that clip is)"),
         (not (t.augment_content_flip or t.augment_motion_colors) or m.tokenizer == "pixels",
          "train.augment_content_flip / augment_motion_colors act on pixels: turn them off with a latent tokenizer"),
         (m.codebook_size <= CODEC_MAX_ENTRIES,

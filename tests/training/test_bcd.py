@@ -137,6 +137,29 @@ def test_same_video_clips_draws_only_from_the_clip_s_own_video():
     assert set(drawn[index == 0].tolist()) == {0, 2, 5}          # every clip of video 3, itself included
 
 
+def test_same_video_clips_keeps_the_gap_and_draws_every_far_clip():
+    from motionbits.models.bcd import SameVideoClips
+
+    rng = np.random.default_rng(0)
+    video = np.repeat([0, 1, 2], [20, 3, 30])
+    start = np.concatenate([np.arange(20), np.arange(3), np.arange(30)]) * 2     # clips every 2 frames
+    shuffle = rng.permutation(len(video))
+    video, start = video[shuffle], start[shuffle]
+    picker = SameVideoClips(video, start, min_gap=10)
+    gen = torch.Generator().manual_seed(0)
+    index = torch.arange(len(video)).repeat(300)
+    drawn = picker.draw(index, gen).numpy()
+    index = index.numpy()
+    assert (video[drawn] == video[index]).all()
+    short = video[index] == 1                                    # 3 clips over 6 frames: none 10 frames away
+    assert (drawn[short] == index[short]).all()
+    assert (np.abs(start[drawn] - start[index])[~short] >= 10).all()
+    first = int(np.flatnonzero((video == 0) & (start == 0))[0])
+    assert set(start[drawn[index == first]].tolist()) == set(range(10, 40, 2))   # every clip far enough, evenly
+    with pytest.raises(MotionbitsError, match="content_gap_seconds needs train.content_from_video"):
+        tiny_config(train={"content_gap_seconds": 1.0})
+
+
 def test_content_from_video_reads_the_content_half_from_another_clip_of_the_video(tmp_path):
     from motionbits.data.video import build_video_dataset
     from tests.data.test_video import moving_square, write_video

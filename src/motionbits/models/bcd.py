@@ -51,18 +51,38 @@ class Draws:
 
 
 class SameVideoClips:
-    """Draws, for clip indices, a random clip of the same video (the clip itself included)."""
+    """Draws, for clip indices, a random clip of the same video starting at least `min_gap` frames
+    away (min_gap 0: any clip of the video, itself included). A video too short for the gap
+    gives its clip itself."""
 
-    def __init__(self, video: np.ndarray):
-        video = torch.as_tensor(video)
-        self.order = torch.argsort(video, stable=True)              # [N] clip indices grouped by video
-        grouped = video[self.order]
-        self.start = torch.searchsorted(grouped, video)              # [N] where each clip's video begins
-        self.count = torch.searchsorted(grouped, video, right=True) - self.start
+    def __init__(self, video: np.ndarray, start: np.ndarray | None = None, min_gap: int = 0):
+        video = np.asarray(video, np.int64)
+        start = np.zeros_like(video) if start is None else np.asarray(start, np.int64)
+        order = np.lexsort((start, video))                  # [N] clip indices by video, then start
+        grouped_video, grouped_start = video[order], start[order]
+        first = np.searchsorted(grouped_video, video)                                      # [N]
+        count = np.searchsorted(grouped_video, video, side="right") - first                # [N]
+        # The clips too near each clip form one run [near_lo, near_hi) of its video's sorted clips.
+        key = grouped_video * (int(start.max(initial=0)) + 2 * min_gap + 2)    # video-major, start-minor keys
+        sorted_key = key + grouped_start
+        own = video * (int(start.max(initial=0)) + 2 * min_gap + 2) + start
+        if min_gap > 0:
+            near_lo = np.searchsorted(sorted_key, own - min_gap, side="right")
+            near_hi = np.searchsorted(sorted_key, own + min_gap, side="left")
+        else:
+            near_lo = near_hi = first
+        self.order = torch.from_numpy(order)
+        self.first = torch.from_numpy(first)
+        self.count = torch.from_numpy(count)
+        self.near_lo = torch.from_numpy(near_lo - first)                  # offsets within the video
+        self.skip = torch.from_numpy(near_hi - near_lo)
 
     def draw(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        offset = (torch.rand(index.shape, generator=generator) * self.count[index]).long()
-        return self.order[self.start[index] + offset.clamp(max=self.count[index] - 1)]
+        eligible = self.count[index] - self.skip[index]
+        u = torch.rand(index.shape, generator=generator)
+        offset = (u * eligible).long().clamp(max=(eligible - 1).clamp(min=0))
+        offset = torch.where(offset >= self.near_lo[index], offset + self.skip[index], offset)
+        return torch.where(eligible > 0, self.order[self.first[index] + offset], index)
 
 
 class BCDModel(nn.Module):

@@ -49,7 +49,10 @@ class BCDTask(Task):
         self.cfg, self.clips = cfg, clips
         self.model = BCDModel(cfg, clips.latent_channels, clips.latent_size)
         # (validate() allows content_from_video on video data only, whose clips always carry their video)
-        self.same_video = SameVideoClips(clips.labels["video"]) if cfg.train.content_from_video > 0 else None
+        self.same_video = None
+        if cfg.train.content_from_video > 0:
+            gap = round(cfg.train.content_gap_seconds * (cfg.data.fps or 0))
+            self.same_video = SameVideoClips(clips.labels["video"], clips.labels["start"], gap)
         self.reliance_clips = None       # the decoder-reliance clips' latents, made on first use
 
     def draw(self, generator: torch.Generator, batch_size: int) -> Draws:
