@@ -1,12 +1,16 @@
 """Entropy coding of motion codes: a range coder (constriction) under integer probabilities.
 
 A clip's codes [T, N] are coded frame by frame, group by group, each code under a probability
-table over the K_e entries of its group. Two models give the tables:
+table over the K_e entries of its group. Three models give the tables:
 - `PriorModel`: the autoregressive motion prior (training/prior.py), conditioned on the clip's
   content and on the frames already coded (a sliding window of its context length), and, for a
   group-autoregressive prior, on the groups of the same frame coded before;
+- `AdaptiveModel`: without a prior, the default: those static tables as PSEUDO_COUNTS frames'
+  worth of counts, plus the codes of every frame already coded, so a clip whose codes differ from
+  training costs toward its own entropy (a one-motion Sprites call of 800 frames: 1.35 bits a frame
+  against 7.68 static, its entropy 0.95);
 - `StaticModel`: each group's running code frequencies from training (the quantizer's `usage`
-  buffer in the checkpoint), the same table for every frame: the fallback for runs without a prior.
+  buffer in the checkpoint), the same table for every frame (`encode --tables static`).
 
 Encoder and decoder must use bit-identical tables. Both quantize the model's probabilities to
 integers summing to 2**16 in one deterministic way (`quantize_frequencies`: every entry at least
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 FREQUENCY_BITS = 16
+PSEUDO_COUNTS = 16.0   # how many frames' worth of trust the static table starts with (adaptive tables)
 
 
 def quantize_frequencies(p: np.ndarray, bits: int = FREQUENCY_BITS) -> np.ndarray:
@@ -69,6 +74,35 @@ class StaticModel:
 
     def frame(self, past: np.ndarray) -> "_FrameTables":
         return _FrameTables(self.freq)
+
+
+class AdaptiveModel:
+    """Per-group counts that learn the clip as it is coded: group g's table for frame t is
+    PSEUDO_COUNTS x the static table plus one for each time a code was seen in frames 0..t-1.
+    Encoder and decoder count the same codes, so their tables agree. A clip whose codes differ
+    from training costs toward the codes' own entropy instead of the training tables' cross-entropy.
+    Counts stay exact in float64 (a power-of-two weight of integer frequencies, plus integers)."""
+
+    uses_prior = False
+
+    def __init__(self, freq: np.ndarray, weight: float = None):
+        weight = PSEUDO_COUNTS if weight is None else weight
+        self.start = np.asarray(freq, dtype=np.float64) * (weight / float(1 << FREQUENCY_BITS))   # [N, K_e]
+        self.counts, self.seen = self.start.copy(), 0
+
+    @classmethod
+    def of(cls, quantizer, weight: float = None) -> "AdaptiveModel":
+        return cls(StaticModel.of(quantizer).freq, weight)
+
+    def frame(self, past: np.ndarray) -> "_FrameTables":
+        past = np.asarray(past, dtype=np.int64)                           # [t, N]: the frames coded so far
+        if len(past) < self.seen:                                         # a new pass over a clip
+            self.counts, self.seen = self.start.copy(), 0
+        groups = np.arange(self.counts.shape[0])
+        for row in past[self.seen:]:
+            self.counts[groups, row] += 1
+        self.seen = len(past)
+        return _FrameTables(quantize_frequencies(self.counts))
 
 
 class PriorModel:
@@ -116,7 +150,7 @@ def _float64_copy(prior):
     return copy.deepcopy(prior).to("cpu", torch.float64).eval()
 
 
-def _categorical(freq: np.ndarray):
+def categorical(freq: np.ndarray):
     import constriction
 
     return constriction.stream.model.Categorical(freq / float(1 << FREQUENCY_BITS), perfect=False)
@@ -131,7 +165,7 @@ def encode_codes(codes: np.ndarray | torch.Tensor, model) -> bytes:
     for t in range(codes.shape[0]):
         tables = model.frame(codes[:t])
         for g in range(codes.shape[1]):
-            encoder.encode(np.int32(codes[t, g]), _categorical(tables.group(g, codes[t])))
+            encoder.encode(np.int32(codes[t, g]), categorical(tables.group(g, codes[t])))
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
@@ -158,5 +192,5 @@ def decode_codes(data: bytes, frames: int, groups: int, model) -> np.ndarray:
     for t in range(frames):
         tables = model.frame(codes[:t])
         for g in range(groups):
-            codes[t, g] = decoder.decode(_categorical(tables.group(g, codes[t])))
+            codes[t, g] = decoder.decode(categorical(tables.group(g, codes[t])))
     return codes
