@@ -322,7 +322,8 @@ def cmd_encode(args: argparse.Namespace) -> None:
         prior = load_prior(args.prior, "cpu")
     read = _read_timed(args.clip, pipe.cfg.data.image_size, args.frames, _input_fps(args, pipe))
     fps = read.fps if read.source_fps else args.fps or read.fps    # --fps: only for an input without a rate
-    f = encode_clip(pipe, read.frames, prior, fps=fps)
+    f = encode_clip(pipe, read.frames, prior, fps=fps, content=args.content, content_bytes=args.content_bytes,
+                    tables=args.tables)
     data = pack(f)                                                 # every field checked before the file is written
     with atomic_path(args.output, shared=True) as tmp:
         tmp.write_bytes(data)
@@ -332,7 +333,8 @@ def cmd_encode(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}: {frames} frames at {fps:g} fps ({note}), {s['total']} bytes = header {s['header']} + "
           f"content {s['content']} (once) + motion {s['motion']} ({8 * s['motion'] / frames:.2f} bits per frame, "
           f"{8 * s['motion'] / seconds / 1000:.3f} kbps of motion; {8 * s['total'] / seconds / 1000:.3f} kbps in all "
-          f"for this {seconds:.2f} s clip; motion coded under {'the prior' if prior else 'the static tables'})")
+          f"for this {seconds:.2f} s clip; content {f.header.content_coding}; motion coded under "
+          f"{'the prior' if prior else 'the ' + args.tables + ' tables'})")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
@@ -594,7 +596,16 @@ def build_parser() -> argparse.ArgumentParser:
     use_args(en, sampling=False)
     en.add_argument("clip", help="video, GIF, frames folder or sprites:ROOT:SPLIT:INDEX")
     en.add_argument("-o", "--output", required=True, help="the .mbits file to write")
-    en.add_argument("--prior", help="code the motion under this motion prior (default: the checkpoint's static tables)")
+    en.add_argument("--prior", help="code the motion under this motion prior (default: --tables)")
+    en.add_argument("--tables", choices=("adaptive", "static"), default="adaptive",
+                    help="without a prior: the training's code frequencies as they are (static) or updated by the "
+                         "codes of each frame coded (adaptive, the default)")
+    en.add_argument("--content", choices=("compact", "float16"), default="compact",
+                    help="the content tokens quantised to fit --content-bytes (compact, the default) or as float16 "
+                         "(what reconstruct renders, 2 bytes a value)")
+    en.add_argument("--content-bytes", type=positive_int, default=None,
+                    help="bytes the compact content may take (default a quarter byte per value: 1024 for 16 x 256 "
+                         "tokens)")
     en.add_argument("--frames", type=positive_int, default=None, help="at most this many frames")
     en.add_argument("--fps", type=frame_rate, default=None,
                     help=f"frame rate to record when the input has none (a frame folder, a Sprites clip), 1..240 "

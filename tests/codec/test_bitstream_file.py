@@ -26,12 +26,13 @@ def test_the_file_holds_no_path_and_decodes_to_the_reconstruction(run, sprites_r
     shutil.copytree(run, deep / "model-run-qpf")
     monkeypatch.chdir(deep)
     clip = f"sprites:{sprites_root}:test:2"
-    assert main(["encode", clip, "--checkpoint", str(deep / "model-run-qpf"), "--device", "cpu",
-                 "-o", str(deep / "clip.mbits")]) == 0
+    assert main(["encode", clip, "--checkpoint", str(deep / "model-run-qpf"), "--device", "cpu", "--content", "float16",
+                 "-o", str(deep / "clip.mbits")]) == 0      # float16 content: what reconstruct renders
     data = (deep / "clip.mbits").read_bytes()
     for part in (deep / "model-run-qpf" / "last.pt").parts[1:]:     # every folder name, and the file's
         assert part.encode() not in data, part
     assert len(data) == FIXED_BYTES + 2 * 2 * 16 + struct.unpack_from("<I", data, 48)[0]
+    assert struct.unpack_from("<I", data, 52)[0] == 2 * 2 * 16
 
     # received elsewhere: the file and the run folder side by side, decoded from another folder
     there = tmp_path / "receiver"

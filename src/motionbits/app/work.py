@@ -124,14 +124,14 @@ def bitrate(session: AppSession, clip: Upload, out: Path, report: Report = _quie
     report(0.3, "decoding the file")
     decoded = read_file(mbits.read_bytes(), clip.name)
     content, codes = decode_file(decoded, pipe, prior, where=clip.name)
-    bits = motion_bits_per_frame(pipe, content, codes[0], prior)
+    bits = motion_bits_per_frame(pipe, content, codes[0], prior, adaptive=decoded.header.adaptive)
     report(0.5, f"rendering {len(frames)} decoded frames")
     rendered = pipe.render(content, codes)[0]
     report(0.9, "writing the video and the plot")
     video = save_video(side_by_side([frames, rendered]), out / "original-decoded.mp4", fps=fps,
                        scale=display_scale(pipe.cfg.data.image_size))
     plot = bits_per_frame_plot(bits, out / "bits-per-frame.png", file_bits=8 * encoded.sizes["motion"])
-    return BitrateResult(encoded.sizes, len(frames), fps, bits, "the motion prior" if prior else "the static tables",
+    return BitrateResult(encoded.sizes, len(frames), fps, bits, "the motion prior" if prior else "the adaptive tables",
                          mbits, video, plot)
 
 

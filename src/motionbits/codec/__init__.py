@@ -1,29 +1,38 @@
 """The motion bitstream: `motionbits encode` / `decode`, a clip as content + entropy-coded codes.
 
-    clip ──MotionBits──► content [K, Cc] (float16, sent once) + codes [T, N]
-    codes ──range coder under the prior (or the static tables)──► motion stream   (codec/entropy.py)
-    header + content + motion stream ──► clip.mbits                               (codec/format.py)
-    clip.mbits ──► the same content and codes ──MotionBits.render──► frames
+    clip ──MotionBits──► content [K, Cc] (float16) + codes [T, N]
+    content ──quantised, range-coded to a byte budget (or float16)──► content section (codec/content.py)
+    codes ──range coder under the prior (or adaptive / static tables)──► motion stream   (codec/entropy.py)
+    header + content section + motion stream ──► clip.mbits                           (codec/format.py)
+    clip.mbits ──► the same content values and codes ──MotionBits.render──► frames
 
-A decoded file gives exactly the frames `motionbits reconstruct` gives for the clip (same model,
-seed 0, the model's sampler), because both render the same float16 content and the same codes.
+The motion is coded under the content the decoder will have (the dequantised values), so encoder
+and decoder condition the prior on the same numbers. With float16 content a decoded file gives
+exactly the frames `motionbits reconstruct` gives for the clip (same model, seed 0, the model's
+sampler); the compact content gives the frames of its quantised content (its cost: docs/bitstream.md).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from motionbits.codec.entropy import PriorModel, StaticModel, decode_codes, encode_codes, frame_bits
+from motionbits.codec import content as content_coding
+from motionbits.codec.entropy import AdaptiveModel, PriorModel, StaticModel, decode_codes, encode_codes, frame_bits
 from motionbits.codec.format import (FIELD_RANGES, MAX_ENTRIES, MAX_FRAMES, Header, MbitsFile, codes_crc,
                                      header_problem, pack, unpack)
 from motionbits.errors import MotionbitsError
 from motionbits.frame_rate import check_fps
 
-__all__ = ["encode_clip", "decode_file", "read_file", "motion_bits_per_frame", "MbitsFile"]
+__all__ = ["encode_clip", "decode_file", "read_file", "content_values", "motion_bits_per_frame", "MbitsFile"]
 
 
-def _code_model(pipe, prior, content: torch.Tensor):
-    return PriorModel(prior, content) if prior is not None else StaticModel.of(pipe.model.quantizer)
+TABLES = ("adaptive", "static")      # the motion's tables without a prior; adaptive is the default
+
+
+def _code_model(pipe, prior, content: torch.Tensor, adaptive: bool = True):
+    if prior is not None:
+        return PriorModel(prior, content)
+    return AdaptiveModel.of(pipe.model.quantizer) if adaptive else StaticModel.of(pipe.model.quantizer)
 
 
 def check_codable(cfg, where: str = "this model") -> None:
@@ -40,12 +49,17 @@ def check_codable(cfg, where: str = "this model") -> None:
 
 
 def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_hint: str = "",
-                prior_hint: str = "") -> MbitsFile:
+                prior_hint: str = "", content: str = content_coding.COMPACT, content_bytes: int | None = None,
+                tables: str = "adaptive") -> MbitsFile:
     """uint8 frames [T, H, W, 3] of one clip at `fps` frames per second (None: frame_rate.UNTIMED_FPS)
-    -> its .mbits contents (`pack` gives the bytes). checkpoint_hint / prior_hint are ignored: a
-    file names its models by fingerprint only (format version 2)."""
+    -> its .mbits contents (`pack` gives the bytes). content: "compact" (quantised to fit
+    `content_bytes`, default content.default_budget) or "float16"; tables: "adaptive" or "static",
+    for the motion without a prior. checkpoint_hint / prior_hint are ignored: a file names its
+    models by fingerprint only."""
     from motionbits.frame_rate import UNTIMED_FPS
 
+    if content not in content_coding.CODINGS or tables not in TABLES:
+        raise ValueError(f"content {content!r} / tables {tables!r}: expected one of {content_coding.CODINGS} / {TABLES}")
     fps = check_fps(UNTIMED_FPS if fps is None else fps, "the clip's frame rate")
     check_codable(pipe.cfg, getattr(pipe, "source", "this model"))
     clip = torch.as_tensor(np.asarray(frames))
@@ -58,13 +72,18 @@ def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_h
         raise MotionbitsError(f"the clip has {clip.shape[0]} frames, more than a bitstream holds ({MAX_FRAMES}): "
                               "--frames N encodes its start")
     z = pipe.to_latents(clip[None])
-    content = pipe.content_of_latents(z)[0].cpu()                                   # [K, Cc], float16 values
+    values = pipe.content_of_latents(z)[0].cpu().numpy()                            # [K, Cc], float16 values
     codes = pipe.motion_of_latents(z)[0].cpu().numpy()                              # [T, N]
-    motion = encode_codes(codes, _code_model(pipe, prior, content[None]))
+    if content == content_coding.FLOAT16:
+        section = values.astype("<f2").tobytes()
+    else:
+        section, values = content_coding.encode_content(values, content_bytes)      # values: what the decoder reads
+    adaptive = prior is None and tables == "adaptive"
+    motion = encode_codes(codes, _code_model(pipe, prior, torch.from_numpy(values)[None], adaptive))
     header = Header(prior is not None, pipe.fingerprint(), prior_fingerprint(prior), codes.shape[0], fps,
-                    pipe.cfg.data.image_size, codes.shape[1], pipe.cfg.model.codebook_size, content.shape[0],
-                    content.shape[1], codes_crc(codes))
-    return MbitsFile(header, content.numpy().astype(np.float16), motion)
+                    pipe.cfg.data.image_size, codes.shape[1], pipe.cfg.model.codebook_size, values.shape[0],
+                    values.shape[1], codes_crc(codes), adaptive, content)
+    return MbitsFile(header, section, motion)
 
 
 def read_file(data: bytes, where: str) -> MbitsFile:
@@ -89,14 +108,15 @@ def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tup
     # The fingerprint covers the config, so only a forged header (with a valid CRC) differs here.
     m = pipe.cfg.model
     ours = (pipe.cfg.data.image_size, m.groups, m.codebook_size, m.content_queries, m.content_dim)
-    theirs = (h.size, h.groups, h.codebook_size, *f.content.shape)
+    theirs = (h.size, h.groups, h.codebook_size, h.content_tokens, h.content_dim)
     if theirs != ours:
         raise MotionbitsError(f"{where}: corrupt bitstream (its header says {h.size}px frames, {h.groups} groups of "
                               f"{h.codebook_size} entries, content {theirs[3]} x {theirs[4]}; its model has "
                               f"{ours[0]}px, {ours[1]} of {ours[2]}, {ours[3]} x {ours[4]})")
-    content = torch.from_numpy(f.content.astype(np.float32))[None]
+    content = torch.from_numpy(content_values(f, where))[None]                      # [1, K, Cc] float32
     try:
-        codes = decode_codes(f.motion, h.frames, h.groups, _code_model(pipe, prior if h.uses_prior else None, content))
+        codes = decode_codes(f.motion, h.frames, h.groups,
+                             _code_model(pipe, prior if h.uses_prior else None, content, h.adaptive))
     except (ValueError, RuntimeError) as err:
         raise MotionbitsError(f"{where}: corrupt motion stream ({err})") from None
     if codes_crc(codes) != h.codes_crc:
@@ -105,10 +125,23 @@ def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tup
     return content, torch.from_numpy(codes)[None]
 
 
-def motion_bits_per_frame(pipe, content: torch.Tensor, codes: torch.Tensor, prior=None) -> np.ndarray:
-    """Bits each frame's codes [T, N] cost in the motion stream (under `prior`, else the static
-    tables), given the clip's content [1, K, Cc]: float64 [T], summing to about 8 x the stream's bytes."""
-    return frame_bits(codes, _code_model(pipe, prior, content))
+def content_values(f: MbitsFile, where: str = "bitstream") -> np.ndarray:
+    """The file's content as the decoder renders it: float32 [K, Cc]."""
+    h = f.header
+    if h.content_coding == content_coding.FLOAT16:
+        return content_coding.float16_values(f.content, h.content_tokens, h.content_dim)
+    try:
+        return content_coding.decode_content(f.content, h.content_tokens, h.content_dim)
+    except (ValueError, RuntimeError) as err:
+        raise MotionbitsError(f"{where}: corrupt content section ({err})") from None
+
+
+def motion_bits_per_frame(pipe, content: torch.Tensor, codes: torch.Tensor, prior=None,
+                          adaptive: bool = True) -> np.ndarray:
+    """Bits each frame's codes [T, N] cost in the motion stream (under `prior`, else the adaptive or
+    the static tables), given the clip's content [1, K, Cc]: float64 [T], summing to about 8 x the
+    stream's bytes."""
+    return frame_bits(codes, _code_model(pipe, prior, content, adaptive))
 
 
 def prior_fingerprint(prior) -> bytes:
