@@ -123,29 +123,31 @@ def mbits(tmp_path_factory, model, junk) -> dict:
     assert main(["encode", f"sprites:{junk['sprites']}:test:0", "--checkpoint", str(model["run"]),
                  "--device", "cpu", "-o", str(d / "clip.mbits")]) == 0
     data = (d / "clip.mbits").read_bytes()
-    (d / "cut.mbits").write_bytes(data[:-8])        # not half: a compact-content file is ~100 bytes, its header 60
+    (d / "cut.mbits").write_bytes(data[:-8])        # not half: a compact-content file is ~100 bytes, its header 46
     (d / "v1.mbits").write_bytes(data[:4] + bytes([1]) + data[5:])
-    for name, at in (("header", 30), ("content", 60), ("codes", len(data) - 6)):   # one flipped byte in each part
+    for name, at in (("header", 30), ("content", 50), ("codes", len(data) - 20)):   # one flipped byte in each part
         (d / f"flip_{name}.mbits").write_bytes(data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:])
     for name, (offset, fmt, *values) in FORGED_FIELDS.items():
         (d / f"{name}.mbits").write_bytes(_forged(data, offset, fmt, *values))
     return {**model, "mbits": d / "clip.mbits", "cut_mbits": d / "cut.mbits", "mbits_dir": d}
 
 
-# header fields set out of range (or off the model) with the whole-file CRC made right again: what only
-# the field checks can refuse (codec/format.py's layout)
-FORGED_FIELDS = {"frames_zero": (22, "<I", 0), "frames_huge": (22, "<I", 2**32 - 1), "fps_nan": (26, "<d", float("nan")),
-                 "fps_inf": (26, "<d", float("inf")), "fps_negative": (26, "<d", -30.0), "fps_zero": (26, "<d", 0.0),
-                 "size_zero": (34, "<H", 0), "groups_huge": (36, "<H", 65535), "groups_five": (36, "<H", 5),
-                 "entries_huge": (38, "<H", 65535), "tokens_swapped": (40, "<HH", 16, 2),
-                 "width_huge": (42, "<H", 65535), "motion_long": (48, "<I", 2**31), "flags_unknown": (5, "<B", 0x80),
+# header fields (offset >= 0) or end-packet fields (offset < 0, from the end) set out of range (or off
+# the model) with their CRC made right again: what only the field checks can refuse (codec/format.py's layout)
+FORGED_FIELDS = {"frames_zero": (-12, "<I", 0), "frames_huge": (-12, "<I", 2**32 - 1), "fps_nan": (22, "<d", float("nan")),
+                 "fps_inf": (22, "<d", float("inf")), "fps_negative": (22, "<d", -30.0), "fps_zero": (22, "<d", 0.0),
+                 "size_zero": (30, "<H", 0), "groups_huge": (32, "<H", 65535), "groups_five": (32, "<H", 5),
+                 "entries_huge": (34, "<H", 65535), "tokens_swapped": (36, "<HH", 16, 2),
+                 "width_huge": (38, "<H", 65535), "motion_long": (-12, "<I", 9), "flags_unknown": (5, "<B", 0x80),
                  "prior_without_fingerprint": (5, "<B", 1)}
 
 
 def _forged(data: bytes, offset: int, fmt: str, *values) -> bytes:
-    body = bytearray(data[:-4])
-    struct.pack_into(fmt, body, offset, *values)
-    return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    data = bytearray(data)
+    struct.pack_into(fmt, data, offset if offset >= 0 else len(data) + offset, *values)
+    start, crc_at = (0, 42) if offset >= 0 else (len(data) - 14, len(data) - 4)   # the header, or the end packet
+    struct.pack_into("<I", data, crc_at, zlib.crc32(bytes(data[start:crc_at])))
+    return bytes(data)
 
 
 @pytest.fixture(scope="module")
@@ -359,11 +361,11 @@ CASES = [
     ("decode {mbits} --device cpu -o {tmp}/o.gif", "mbits",      # no checkpoint beside it or in the current folder
      "clip.mbits: needs the model with fingerprint "),
     ("decode {mbits_dir}/v1.mbits -o {tmp}/o.gif", "mbits",
-     "v1.mbits: was written by motionbits format v1; this version reads v3"),
-    ("decode {mbits_dir}/flip_header.mbits -o {tmp}/o.gif", "mbits", "its CRC-32 over the whole file does not match"),
-    ("decode {mbits_dir}/flip_content.mbits -o {tmp}/o.gif", "mbits", "its CRC-32 over the whole file does not match"),
-    ("decode {mbits_dir}/flip_codes.mbits -o {tmp}/o.gif", "mbits", "its CRC-32 over the whole file does not match"),
-    ("decode {mbits_dir}/frames_zero.mbits -o {tmp}/o.gif", "mbits", "header field frames = 0 is outside 1..36000"),
+     "v1.mbits: was written by motionbits format v1; this version reads v4"),
+    ("decode {mbits_dir}/flip_header.mbits -o {tmp}/o.gif", "mbits", "its header's CRC-32 does not match"),
+    ("decode {mbits_dir}/flip_content.mbits -o {tmp}/o.gif", "mbits", "packet 0 (content) is damaged: its CRC-32"),
+    ("decode {mbits_dir}/flip_codes.mbits -o {tmp}/o.gif", "mbits", "(motion, from frame 4) is damaged: its CRC-32"),
+    ("decode {mbits_dir}/frames_zero.mbits -o {tmp}/o.gif", "mbits", "end packet field frames = 0 is outside 1..36000"),
     ("decode {mbits_dir}/frames_huge.mbits -o {tmp}/o.gif", "mbits", "frames = 4294967295 is outside 1..36000"),
     ("decode {mbits_dir}/fps_nan.mbits -o {tmp}/o.gif", "mbits", "header field fps: nan is not a finite number"),
     ("decode {mbits_dir}/fps_inf.mbits -o {tmp}/o.gif", "mbits", "header field fps: inf is not a finite number"),

@@ -13,7 +13,7 @@ from motionbits.api import MotionBits
 from motionbits.cli import main
 from motionbits.codec import encode_clip, read_file
 from motionbits.codec.find_models import MODEL_KIND, find_checkpoint
-from motionbits.codec.format import FIXED_BYTES, HEADER_BYTES, pack
+from motionbits.codec.format import HEADER_BYTES, pack
 from motionbits.errors import MotionbitsError
 
 
@@ -31,8 +31,8 @@ def test_the_file_holds_no_path_and_decodes_to_the_reconstruction(run, sprites_r
     data = (deep / "clip.mbits").read_bytes()
     for part in (deep / "model-run-qpf" / "last.pt").parts[1:]:     # every folder name, and the file's
         assert part.encode() not in data, part
-    assert len(data) == FIXED_BYTES + 2 * 2 * 16 + struct.unpack_from("<I", data, 48)[0]
-    assert struct.unpack_from("<I", data, 52)[0] == 2 * 2 * 16
+    sizes = read_file(data, "clip.mbits").sizes
+    assert len(data) == sizes["total"] and sizes["content"] == 2 * 2 * 16
 
     # received elsewhere: the file and the run folder side by side, decoded from another folder
     there = tmp_path / "receiver"
@@ -51,40 +51,50 @@ def _encoded(run, sprites_root) -> bytes:
     return pack(encode_clip(pipe, torch.from_numpy(np.load(sprites_root / "test.npz")["frames"][1]), fps=8))
 
 
-@pytest.mark.parametrize("part", ["magic-free header", "content", "codes", "crc"])
-def test_one_flipped_byte_in_any_part_is_refused_in_one_line(run, sprites_root, part):
-    data = _encoded(run, sprites_root)
-    at = {"magic-free header": 30, "content": HEADER_BYTES + 5, "codes": len(data) - 6, "crc": len(data) - 1}[part]
+@pytest.mark.parametrize("part,words", [
+    ("magic-free header", "its header's CRC-32 does not match"),
+    ("content", "packet 0 (content) is damaged: its CRC-32 does not match"),
+    ("codes", "packet 2 (motion, from frame 4) is damaged: its CRC-32 does not match"),
+    ("end", "packet 3 (end) is damaged: its CRC-32 does not match")])
+def test_one_flipped_byte_in_any_part_is_refused_in_one_line(run, sprites_root, part, words):
+    data = _encoded(run, sprites_root)        # 8 frames in windows of 4: content, two motion packets, the end (14 bytes)
+    at = {"magic-free header": 30, "content": HEADER_BYTES + 5, "codes": len(data) - 20, "end": len(data) - 1}[part]
     for bit in (0x01, 0x80):                        # a low and a high bit: a flip anywhere changes the CRC
         damaged = bytearray(data)
         damaged[at] ^= bit
         with pytest.raises(MotionbitsError) as err:
             read_file(bytes(damaged), "x.mbits")
-        assert str(err.value) == "x.mbits: truncated or corrupt bitstream (its CRC-32 over the whole file does not match)"
+        assert str(err.value) == f"x.mbits: truncated or corrupt bitstream ({words})"
     assert read_file(data, "x.mbits").header.frames == 8                 # the undamaged file reads
 
 
 def _forged(data: bytes, offset: int, fmt: str, value) -> bytes:
-    """A header field set to `value`, the whole-file CRC made right again: what a buggy or hostile
-    encoder writes, which only the field checks can refuse."""
-    body = bytearray(data[:-4])
-    struct.pack_into(fmt, body, offset, value)
-    return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    """A header field (offset >= 0) or an end-packet field (offset < 0, from the file's end) set to
+    `value`, its CRC made right again: what a buggy or hostile encoder writes, which only the field
+    checks can refuse."""
+    data = bytearray(data)
+    struct.pack_into(fmt, data, offset if offset >= 0 else len(data) + offset, value)
+    crc_at = HEADER_BYTES - 4 if offset >= 0 else len(data) - 4       # the header's CRC, or the end packet's
+    start = 0 if offset >= 0 else len(data) - 14
+    struct.pack_into("<I", data, crc_at, zlib.crc32(bytes(data[start:crc_at])))
+    return bytes(data)
 
 
 @pytest.mark.parametrize("offset,fmt,value,words", [
-    (22, "<I", 0, "frames = 0 is outside 1..36000"),
-    (22, "<I", 2**32 - 1, "frames = 4294967295 is outside 1..36000"),      # allocated 64 GiB in format 1
-    (26, "<d", float("nan"), "fps: nan is not a finite number"),
-    (26, "<d", float("inf"), "fps: inf is not a finite number"),
-    (26, "<d", -25.0, "fps: -25 fps is outside 1..240"),
-    (26, "<d", 0.0, "fps: 0 fps is outside 1..240"),
-    (34, "<H", 0, "size = 0 is outside 8..4096"),
-    (36, "<H", 60000, "groups = 60000 is outside 1..1024"),
-    (38, "<H", 65535, "codebook_size = 65535 is outside 2..4096"),
-    (40, "<H", 0, "content_tokens = 0 is outside 1..4096"),
-    (42, "<H", 9000, "content_dim = 9000 is outside 1..4096"),
-    (48, "<I", 2**31, "truncated or corrupt bitstream"),                    # the motion's length
+    (-12, "<I", 0, "frames = 0 is outside 1..36000"),
+    (-12, "<I", 2**32 - 1, "frames = 4294967295 is outside 1..36000"),     # allocated 64 GiB in format 1
+    (-12, "<I", 5, "its end packet says 5 frames, its motion packets hold 8"),
+    (22, "<d", float("nan"), "fps: nan is not a finite number"),
+    (22, "<d", float("inf"), "fps: inf is not a finite number"),
+    (22, "<d", -25.0, "fps: -25 fps is outside 1..240"),
+    (22, "<d", 0.0, "fps: 0 fps is outside 1..240"),
+    (30, "<H", 0, "size = 0 is outside 8..4096"),
+    (32, "<H", 60000, "groups = 60000 is outside 1..1024"),
+    (34, "<H", 65535, "codebook_size = 65535 is outside 2..4096"),
+    (36, "<H", 0, "content_tokens = 0 is outside 1..4096"),
+    (38, "<H", 9000, "content_dim = 9000 is outside 1..4096"),
+    (40, "<H", 0, "window = 0 is outside 1..1024"),
+    (40, "<H", 2, "packet 1 (motion) holds neither 1..2 frames"),             # packets of 4 frames
     (5, "<B", 0x80, "unknown flags 0x80"),
     (5, "<B", 0x01, "coded under a prior but names none"),
 ])
@@ -94,15 +104,15 @@ def test_each_header_field_out_of_range_is_refused_before_use(run, sprites_root,
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("offset,fmt,value", [(36, "<H", 5), (40, "<H", 16), (34, "<H", 32)])
+@pytest.mark.parametrize("offset,fmt,value", [(32, "<H", 5), (36, "<H", 16), (30, "<H", 32)])
 def test_a_header_in_range_but_not_the_models_is_refused(run, sprites_root, offset, fmt, value):
     """Groups beyond the model's (an IndexError in format 1), the token shape swapped (2 x 16 read as
     16 x 2: a RuntimeError), another frame size."""
     from motionbits.codec import decode_file
 
     data = _forged(_encoded(run, sprites_root), offset, fmt, value)
-    if offset == 40:
-        data = _forged(data, 42, "<H", 2)
+    if offset == 36:
+        data = _forged(data, 38, "<H", 2)
     with pytest.raises(MotionbitsError, match=r"x.mbits: corrupt bitstream \(its header says"):
         decode_file(read_file(data, "x.mbits"), MotionBits.from_checkpoint(run), where="x.mbits")
 

@@ -6,7 +6,7 @@ import torch
 from motionbits.api import MotionBits
 from motionbits.codec import decode_file, encode_clip, read_file
 from motionbits.codec.entropy import FREQUENCY_BITS, PriorModel, StaticModel, decode_codes, encode_codes, quantize_frequencies
-from motionbits.codec.format import FIXED_BYTES, pack
+from motionbits.codec.format import pack
 from motionbits.errors import MotionbitsError
 from motionbits.models.prior import MotionPrior, PriorConfig
 
@@ -62,7 +62,7 @@ def test_encode_decode_gives_the_reconstruction_and_the_size_is_the_rate(run, sp
     clip = torch.from_numpy(np.load(sprites_root / "test.npz")["frames"][3])
     f = encode_clip(pipe, clip, fps=8, content="float16")            # what reconstruct renders
     data = pack(f)
-    assert len(data) == f.sizes["total"] == FIXED_BYTES + f.sizes["content"] + f.sizes["motion"]
+    assert len(data) == f.sizes["total"] == f.sizes["header"] + f.sizes["content"] + f.sizes["motion"]
     assert f.sizes["content"] == 2 * 2 * 16                          # K x Cc float16
     back = read_file(data, "clip.mbits")
     content, codes = decode_file(back, pipe)
@@ -84,12 +84,14 @@ def test_bad_bitstreams_are_one_line_errors(run, sprites_root, tmp_path):
 
     assert "not a motionbits bitstream" in error(b"")
     assert "no MBIT magic" in error(b"GIF89a" + data[6:])
-    assert "written by motionbits format v9; this version reads v3" in error(data[:4] + bytes([9]) + data[5:])
+    assert "written by motionbits format v9; this version reads v4" in error(data[:4] + bytes([9]) + data[5:])
+    assert error(data[:4] + bytes([3]) + data[5:]) == ("x.mbits: was written by motionbits format v3; this version "
+                                                        "reads v4 (encode the clip again)")   # format 3: refused
     assert "truncated or corrupt" in error(data[:-3])
     assert "truncated or corrupt" in error(data + b"\0")
     flipped = bytearray(data)
-    flipped[-6] ^= 0xFF                                             # damage the motion stream
-    assert "its CRC-32 over the whole file does not match" in error(bytes(flipped))
+    flipped[-20] ^= 0xFF                                # damage the last motion packet (the end packet is 14 bytes)
+    assert "packet 2 (motion, from frame 4) is damaged: its CRC-32 does not match" in error(bytes(flipped))
     other = MotionBits.from_checkpoint(run)
     with torch.no_grad():
         other.model.quantizer.codebook.add_(1)                      # another model

@@ -11,7 +11,7 @@ from motionbits.api import MotionBits
 from motionbits.cli import main
 from motionbits.codec import content_values, decode_file, encode_clip, read_file
 from motionbits.codec.content import decode_content, default_budget, encode_content
-from motionbits.codec.format import HEADER_BYTES, pack
+from motionbits.codec.format import HEADER_BYTES, pack, pack_packet
 from motionbits.errors import MotionbitsError
 from motionbits.models.prior import MotionPrior, PriorConfig
 
@@ -98,19 +98,19 @@ def test_decoding_is_bit_exact_across_runs_and_thread_counts(pipe, clip):
 
 
 def _with_content(data: bytes, section: bytes, flags: int | None = None) -> bytes:
-    """The file with another content section, its length field and the whole-file CRC made right:
-    what only the section checks can refuse."""
-    content_len = struct.unpack_from("<I", data, 52)[0]
+    """The file with another content packet (its length and CRC right) and flags (the header's CRC
+    right): what only the section checks can refuse."""
     head = bytearray(data[:HEADER_BYTES])
-    struct.pack_into("<I", head, 52, len(section))
     if flags is not None:
         head[5] = flags
-    body = bytes(head) + section + data[HEADER_BYTES + content_len:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
+        struct.pack_into("<I", head, HEADER_BYTES - 4, zlib.crc32(bytes(head[:HEADER_BYTES - 4])))
+    old = pack_packet(b"C", read_file(data, "x.mbits").content)
+    assert data[HEADER_BYTES:HEADER_BYTES + len(old)] == old
+    return bytes(head) + pack_packet(b"C", section) + data[HEADER_BYTES + len(old):]
 
 
 @pytest.mark.parametrize("make,words", [
-    (lambda s: s + bytes(4 * 20), "a compact content of 2 x 16 takes 6 bytes plus whole 32-bit words, 64 at most, not"),
+    (lambda s: s + bytes(4 * 20), "packet 0 (content) says"),           # refused before waiting for its bytes
     (lambda s: s[:5], "not 5"),
     (lambda s: s + b"\0", "plus whole 32-bit words"),
     (lambda s: struct.pack("<f", float("nan")) + s[4:], "content step nan is not a positive finite number"),
@@ -120,26 +120,28 @@ def _with_content(data: bytes, section: bytes, flags: int | None = None) -> byte
 ])
 def test_an_impossible_content_section_is_refused_in_one_line(pipe, clip, make, words):
     data = pack(encode_clip(pipe, clip, fps=8))
-    section = data[HEADER_BYTES:HEADER_BYTES + struct.unpack_from("<I", data, 52)[0]]
+    section = read_file(data, "x.mbits").content
     with pytest.raises(MotionbitsError) as err:
         read_file(_with_content(data, make(section)), "x.mbits")
-    assert str(err.value).startswith("x.mbits: corrupt bitstream (") and words in str(err.value)
+    assert str(err.value).startswith(("x.mbits: corrupt bitstream (", "x.mbits: truncated or corrupt bitstream ("))
+    assert words in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_float16_sections_of_the_wrong_size_or_not_finite_are_refused(pipe, clip):
     data = pack(encode_clip(pipe, clip, fps=8, content="float16"))
-    section = data[HEADER_BYTES:HEADER_BYTES + 64]
+    section = read_file(data, "x.mbits").content
+    assert len(section) == 64
     for bad, words in ((section[:-2], "a float16 content of 2 x 16 takes 64 bytes, not 62"),
                        (np.full(32, np.inf, "<f2").tobytes(), "content values are not finite")):
-        with pytest.raises(MotionbitsError, match=r"^x\.mbits: corrupt bitstream \(" + words):
+        with pytest.raises(MotionbitsError, match=r"^x\.mbits: corrupt bitstream \(packet 0, content: " + words):
             read_file(_with_content(data, bad), "x.mbits")
 
 
 def test_a_format_2_file_and_a_truncated_one_are_refused_in_one_line(pipe, clip):
     data = pack(encode_clip(pipe, clip, fps=8))
     for blob, words in ((data[:4] + bytes([2]) + data[5:], "x.mbits: was written by motionbits format v2; this version "
-                                                           "reads v3 (encode the clip again)"),
+                                                           "reads v4 (encode the clip again)"),
                         (data[:HEADER_BYTES + 12], "x.mbits: truncated or corrupt bitstream")):   # cut inside the content
         with pytest.raises(MotionbitsError) as err:
             read_file(blob, "x.mbits")

@@ -198,8 +198,9 @@ def _bitrate_table(r: work.BitrateResult) -> str:
         f"| file | **{s['total']} bytes** for {r.frames} frames at {r.fps:g} fps ({r.total_kbps:.3f} kbps in all) |",
         f"| motion | {s['motion']} bytes: **{r.motion_kbps:.3f} kbps**, {in_file:.1f} bits a frame (coded under "
         f"{r.coded_under}) |",
-        f"| of which | the codes {codes:.1f} bits a frame (the plot's bars and orange line), the range coder's end "
-        f"{r.coder_end_bits:.0f} bits once (it finishes the stream on a whole 32-bit word): "
+        f"| of which | the codes {codes:.1f} bits a frame (the plot's bars and orange line), the packets' framing "
+        f"and coder's ends {r.coder_end_bits:.0f} bits (each motion packet, a window of frames, ends on a whole 32-bit "
+        "word and carries its CRC-32): "
         f"{r.coder_end_bits / r.frames:.1f} a frame over these {r.frames} frames (green line) |",
         f"| content | {s['content']} bytes, once |",
         f"| header | {s['header']} bytes |",

@@ -94,8 +94,9 @@ class BitrateResult:
 
     @property
     def coder_end_bits(self) -> float:
-        """Bits of the motion stream beyond its codes': the range coder's last words, which end the
-        stream on a whole 32-bit word (once a clip, spread over its frames in `bits per frame`)."""
+        """Bits of the motion packets beyond their codes': each packet's framing and CRC-32, and the
+        range coder's last words, which end each packet on a whole 32-bit word (spread over the
+        frames in `bits per frame`)."""
         return 8 * self.sizes["motion"] - float(self.bits.sum())
 
     @property

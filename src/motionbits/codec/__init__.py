@@ -3,8 +3,9 @@
     clip ──MotionBits──► content [K, Cc] (float16) + codes [T, N]
     content ──quantised, range-coded to a byte budget (or float16)──► content section (codec/content.py)
     codes ──range coder under the prior (or adaptive / static tables)──► motion stream   (codec/entropy.py)
-    header + content section + motion stream ──► clip.mbits                           (codec/format.py)
-    clip.mbits ──► the same content values and codes ──MotionBits.render──► frames
+    header, content packet, a motion packet per window, end ──► clip.mbits             (codec/format.py)
+    clip.mbits ──► the same content values and codes ──MotionBits.render──► frames  (codec/stream.py:
+    both ends also work window by window, with a look-ahead of window - 1 frames)
 
 The motion is coded under the content the decoder will have (the dequantised values), so encoder
 and decoder condition the prior on the same numbers. With float16 content a decoded file gives
@@ -14,25 +15,14 @@ sampler); the compact content gives the frames of its quantised content (its cos
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from motionbits.codec import content as content_coding
-from motionbits.codec.entropy import AdaptiveModel, PriorModel, StaticModel, decode_codes, encode_codes, frame_bits
-from motionbits.codec.format import (FIELD_RANGES, MAX_ENTRIES, MAX_FRAMES, Header, MbitsFile, codes_crc,
-                                     header_problem, pack, unpack)
+from motionbits.codec.entropy import frame_bits
+from motionbits.codec.format import FIELD_RANGES, MAX_ENTRIES, MAX_FRAMES, Header, MbitsFile, unpack
 from motionbits.errors import MotionbitsError
-from motionbits.frame_rate import check_fps
 
-__all__ = ["encode_clip", "decode_file", "read_file", "content_values", "motion_bits_per_frame", "MbitsFile"]
-
-
-TABLES = ("adaptive", "static")      # the motion's tables without a prior; adaptive is the default
-
-
-def _code_model(pipe, prior, content: torch.Tensor, adaptive: bool = True):
-    if prior is not None:
-        return PriorModel(prior, content)
-    return AdaptiveModel.of(pipe.model.quantizer) if adaptive else StaticModel.of(pipe.model.quantizer)
+__all__ = ["encode_clip", "decode_file", "read_file", "content_values", "motion_bits_per_frame", "MbitsFile",
+           "StreamEncoder", "StreamDecoder"]
 
 
 def check_codable(cfg, where: str = "this model") -> None:
@@ -52,16 +42,15 @@ def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_h
                 prior_hint: str = "", content: str = content_coding.COMPACT, content_bytes: int | None = None,
                 tables: str = "adaptive") -> MbitsFile:
     """uint8 frames [T, H, W, 3] of one clip at `fps` frames per second (None: frame_rate.UNTIMED_FPS)
-    -> its .mbits contents (`pack` gives the bytes). content: "compact" (quantised to fit
-    `content_bytes`, default content.default_budget) or "float16"; tables: "adaptive" or "static",
-    for the motion without a prior. checkpoint_hint / prior_hint are ignored: a file names its
-    models by fingerprint only."""
-    from motionbits.frame_rate import UNTIMED_FPS
+    -> its .mbits contents (`pack` gives the bytes), coded as a stream would be (codec/stream.py).
+    content: "compact" (quantised to fit `content_bytes`, default content.default_budget) or
+    "float16"; tables: "adaptive" or "static", for the motion without a prior. checkpoint_hint /
+    prior_hint are ignored: a file names its models by fingerprint only."""
+    import torch
 
-    if content not in content_coding.CODINGS or tables not in TABLES:
-        raise ValueError(f"content {content!r} / tables {tables!r}: expected one of {content_coding.CODINGS} / {TABLES}")
-    fps = check_fps(UNTIMED_FPS if fps is None else fps, "the clip's frame rate")
-    check_codable(pipe.cfg, getattr(pipe, "source", "this model"))
+    from motionbits.codec.stream import StreamEncoder
+
+    encoder = StreamEncoder(pipe, prior, fps, content, content_bytes, tables)
     clip = torch.as_tensor(np.asarray(frames))
     if clip.ndim != 4:
         raise MotionbitsError(f"encode takes one clip of frames [T, H, W, 3], got shape {tuple(clip.shape)}")
@@ -71,30 +60,20 @@ def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_h
     if clip.shape[0] > MAX_FRAMES:
         raise MotionbitsError(f"the clip has {clip.shape[0]} frames, more than a bitstream holds ({MAX_FRAMES}): "
                               "--frames N encodes its start")
-    z = pipe.to_latents(clip[None])
-    values = pipe.content_of_latents(z)[0].cpu().numpy()                            # [K, Cc], float16 values
-    codes = pipe.motion_of_latents(z)[0].cpu().numpy()                              # [T, N]
-    if content == content_coding.FLOAT16:
-        section = values.astype("<f2").tobytes()
-    else:
-        section, values = content_coding.encode_content(values, content_bytes)      # values: what the decoder reads
-    adaptive = prior is None and tables == "adaptive"
-    motion = encode_codes(codes, _code_model(pipe, prior, torch.from_numpy(values)[None], adaptive))
-    header = Header(prior is not None, pipe.fingerprint(), prior_fingerprint(prior), codes.shape[0], fps,
-                    pipe.cfg.data.image_size, codes.shape[1], pipe.cfg.model.codebook_size, values.shape[0],
-                    values.shape[1], codes_crc(codes), adaptive, content)
-    return MbitsFile(header, section, motion)
+    encoder.feed_latents(pipe.to_latents(clip[None]))     # the whole clip's latents at once, as reconstruct reads them
+    encoder.finish()
+    return MbitsFile(encoder.header, encoder.section, encoder.motion)
 
 
 def read_file(data: bytes, where: str) -> MbitsFile:
     return unpack(data, where)
 
 
-def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (content [1, K, Cc], codes [1, T, N]) for pipe.render, after checking that `pipe` (and
-    `prior`) are the ones the file was made with."""
-    h = f.header
-    problem = header_problem(h)   # a header built in Python rather than read by unpack
+def check_models(h: Header, pipe, prior, where: str) -> None:
+    """`pipe` (and `prior`) are the ones the header names; one line otherwise."""
+    from motionbits.codec.format import header_problem
+
+    problem = header_problem(h)   # a header built in Python rather than read
     if problem:
         raise MotionbitsError(f"{where}: corrupt bitstream ({problem})")
     if h.model_fingerprint != pipe.fingerprint():
@@ -107,41 +86,51 @@ def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tup
                               f"is {prior_fingerprint(prior).hex()}")
     # The fingerprint covers the config, so only a forged header (with a valid CRC) differs here.
     m = pipe.cfg.model
-    ours = (pipe.cfg.data.image_size, m.groups, m.codebook_size, m.content_queries, m.content_dim)
-    theirs = (h.size, h.groups, h.codebook_size, h.content_tokens, h.content_dim)
+    ours = (pipe.cfg.data.image_size, m.groups, m.codebook_size, m.content_queries, m.content_dim, pipe.model.window)
+    theirs = (h.size, h.groups, h.codebook_size, h.content_tokens, h.content_dim, h.window)
     if theirs != ours:
         raise MotionbitsError(f"{where}: corrupt bitstream (its header says {h.size}px frames, {h.groups} groups of "
-                              f"{h.codebook_size} entries, content {theirs[3]} x {theirs[4]}; its model has "
-                              f"{ours[0]}px, {ours[1]} of {ours[2]}, {ours[3]} x {ours[4]})")
-    content = torch.from_numpy(content_values(f, where))[None]                      # [1, K, Cc] float32
-    try:
-        codes = decode_codes(f.motion, h.frames, h.groups,
-                             _code_model(pipe, prior if h.uses_prior else None, content, h.adaptive))
-    except (ValueError, RuntimeError) as err:
-        raise MotionbitsError(f"{where}: corrupt motion stream ({err})") from None
-    if codes_crc(codes) != h.codes_crc:
-        raise MotionbitsError(f"{where}: the decoded motion codes fail the file's checksum (a corrupt file, or "
-                              "this machine's arithmetic differs from the encoder's)")
-    return content, torch.from_numpy(codes)[None]
+                              f"{h.codebook_size} entries, content {theirs[3]} x {theirs[4]}, windows of {h.window}; "
+                              f"its model has {ours[0]}px, {ours[1]} of {ours[2]}, {ours[3]} x {ours[4]}, {ours[5]})")
 
 
-def content_values(f: MbitsFile, where: str = "bitstream") -> np.ndarray:
-    """The file's content as the decoder renders it: float32 [K, Cc]."""
-    h = f.header
+def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """-> (content [1, K, Cc], codes [1, T, N]) for pipe.render, after checking that `pipe` (and
+    `prior`) are the ones the file was made with: the stream decoder, without rendering."""
+    import torch
+
+    from motionbits.codec.format import pack
+    from motionbits.codec.stream import StreamDecoder
+
+    check_models(f.header, pipe, prior, where)
+    decoder = StreamDecoder(pipe, prior, where, render=False)
+    decoder.feed(pack(f))
+    decoder.finish()
+    return decoder.content, torch.from_numpy(decoder.codes)[None]
+
+
+def section_values(section: bytes, h: Header, where: str = "bitstream") -> np.ndarray:
+    """A content section as the decoder renders it: float32 [K, Cc]."""
     if h.content_coding == content_coding.FLOAT16:
-        return content_coding.float16_values(f.content, h.content_tokens, h.content_dim)
+        return content_coding.float16_values(section, h.content_tokens, h.content_dim)
     try:
-        return content_coding.decode_content(f.content, h.content_tokens, h.content_dim)
+        return content_coding.decode_content(section, h.content_tokens, h.content_dim)
     except (ValueError, RuntimeError) as err:
         raise MotionbitsError(f"{where}: corrupt content section ({err})") from None
 
 
-def motion_bits_per_frame(pipe, content: torch.Tensor, codes: torch.Tensor, prior=None,
-                          adaptive: bool = True) -> np.ndarray:
+def content_values(f: MbitsFile, where: str = "bitstream") -> np.ndarray:
+    """The file's content as the decoder renders it: float32 [K, Cc]."""
+    return section_values(f.content, f.header, where)
+
+
+def motion_bits_per_frame(pipe, content, codes, prior=None, adaptive: bool = True) -> np.ndarray:
     """Bits each frame's codes [T, N] cost in the motion stream (under `prior`, else the adaptive or
     the static tables), given the clip's content [1, K, Cc]: float64 [T], summing to about 8 x the
     stream's bytes."""
-    return frame_bits(codes, _code_model(pipe, prior, content, adaptive))
+    from motionbits.codec.stream import code_model
+
+    return frame_bits(codes, code_model(pipe, prior, content, adaptive))
 
 
 def prior_fingerprint(prior) -> bytes:
@@ -150,3 +139,11 @@ def prior_fingerprint(prior) -> bytes:
     from motionbits.api import weights_fingerprint
 
     return weights_fingerprint(prior.state_dict(), prior.cfg.to_dict())
+
+
+def __getattr__(name: str):
+    if name in ("StreamEncoder", "StreamDecoder"):     # lazily: codec/stream.py imports this module
+        from motionbits.codec import stream
+
+        return getattr(stream, name)
+    raise AttributeError(name)

@@ -156,13 +156,14 @@ def categorical(freq: np.ndarray):
     return constriction.stream.model.Categorical(freq / float(1 << FREQUENCY_BITS), perfect=False)
 
 
-def encode_codes(codes: np.ndarray | torch.Tensor, model) -> bytes:
-    """codes [T, N] (ints in 0..K_e-1) -> the range-coded bytes (a whole number of 32-bit words)."""
+def encode_codes(codes: np.ndarray | torch.Tensor, model, start: int = 0) -> bytes:
+    """codes [T, N] (ints in 0..K_e-1) -> the range-coded bytes (a whole number of 32-bit words) of
+    frames start..T-1, under the tables that follow frames 0..start-1 (a stream's earlier packets)."""
     import constriction
 
     codes = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.int64)
     encoder = constriction.stream.queue.RangeEncoder()
-    for t in range(codes.shape[0]):
+    for t in range(start, codes.shape[0]):
         tables = model.frame(codes[:t])
         for g in range(codes.shape[1]):
             encoder.encode(np.int32(codes[t, g]), categorical(tables.group(g, codes[t])))
@@ -181,16 +182,19 @@ def frame_bits(codes: np.ndarray | torch.Tensor, model) -> np.ndarray:
     return bits
 
 
-def decode_codes(data: bytes, frames: int, groups: int, model) -> np.ndarray:
-    """The inverse of encode_codes: codes int64 [frames, groups]."""
+def decode_codes(data: bytes, frames: int, groups: int, model, into: np.ndarray | None = None,
+                 start: int = 0) -> np.ndarray:
+    """The inverse of encode_codes: codes int64 [frames, groups]. A stream's later packet: `into`
+    int64 [>= start + frames, groups] holds the earlier packets' codes in rows 0..start-1 and
+    receives these in the next rows (no copy of the past per packet)."""
     import constriction
 
     if len(data) % 4:
         raise ValueError("the motion stream is not a whole number of 32-bit words")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    codes = np.zeros((frames, groups), dtype=np.int64)
-    for t in range(frames):
+    codes = np.zeros((frames, groups), dtype=np.int64) if into is None else into
+    for t in range(start, start + frames):
         tables = model.frame(codes[:t])
         for g in range(groups):
             codes[t, g] = decoder.decode(categorical(tables.group(g, codes[t])))
-    return codes
+    return codes[start:start + frames]

@@ -1,35 +1,42 @@
-"""The .mbits file: one clip's content and entropy-coded motion codes.
+"""The .mbits file: a header, then self-delimiting packets, so a clip can be sent as it is filmed.
 
-Layout (little-endian), version 3:
+Layout (little-endian), version 4:
 
     offset size  field                                              allowed
     0      4     magic b"MBIT"
-    4      1     version (3)
+    4      1     version (4)
     5      1     flags: bit 0 = motion coded under a prior           other bits 0
                         bit 1 = adaptive tables (no prior)           not with bit 0
                         bit 2 = content as float16 (else compact)
     6      8     model fingerprint: first 8 bytes of sha256(config JSON + EMA weights)
     14     8     prior fingerprint                                  zeros exactly when bit 0 is clear
-    22     4     frames T                                           1..MAX_FRAMES
-    26     8     frame rate, float64                                frame_rate.MIN_FPS..MAX_FPS
-    34     2     frame side in pixels (square frames)               8..4096
-    36     2     groups N                                           1..1024
-    38     2     entries per group K_e                              2..MAX_ENTRIES
-    40     2     content tokens K                                   1..4096
-    42     2     content width Cc                                   1..4096
-    44     4     CRC-32 of the decoded codes (int16, frame-major): a decode that differs is caught
-    48     4     length of the motion stream in bytes               a multiple of 4
-    52     4     length of the content section in bytes             codec/content.py: section_problem
-    56     ...   content (sent once per clip): compact, or K x Cc float16 (codec/content.py)
-    ...    ...   motion stream: range-coded codes (codec/entropy.py), 32-bit words
-    end-4  4     CRC-32 of every byte before it
+    22     8     frame rate, float64                                frame_rate.MIN_FPS..MAX_FPS
+    30     2     frame side in pixels (square frames)               8..4096
+    32     2     groups N                                           1..1024
+    34     2     entries per group K_e                              2..MAX_ENTRIES
+    36     2     content tokens K                                   1..4096
+    38     2     content width Cc                                   1..4096
+    40     2     window W: frames per motion packet                 1..MAX_WINDOW
+    42     4     CRC-32 of bytes 0..41
+    46     ...   packets, in this order: one content, one or more motion, one end
 
+A packet: kind (1 byte: b"C", b"M", b"E"), payload length (LEB128 varint, at most 4 bytes), the
+payload, and the CRC-32 of the kind, the length and the payload (4 bytes). Payloads:
+
+    content  the content section (codec/content.py: compact, or K x Cc float16)
+    motion   frames n (varint; W, and only the last motion packet may hold fewer), then the range-
+             coded codes of those n frames (32-bit words, codec/entropy.py); the tables' state
+             (adaptive counts, the prior's context) carries over from the packets before, the
+             range coder is flushed at each packet's end so the packet decodes on its own arrival
+    end      frames T (uint32, the sum of the motion packets'), CRC-32 of every decoded code
+             (int16, frame-major): a decode that differs is caught
+
+A damaged packet fails its own CRC and is refused naming it, before anything is decoded from it.
 The file names its model and prior only by fingerprint: no path of the machine that wrote it
-(`decode` finds the checkpoint itself, codec/find_models.py). A file is read whole, at most
-MAX_FILE_BYTES of a regular file, and each field is checked against its range before anything
-is sized from it. The header and the trailing CRC are the file's fixed cost (60 bytes), the
-content its one-off cost, the motion stream the cost that grows with the clip: the file size is
-the rate.
+(`decode` finds the checkpoint itself, codec/find_models.py). A file on disk is read whole, at most
+MAX_FILE_BYTES of a regular file, and each field is checked against its range before anything is
+sized from it. The file size is the rate: the header and the content and end packets are paid once,
+each motion packet pays FRAMING_BYTES + up to one coder word beyond its codes (docs/bitstream.md).
 """
 from __future__ import annotations
 
@@ -37,33 +44,36 @@ import os
 import stat
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from motionbits.codec.content import COMPACT, FLOAT16, section_problem
+from motionbits.codec.content import COMPACT, FLOAT16, largest_section, section_problem
 from motionbits.config import CODEC_MAX_ENTRIES
 from motionbits.errors import MotionbitsError
 from motionbits.frame_rate import fps_problem
 
 MAGIC = b"MBIT"
-VERSION = 3
-_HEADER = struct.Struct("<4sBB8s8sIdHHHHHIII")
+VERSION = 4
+_HEADER = struct.Struct("<4sBB8s8sdHHHHHH")
 _CRC = struct.Struct("<I")
-HEADER_BYTES = _HEADER.size          # 56
-FIXED_BYTES = HEADER_BYTES + _CRC.size   # 60: header + the whole-file CRC
+_END = struct.Struct("<II")                     # frames T, CRC-32 of the codes
+HEADER_BYTES = _HEADER.size + _CRC.size         # 46: the header with its CRC
+CONTENT, MOTION, END = b"C", b"M", b"E"
+KIND_NAMES = {CONTENT: "content", MOTION: "motion", END: "end"}
 PRIOR_FLAG, ADAPTIVE_FLAG, FLOAT16_FLAG = 0b001, 0b010, 0b100
 KNOWN_FLAGS = PRIOR_FLAG | ADAPTIVE_FLAG | FLOAT16_FLAG
 
-MAX_FRAMES = 36_000          # 20 minutes at 30 fps: the decoder holds every frame in memory
+MAX_FRAMES = 36_000          # 20 minutes at 30 fps: `decode` holds every frame in memory for its video
+MAX_WINDOW = 1024            # frames per motion packet
 # Entries per group: tables count in 2^16ths, every entry at least one, so beyond 4096 the entries'
 # floor alone takes over 1/16 of each table. Configs above it are refused when read (config.validate).
 MAX_ENTRIES = CODEC_MAX_ENTRIES
 MAX_FILE_BYTES = 64 << 20    # the most a decode reads: 32 MiB of content at most, plus the motion
-# field name -> (least, most) for the integer fields
-FIELD_RANGES = {"frames": (1, MAX_FRAMES), "size": (8, 4096), "groups": (1, 1024),
-                "codebook_size": (2, MAX_ENTRIES), "content_tokens": (1, 4096), "content_dim": (1, 4096)}
+# field name -> (least, most) for the integer header fields
+FIELD_RANGES = {"size": (8, 4096), "groups": (1, 1024), "codebook_size": (2, MAX_ENTRIES),
+                "content_tokens": (1, 4096), "content_dim": (1, 4096), "window": (1, MAX_WINDOW)}
 
 
 @dataclass
@@ -71,33 +81,50 @@ class Header:
     uses_prior: bool
     model_fingerprint: bytes
     prior_fingerprint: bytes
-    frames: int
     fps: float
     size: int
     groups: int
     codebook_size: int
     content_tokens: int
     content_dim: int
-    codes_crc: int
+    window: int                     # frames per motion packet: the encoder's look-ahead is window - 1
     adaptive: bool = False          # motion under adaptive tables (codec/entropy.py AdaptiveModel), no prior
     content_coding: str = COMPACT   # codec/content.py: COMPACT or FLOAT16
+    frames: int = 0                 # from the end packet: 0 while a stream is still arriving
+    codes_crc: int = 0              # from the end packet
+
+
+@dataclass
+class Packet:
+    kind: bytes                     # CONTENT, MOTION or END
+    index: int                      # 0 for the content packet, then 1, 2, ...
+    payload: bytes                  # for MOTION: the range-coded words only (the frame count is `frames`)
+    first: int = 0                  # MOTION: the first frame it holds
+    frames: int = 0                 # MOTION: how many; END: the clip's T
+    codes_crc: int = 0              # END
+    size: int = 0                   # bytes of the whole packet, framing included
+
+    def name(self) -> str:
+        if self.kind == MOTION:
+            return f"packet {self.index} (motion, frames {self.first}..{self.first + self.frames - 1})"
+        return f"packet {self.index} ({KIND_NAMES[self.kind]})"
 
 
 @dataclass
 class MbitsFile:
     header: Header
-    content: bytes         # the content section as stored (codec/content.py)
-    motion: bytes
+    content: bytes                  # the content section as stored (codec/content.py)
+    motion: list[bytes]             # each motion packet's range-coded words, `header.window` frames each (the last fewer)
+    sizes: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Bytes of each part: header (with the whole-file CRC), content, motion; and the total."""
-        return {"header": FIXED_BYTES, "content": len(self.content), "motion": len(self.motion),
-                "total": FIXED_BYTES + len(self.content) + len(self.motion)}
+    def __post_init__(self):
+        if not self.sizes:
+            self.sizes = packet_sizes(self)
 
 
-def codes_crc(codes: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(codes, dtype="<i2").tobytes())
+def codes_crc(codes: np.ndarray, crc: int = 0) -> int:
+    """CRC-32 of codes [t, N] as int16, continued from `crc` (the codes before them)."""
+    return zlib.crc32(np.ascontiguousarray(codes, dtype="<i2").tobytes(), crc)
 
 
 def header_problem(h: Header) -> str | None:
@@ -119,26 +146,85 @@ def header_problem(h: Header) -> str | None:
     return None
 
 
-def _flags(h: Header) -> int:
-    return ((PRIOR_FLAG if h.uses_prior else 0) | (ADAPTIVE_FLAG if h.adaptive else 0)
-            | (FLOAT16_FLAG if h.content_coding == FLOAT16 else 0))
+def frames_problem(frames: int) -> str | None:
+    if not 1 <= frames <= MAX_FRAMES:
+        return f"end packet field frames = {frames} is outside 1..{MAX_FRAMES}"
+    return None
+
+
+# ---- writing ---------------------------------------------------------------------------------
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pack_header(h: Header) -> bytes:
+    problem = header_problem(h)
+    if problem:
+        raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
+    flags = ((PRIOR_FLAG if h.uses_prior else 0) | (ADAPTIVE_FLAG if h.adaptive else 0)
+             | (FLOAT16_FLAG if h.content_coding == FLOAT16 else 0))
+    head = _HEADER.pack(MAGIC, VERSION, flags, h.model_fingerprint, h.prior_fingerprint, h.fps, h.size, h.groups,
+                        h.codebook_size, h.content_tokens, h.content_dim, h.window)
+    return head + _CRC.pack(zlib.crc32(head))
+
+
+def pack_packet(kind: bytes, payload: bytes) -> bytes:
+    body = kind + _varint(len(payload)) + payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def content_packet(h: Header, section: bytes) -> bytes:
+    problem = section_problem(section, h.content_coding, h.content_tokens, h.content_dim)
+    if problem:
+        raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
+    return pack_packet(CONTENT, section)
+
+
+def motion_packet(frames: int, words: bytes) -> bytes:
+    return pack_packet(MOTION, _varint(frames) + words)
+
+
+def end_packet(frames: int, crc: int) -> bytes:
+    problem = frames_problem(frames)
+    if problem:
+        raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
+    return pack_packet(END, _END.pack(frames, crc))
+
+
+def _motion_frames(h: Header, index: int) -> int:
+    """Frames of motion packet `index` (1-based) of a clip of h.frames frames."""
+    return min(h.window, h.frames - (index - 1) * h.window)
 
 
 def pack(f: MbitsFile) -> bytes:
     h = f.header
-    problem = header_problem(h)
-    if problem:
-        raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
-    problem = section_problem(f.content, h.content_coding, h.content_tokens, h.content_dim)
-    if problem:
-        raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
-    head = _HEADER.pack(MAGIC, VERSION, _flags(h), h.model_fingerprint, h.prior_fingerprint, h.frames, h.fps,
-                        h.size, h.groups, h.codebook_size, h.content_tokens, h.content_dim, h.codes_crc, len(f.motion),
-                        len(f.content))
-    body = head + f.content + f.motion
-    return body + _CRC.pack(zlib.crc32(body))
+    parts = [pack_header(h), content_packet(h, f.content)]
+    expected = -(-h.frames // h.window) if h.frames > 0 else 0
+    if len(f.motion) != expected:
+        raise MotionbitsError(f"cannot write this clip as a bitstream: {len(f.motion)} motion packets for "
+                              f"{h.frames} frames in windows of {h.window}")
+    parts += [motion_packet(_motion_frames(h, i + 1), words) for i, words in enumerate(f.motion)]
+    parts.append(end_packet(h.frames, h.codes_crc))
+    return b"".join(parts)
 
 
+def packet_sizes(f: MbitsFile) -> dict[str, int]:
+    """Bytes of each part: header (the file header, the content and end packets' framing), content
+    (the section), motion (the motion packets whole: they grow with the clip); and the total."""
+    h = f.header
+    content = len(pack_packet(CONTENT, f.content))
+    motion = sum(len(motion_packet(_motion_frames(h, i + 1), words)) for i, words in enumerate(f.motion))
+    end = len(pack_packet(END, bytes(_END.size)))
+    header = HEADER_BYTES + content - len(f.content) + end
+    return {"header": header, "content": len(f.content), "motion": motion, "total": header + len(f.content) + motion}
+
+
+# ---- reading ---------------------------------------------------------------------------------
 def read_bytes(path: str | Path) -> bytes:
     """The bytes of a .mbits file: a regular file of at most MAX_FILE_BYTES (a FIFO, a device such
     as /dev/zero, a folder are refused before reading: they could block or never end)."""
@@ -161,36 +247,156 @@ def read_bytes(path: str | Path) -> bytes:
     return data
 
 
-def unpack(data: bytes, where: str) -> MbitsFile:
-    """Parse a .mbits file; one line naming `where` and what is wrong for anything else. Checked in
-    this order: magic, version, the whole-file CRC, each header field's range, the parts' lengths."""
-    if len(data) < FIXED_BYTES:
-        raise MotionbitsError(f"{where}: not a motionbits bitstream (only {len(data)} bytes)")
-    if data[:4] != MAGIC:
-        raise MotionbitsError(f"{where}: not a motionbits bitstream (no MBIT magic)")
-    if data[4] != VERSION:
-        raise MotionbitsError(f"{where}: was written by motionbits format v{data[4]}; this version reads v{VERSION} "
-                              "(encode the clip again)")
-    if zlib.crc32(data[:-_CRC.size]) != _CRC.unpack_from(data, len(data) - _CRC.size)[0]:
-        raise MotionbitsError(f"{where}: truncated or corrupt bitstream (its CRC-32 over the whole file does not match)")
-    (_, _, flags, model_fp, prior_fp, frames, fps, size, groups, codebook, tokens, width, crc,
-     motion_len, content_len) = _HEADER.unpack_from(data)
-    if flags & ~KNOWN_FLAGS:
-        raise MotionbitsError(f"{where}: corrupt bitstream (unknown flags {flags:#04x})")
-    header = Header(bool(flags & PRIOR_FLAG), model_fp, prior_fp, frames, fps, size, groups, codebook, tokens, width,
-                    crc, bool(flags & ADAPTIVE_FLAG), FLOAT16 if flags & FLOAT16_FLAG else COMPACT)
-    problem = header_problem(header)
-    if problem:
-        raise MotionbitsError(f"{where}: corrupt bitstream ({problem})")
-    expected = FIXED_BYTES + content_len + motion_len
-    if len(data) != expected or motion_len % 4:
-        raise MotionbitsError(f"{where}: truncated or corrupt bitstream ({len(data)} bytes, its header describes "
-                              f"{expected} with a content of {content_len} bytes and a motion stream of {motion_len} "
-                              "bytes, a whole number of 32-bit words)")
-    content = data[HEADER_BYTES:HEADER_BYTES + content_len]
-    problem = section_problem(content, header.content_coding, tokens, width)
-    if problem:
-        raise MotionbitsError(f"{where}: corrupt bitstream ({problem})")
-    motion = data[HEADER_BYTES + content_len:len(data) - _CRC.size]
-    return MbitsFile(header, content, motion)
+def _read_varint(buf, at: int) -> tuple[int, int] | None:
+    """(value, offset after it), None when the bytes end first; at most 4 bytes (2^28)."""
+    value = 0
+    for i in range(4):
+        if at + i >= len(buf):
+            return None
+        value |= (buf[at + i] & 0x7F) << (7 * i)
+        if not buf[at + i] & 0x80:
+            return value, at + i + 1
+    return -1, at + 4                              # a fifth byte: no length this format writes
 
+
+class PacketReader:
+    """Bytes in, as they arrive; the checked header and each whole, checked packet out. Everything
+    wrong is one MotionbitsError line naming `where` (and the packet): a wrong magic or version, a
+    CRC that does not match, a field out of range, packets out of order, bytes after the end."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.header: Header | None = None
+        self.ended = False
+        self._buf = bytearray()
+        self._at = 0                  # bytes of _buf already read
+        self._index = 0               # the next packet's index
+        self._frames = 0              # motion frames in the packets so far
+        self._short = False           # a motion packet of fewer than W frames came: only the end may follow
+        self.received = 0
+
+    def _fail(self, words: str) -> None:
+        raise MotionbitsError(f"{self.where}: {words}")
+
+    def feed(self, data: bytes) -> list[Packet]:
+        self._buf += data
+        self.received += len(data)
+        if self.received > MAX_FILE_BYTES:
+            self._fail(f"more than {MAX_FILE_BYTES >> 20} MiB: not a motionbits bitstream")
+        out = []
+        if self.header is None:
+            if not self._read_header():
+                return out
+        while True:
+            packet = self._next_packet()
+            if packet is None:
+                break
+            out.append(packet)
+        del self._buf[:self._at]                  # keep only the unread bytes
+        self._at = 0
+        return out
+
+    def finish(self) -> None:
+        """The stream has ended: it must have held the end packet and nothing after it."""
+        if self.header is None:
+            self._fail(f"not a motionbits bitstream (only {len(self._buf)} bytes)")
+        if not self.ended:
+            self._fail(f"truncated or corrupt bitstream (it stops {'inside' if self._buf else 'before'} packet "
+                       f"{self._index}, after {self._frames} frames, without its end packet)")
+
+    def _read_header(self) -> bool:
+        buf = self._buf
+        if len(buf) >= 4 and buf[:4] != MAGIC:
+            self._fail("not a motionbits bitstream (no MBIT magic)")
+        if len(buf) >= 5 and buf[4] != VERSION:
+            self._fail(f"was written by motionbits format v{buf[4]}; this version reads v{VERSION} "
+                       "(encode the clip again)")
+        if len(buf) < HEADER_BYTES:
+            return False
+        if zlib.crc32(bytes(buf[:_HEADER.size])) != _CRC.unpack_from(buf, _HEADER.size)[0]:
+            self._fail("truncated or corrupt bitstream (its header's CRC-32 does not match)")
+        (_, _, flags, model_fp, prior_fp, fps, size, groups, codebook, tokens, width,
+         window) = _HEADER.unpack_from(buf)
+        if flags & ~KNOWN_FLAGS:
+            self._fail(f"corrupt bitstream (unknown flags {flags:#04x})")
+        header = Header(bool(flags & PRIOR_FLAG), bytes(model_fp), bytes(prior_fp), fps, size, groups, codebook, tokens,
+                        width, window, bool(flags & ADAPTIVE_FLAG), FLOAT16 if flags & FLOAT16_FLAG else COMPACT)
+        problem = header_problem(header)
+        if problem:
+            self._fail(f"corrupt bitstream ({problem})")
+        self.header, self._at = header, HEADER_BYTES
+        return True
+
+    def _largest_payload(self, kind: bytes) -> int:
+        h = self.header
+        if kind == CONTENT:
+            return largest_section(h.content_tokens, h.content_dim)
+        if kind == MOTION:   # at most 16 bits a code (every frequency >= 1 of 2^16), the varint, the last words
+            return 4 + 2 * h.window * h.groups + 8
+        return _END.size
+
+    def _next_packet(self) -> Packet | None:
+        buf, at, index = self._buf, self._at, self._index
+        if at == len(buf):
+            return None
+        if self.ended:
+            self._fail(f"truncated or corrupt bitstream ({len(buf) - at} bytes after its end packet)")
+        kind = bytes(buf[at:at + 1])
+        expected = (CONTENT,) if index == 0 else (END,) if self._short else (MOTION,) if index == 1 else (MOTION, END)
+        if kind not in expected:
+            words = " or ".join(KIND_NAMES[k] for k in expected)
+            self._fail(f"truncated or corrupt bitstream (packet {index} is of kind {kind!r}, expected {words})")
+        length = _read_varint(buf, at + 1)
+        if length is None:
+            return None
+        length, start = length
+        if not 0 <= length <= self._largest_payload(kind):
+            self._fail(f"truncated or corrupt bitstream (packet {index} ({KIND_NAMES[kind]}) says {length} bytes, "
+                       f"more than such a packet holds)")
+        end = start + length
+        if len(buf) < end + _CRC.size:
+            return None
+        if zlib.crc32(bytes(buf[at:end])) != _CRC.unpack_from(buf, end)[0]:
+            first = f", from frame {self._frames}" if kind == MOTION else ""
+            self._fail(f"truncated or corrupt bitstream (packet {index} ({KIND_NAMES[kind]}{first}) is damaged: "
+                       "its CRC-32 does not match)")
+        payload = bytes(buf[start:end])
+        self._at, self._index = end + _CRC.size, index + 1
+        packet = Packet(kind, index, payload, size=end + _CRC.size - at)
+        h = self.header
+        if kind == CONTENT:
+            problem = section_problem(payload, h.content_coding, h.content_tokens, h.content_dim)
+            if problem:
+                self._fail(f"corrupt bitstream (packet 0, content: {problem})")
+        elif kind == MOTION:
+            frames = _read_varint(payload, 0)
+            if frames is None or not 1 <= frames[0] <= h.window or (len(payload) - frames[1]) % 4:
+                self._fail(f"corrupt bitstream (packet {index} (motion) holds neither 1..{h.window} frames nor whole "
+                           "32-bit words)")
+            packet.first, packet.frames, packet.payload = self._frames, frames[0], payload[frames[1]:]
+            self._frames += frames[0]
+            self._short = frames[0] < h.window
+            if self._frames > MAX_FRAMES:
+                self._fail(f"corrupt bitstream (more than {MAX_FRAMES} frames)")
+        else:
+            if len(payload) != _END.size:
+                self._fail(f"corrupt bitstream (packet {index}, the end, holds {len(payload)} bytes, not {_END.size})")
+            packet.frames, packet.codes_crc = _END.unpack(payload)
+            problem = frames_problem(packet.frames)
+            if problem:
+                self._fail(f"corrupt bitstream ({problem})")
+            if packet.frames != self._frames:
+                self._fail(f"truncated or corrupt bitstream (its end packet says {packet.frames} frames, its motion "
+                           f"packets hold {self._frames})")
+            h.frames, h.codes_crc = packet.frames, packet.codes_crc
+            self.ended = True
+        return packet
+
+
+def unpack(data: bytes, where: str) -> MbitsFile:
+    """Parse a whole .mbits file; one line naming `where` and what is wrong for anything else."""
+    reader = PacketReader(where)
+    packets = reader.feed(data)
+    reader.finish()
+    content = next(p.payload for p in packets if p.kind == CONTENT)
+    return MbitsFile(reader.header, content, [p.payload for p in packets if p.kind == MOTION])
