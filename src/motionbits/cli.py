@@ -334,19 +334,23 @@ def cmd_encode(args: argparse.Namespace) -> None:
           f"content {s['content']} (once) + motion {s['motion']} ({8 * s['motion'] / frames:.2f} bits per frame, "
           f"{8 * s['motion'] / seconds / 1000:.3f} kbps of motion; {8 * s['total'] / seconds / 1000:.3f} kbps in all "
           f"for this {seconds:.2f} s clip; content {f.header.content_coding}; motion coded under "
-          f"{'the prior' if prior else 'the ' + args.tables + ' tables'})")
+          f"{'the prior' if prior else 'the ' + args.tables + ' tables'}; streamable in {len(f.motion)} packets of "
+          f"{f.header.window} frames: a latency of {f.header.window - 1} frames of look-ahead, "
+          f"{(f.header.window - 1) / fps:.2f} s, before coding time)")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
     from motionbits.api import MotionBits
-    from motionbits.codec import decode_file, read_file
+    from motionbits.codec import read_file
     from motionbits.codec.find_models import MODEL_KIND, PRIOR_KIND, find_checkpoint
     from motionbits.codec.format import read_bytes
+    from motionbits.codec.stream import decode_stream
     from motionbits.visualize import save_video
 
     check_output_file(args.output, VIDEO_OUTPUTS)
     path = Path(args.file)
-    f = read_file(read_bytes(path), str(path))
+    data = read_bytes(path)
+    f = read_file(data, str(path))      # every packet checked before a model is loaded
     # the model and prior by fingerprint: the file holds no path (codec/find_models.py)
     checkpoint = args.checkpoint or find_checkpoint(f.header.model_fingerprint, path, MODEL_KIND)
     pipe = MotionBits.from_checkpoint(checkpoint, args.device)
@@ -356,8 +360,9 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
         prior_path = args.prior or find_checkpoint(f.header.prior_fingerprint, path, PRIOR_KIND)
         prior = load_prior(prior_path, "cpu")
-    content, codes = decode_file(f, pipe, prior, where=str(path))
-    out = pipe.render(content, codes, steps=args.sample_steps, sampler=args.sampler, seed=args.seed)[0]
+    # packet by packet, as a receiver would (codec/stream.py); the video is written whole at the end
+    out = decode_stream((data[i:i + 4096] for i in range(0, len(data), 4096)), pipe, prior, str(path),
+                        steps=args.sample_steps, sampler=args.sampler, seed=args.seed)
     fps = args.fps or f.header.fps
     written = save_video(out, args.output, fps=fps, scale=args.scale)
     print(_wrote(written, f.header.frames, fps, "--fps" if args.fps else "the file's rate")

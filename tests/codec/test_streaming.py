@@ -1,0 +1,109 @@
+"""Streaming (codec/stream.py): packets out as windows are read, frames out as packets arrive."""
+import numpy as np
+import pytest
+import torch
+
+from motionbits.api import MotionBits
+from motionbits.codec import encode_clip, read_file
+from motionbits.codec.format import HEADER_BYTES, PacketReader, pack
+from motionbits.codec.stream import StreamDecoder, StreamEncoder, decode_stream, look_ahead
+from motionbits.errors import MotionbitsError
+
+
+@pytest.fixture(scope="module")
+def pipe(run):
+    return MotionBits.from_checkpoint(run)
+
+
+@pytest.fixture(scope="module")
+def clip(sprites_root):
+    """22 frames (three 8-frame test clips, cut): 5 windows of 4 and a last one of 2, read shifted back."""
+    frames = np.load(sprites_root / "test.npz")["frames"]
+    return torch.from_numpy(np.concatenate([frames[0], frames[1], frames[2]])[:22])
+
+
+def _encode_frame_by_frame(pipe, clip, **options) -> tuple[list[bytes], list[int]]:
+    """The bytes the encoder returns after each frame fed (and after finish)."""
+    encoder = StreamEncoder(pipe, fps=8, **options)
+    out = [encoder.feed(clip[t:t + 1]) for t in range(len(clip))]
+    return out + [encoder.finish()], encoder
+
+
+def _packet_ends(data: bytes) -> list[tuple[int, int]]:
+    """(byte offset where each motion packet ends, frames decodable then)."""
+    reader, ends = PacketReader("x"), []
+    for at in range(len(data)):
+        for p in reader.feed(data[at:at + 1]):
+            if p.kind == b"M":
+                ends.append((at + 1, p.first + p.frames))
+    return ends
+
+
+def test_the_encoder_sends_each_window_once_read_and_a_stream_is_the_clip_s_file(pipe, clip):
+    w = pipe.model.window
+    assert (w, look_ahead(pipe)) == (4, 3)
+    out, encoder = _encode_frame_by_frame(pipe, clip)
+    sent = [t for t, b in enumerate(out[:-1]) if b]
+    assert sent == [0, 3, 7, 11, 15, 19]            # frame t's codes leave when frame t // 4 * 4 + 3 is read
+    assert len(out[0]) == HEADER_BYTES and out[-1]  # the header at once; finish: the last 2 frames and the end
+    data = b"".join(out)
+    whole = encode_clip(pipe, clip, fps=8)
+    assert data == pack(whole)                      # the same bytes as encoding the whole clip
+    assert np.array_equal(encoder.codes, pipe.encode_motion(clip)[0].numpy())   # the last window read shifted back
+    f = read_file(data, "x")
+    assert [len(m) > 0 for m in f.motion] == [True] * 6 and f.header.frames == 22
+    assert [kind for kind, *_ in encoder.packets] == ["header", "content"] + ["motion"] * 6 + ["end"]
+
+
+def test_relative_motion_is_read_against_the_first_window_as_a_whole_clip_is(run, clip):
+    pipe = MotionBits.from_checkpoint(run)
+    pipe.cfg.model.relative_motion = True          # the same weights, codes read against the first window
+    _, encoder = _encode_frame_by_frame(pipe, clip)
+    assert np.array_equal(encoder.codes, pipe.encode_motion(clip)[0].numpy())
+
+
+@pytest.mark.parametrize("content", ["compact", "float16"])
+def test_decoding_packet_by_packet_gives_the_frames_of_the_whole_file(pipe, clip, content):
+    data = pack(encode_clip(pipe, clip, fps=8, content=content))
+    whole = decode_stream([data], pipe)
+    assert whole.shape == (22, 64, 64, 3) and whole.dtype == torch.uint8
+    ends = [0] + [at for at, _ in _packet_ends(data)] + [len(data)]
+    pieces = [data[a:b] for a, b in zip(ends, ends[1:])]
+    assert torch.equal(decode_stream(pieces, pipe), whole)
+    assert torch.equal(decode_stream([data[i:i + 7] for i in range(0, len(data), 7)], pipe), whole)   # any cut
+    if content == "float16":                        # frames independent given content, codes, noise: reconstruct's
+        assert torch.equal(whole[None], pipe.reconstruct(clip))
+
+
+def test_the_decoder_gives_frame_t_before_any_byte_after_t_s_window(pipe, clip):
+    data = pack(encode_clip(pipe, clip, fps=8))
+    ends = dict(_packet_ends(data))                 # byte offset -> frames decodable once it is in
+    decoder, have = StreamDecoder(pipe, where="x"), 0
+    for at in range(len(data)):
+        have += len(decoder.feed(data[at:at + 1]))
+        assert have == max([f for end, f in ends.items() if end <= at + 1], default=0), at
+    assert sorted(ends.values()) == [4, 8, 12, 16, 20, 22]
+    decoder.finish()
+    assert decoder.header.frames == 22
+
+
+def test_a_truncated_or_damaged_stream_is_refused_in_one_line_naming_the_packet(pipe, clip):
+    data = pack(encode_clip(pipe, clip, fps=8))
+    ends = [at for at, _ in _packet_ends(data)]
+    decoder = StreamDecoder(pipe, where="x.mbits")
+    assert len(decoder.feed(data[:ends[2] + 3])) == 12      # three packets' frames, then 3 bytes of the fourth
+    with pytest.raises(MotionbitsError) as err:
+        decoder.finish()
+    assert str(err.value) == ("x.mbits: truncated or corrupt bitstream (it stops inside packet 4, after 12 frames, "
+                              "without its end packet)")
+    damaged = bytearray(data)
+    damaged[ends[2] + 4] ^= 0x01                    # a code word of the fourth motion packet (frames 12..15)
+    decoder = StreamDecoder(pipe, where="x.mbits")
+    assert len(decoder.feed(bytes(damaged[:ends[2]]))) == 12       # what came before it still shows
+    with pytest.raises(MotionbitsError) as err:
+        decoder.feed(bytes(damaged[ends[2]:]))
+    assert str(err.value) == ("x.mbits: truncated or corrupt bitstream (packet 4 (motion, from frame 12) is damaged: "
+                              "its CRC-32 does not match)")
+    with pytest.raises(MotionbitsError, match=r"^x\.mbits: truncated or corrupt bitstream \(it stops before packet 7"):
+        decode_stream([data[:ends[-1]]], pipe, where="x.mbits")          # every motion packet, no end packet
+    assert data[HEADER_BYTES:HEADER_BYTES + 1] == b"C"
