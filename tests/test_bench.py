@@ -27,3 +27,7 @@ def test_bench_tiny_config(tmp_path):
     assert calls["transfer, heun 2 steps"] == 3 and calls["transfer, euler 2 steps"] == 2
     assert json.loads(out.read_text())["device"].startswith("CPU")
     assert "| tiny-bench |" in format_report(report)
+    codec = {row["what"].split(" (")[0]: row for row in report["codec"]["tiny-bench"]}
+    assert set(codec) == {"stream encode", "stream decode to RGB"}
+    assert all(row["frames_per_s"] > 0 and row["batch"] == 1 and row["look_ahead_frames"] == 1 for row in codec.values())
+    assert "codec (tiny-bench, batch 1, 16x16, pixels, look-ahead 1 frames)" in format_report(report)

@@ -9,7 +9,11 @@ Measures, per config, on random data of the config's shapes (so no dataset is ne
   the config's tokenizer weights are at hand (model.tokenizer_path, or --tokenizer-path), also
   through the tokenizer's decoder to RGB frames, which is what a user waits for;
 - encoder-only motion extraction: frames/s;
-- the in-memory clip loader: clips/s for random batches (uint8 -> float).
+- the in-memory clip loader: clips/s for random batches (uint8 -> float);
+- the codec as a call runs it (codec/stream.py), randomly initialised weights and the config's real
+  tokenizer (the shipped taef2, or pixels): `encode` fed one frame at a time (batch 1, adaptive
+  tables) and `decode` fed the packets to RGB frames at the config's sampler and steps, frames/s
+  against the 25 fps a call needs, with the look-ahead in frames.
 """
 from __future__ import annotations
 
@@ -214,6 +218,44 @@ def bench_loader(cfg: Config, device: torch.device, batch: int, repeats: int = 2
     return {"what": "clip loader (uint8 -> float, random batches)", "clips_per_s": batch / seconds}
 
 
+CALL_FPS = 25.0       # what a video call shows
+
+
+@torch.no_grad()
+def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 3) -> list[dict]:
+    """Stream encode and decode speed at batch 1 over `windows` windows of random frames: frames/s."""
+    from motionbits.api import MotionBits
+    from motionbits.codec.stream import StreamDecoder, StreamEncoder, look_ahead
+    from motionbits.models.tokenizer import make_tokenizer
+
+    tokenizer = make_tokenizer(cfg).to(device).eval()
+    size = cfg.data.image_size
+    cfg.diffusion.sigma_data = cfg.diffusion.sigma_data or 0.5
+    model = BCDModel(cfg, tokenizer.latent_channels, size // tokenizer.downsample).to(device).eval()
+    pipe = MotionBits(model, tokenizer, cfg, device)
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (windows * model.window, size, size, 3),
+                                                                dtype=np.uint8))
+    packets: list[bytes] = []
+
+    def encode():
+        encoder = StreamEncoder(pipe, fps=CALL_FPS)
+        packets[:] = [encoder.feed(frame[None]) for frame in frames] + [encoder.finish()]
+
+    def decode():
+        decoder = StreamDecoder(pipe)
+        for packet in packets:
+            decoder.feed(packet)
+        decoder.finish()
+
+    encode_s = _timed(encode, device, repeats, warmup=1) / len(frames)
+    decode_s = _timed(decode, device, repeats, warmup=1) / len(frames)
+    common = {"batch": 1, "frames": len(frames), "look_ahead_frames": look_ahead(pipe),
+              "tokenizer": cfg.model.tokenizer, "size": size}
+    return [{"what": "stream encode (a frame at a time, adaptive tables)", "frames_per_s": 1 / encode_s, **common},
+            {"what": f"stream decode to RGB ({cfg.diffusion.sampler} {cfg.diffusion.sample_steps} steps)",
+             "frames_per_s": 1 / decode_s, **common}]
+
+
 def run_bench(config_names: list[str], device_name: str = "auto", steps_list: list[int] | None = None,
               repeats: int = 5, sample_clips: int = 4, compile: bool = False, out: str | None = None,
               tokenizer_path: str | None = None) -> dict:
@@ -222,7 +264,7 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
         flush_denormals()
     steps_list = steps_list or [1, 4, 8, 25, 50]
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)",
-              "torch": torch.__version__, "training": [], "sampling": {}, "loader": []}
+              "torch": torch.__version__, "training": [], "sampling": {}, "loader": [], "codec": {}}
 
     def save() -> None:  # after every measurement, so a run cut short still leaves what it measured
         if out:
@@ -237,6 +279,8 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
         report["sampling"][cfg.name] = bench_sampling(cfg, device, steps_list, sample_clips, max(1, repeats // 2))
         save()
         report["loader"].append({"config": cfg.name, **bench_loader(cfg, device, cfg.train.batch_size)})
+        save()
+        report["codec"][cfg.name] = bench_codec(cfg, device, max(1, repeats // 2))
         save()
         if compile:
             try:
@@ -260,6 +304,13 @@ def format_report(r: dict) -> str:
         lines += ["", f"sampling ({name}):", "", "| what | network calls | frames/s |", "|---|---|---|"]
         for row in rows:
             lines.append(f"| {row['what']} | {row.get('network_calls', '-')} | {row['frames_per_s']:.1f} |")
+    for name, rows in r.get("codec", {}).items():
+        lines += ["", f"codec ({name}, batch 1, {rows[0]['size']}x{rows[0]['size']}, {rows[0]['tokenizer']}, "
+                  f"look-ahead {rows[0]['look_ahead_frames']} frames):", "",
+                  f"| what | frames/s | a {CALL_FPS:g} fps call |", "|---|---|---|"]
+        for row in rows:
+            verdict = "fast enough" if row["frames_per_s"] >= CALL_FPS else f"{row['frames_per_s'] / CALL_FPS:.2f}x too slow"
+            lines.append(f"| {row['what']} | {row['frames_per_s']:.1f} | {verdict} |")
     for error in r.get("errors", []):
         lines += ["", f"error: {error}"]
     lines += ["", "| loader | clips/s |", "|---|---|"]
