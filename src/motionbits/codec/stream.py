@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from motionbits.codec import content as content_coding
+import motionbits.codec.content as content_coding
+from motionbits.codec.compat import check_codable, check_models, prior_fingerprint, section_values
 from motionbits.codec.entropy import AdaptiveModel, PriorModel, StaticModel, decode_codes, encode_codes
 from motionbits.codec.format import (MAX_FRAMES, MOTION, CONTENT, END, Header, PacketReader, codes_crc,
                                      content_packet, end_packet, motion_packet, pack_header)
@@ -69,7 +70,6 @@ class StreamEncoder:
 
     def __init__(self, pipe, prior=None, fps: float | None = None, content: str = content_coding.COMPACT,
                  content_bytes: int | None = None, tables: str = "adaptive"):
-        from motionbits.codec import check_codable, prior_fingerprint
         from motionbits.frame_rate import UNTIMED_FPS, check_fps
 
         if content not in content_coding.CODINGS or tables not in TABLES:
@@ -242,13 +242,9 @@ class StreamDecoder:
         self.reader.finish()
 
     def _check_models(self, h: Header) -> None:
-        from motionbits.codec import check_models
-
         check_models(h, self.pipe, self.prior, self.where)
 
     def _start(self, section: bytes) -> None:
-        from motionbits.codec import section_values
-
         h = self.header
         self.content = torch.from_numpy(section_values(section, h, self.where))[None]          # [1, K, Cc]
         self._model = code_model(self.pipe, self.prior if h.uses_prior else None, self.content, h.adaptive)
