@@ -107,3 +107,21 @@ def test_a_truncated_or_damaged_stream_is_refused_in_one_line_naming_the_packet(
     with pytest.raises(MotionbitsError, match=r"^x\.mbits: truncated or corrupt bitstream \(it stops before packet 7"):
         decode_stream([data[:ends[-1]]], pipe, where="x.mbits")          # every motion packet, no end packet
     assert data[HEADER_BYTES:HEADER_BYTES + 1] == b"C"
+
+
+def test_encode_says_the_latency_and_decode_reads_the_stream(run, sprites_root, tmp_path, capsys):
+    from motionbits.cli import main
+
+    use = [f"sprites:{sprites_root}:test:2", "--checkpoint", str(run), "--device", "cpu", "--fps", "8"]
+    capsys.readouterr()
+    assert main(["encode", *use, "-o", str(tmp_path / "a.mbits")]) == 0
+    said = capsys.readouterr().out
+    assert "streamable in 2 packets of 4 frames: a latency of 3 frames of look-ahead, 0.38 s" in said
+    damaged = bytearray((tmp_path / "a.mbits").read_bytes())
+    damaged[-20] ^= 0x40                           # the last motion packet
+    (tmp_path / "b.mbits").write_bytes(bytes(damaged))
+    assert main(["decode", str(tmp_path / "b.mbits"), "--checkpoint", str(run), "--device", "cpu",
+                 "-o", str(tmp_path / "b.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("b.mbits: truncated or corrupt bitstream (packet 2 (motion, from frame 4) is damaged: its CRC-32 "
+                        "does not match)") and len(err.splitlines()) == 1 and not (tmp_path / "b.png").exists()
