@@ -43,3 +43,66 @@ def test_rate_distortion_codes_the_test_split_with_motionbits_and_the_codecs(tmp
     assert rd.main(["--runs", str(tmp_path / "run"), "--data", str(tmp_path / "clips"), "--out", str(tmp_path / "rd1"),
                     "--frames", "16", "--crf-steps", "1", "--only", test_person]) == 0
     assert json.loads((tmp_path / "rd1" / "rd.json").read_text())["meta"]["sequences"] == 1   # that person's video
+
+
+class _PlainPipe:
+    """A stand-in model for own_footage.py: a reconstruction is its driver itself; a transfer onto
+    another content either copies the driver (`follows`) or holds the content's first frame."""
+
+    def __init__(self, follows: bool):
+        from types import SimpleNamespace
+
+        self.follows = follows
+        self.cfg = SimpleNamespace(data=SimpleNamespace(frames=8), diffusion=SimpleNamespace(sample_steps=2))
+
+    def transfer(self, content, driving, steps=None, seed=0):
+        import torch
+
+        if content is driving or self.follows:
+            return torch.as_tensor(driving).clone()
+        return torch.as_tensor(content)[:, :1].expand(-1, driving.shape[1], -1, -1, -1).clone()
+
+    def to_latents(self, frames):
+        import torch
+
+        return torch.as_tensor(frames)
+
+    def to_frames(self, z):
+        return z
+
+
+def test_own_footage_rebuilds_the_held_back_video_and_tells_a_copy_from_a_still_transfer(tmp_path):
+    """The talking man (carphone) is the person: one video to train on, one held back; Grace Hopper's
+    sliding portrait is the driver never seen. A result that copies its driver follows it at r = 1 and
+    looks like the driver; one that holds the person still has r = 0 and looks like the person."""
+    import numpy as np
+    import pytest
+
+    from tests.face_media import carphone, grace_clip
+    from tests.helpers import write_video as save
+
+    src = tmp_path / "src"
+    man = carphone()
+    save(src / "man" / "take.mp4", man[:56], fps=30)
+    save(src / "man" / "held_back.mp4", man[56:120], fps=30)
+    save(src / "grace" / "talk.mp4", grace_clip(64), fps=30)
+    build_video_dataset(src, tmp_path / "clips", size=96, frames=8, stride=8, test_videos="held_back|grace",
+                        progress=False)
+    own = load_script("own_footage")
+    report, strips = own.measure(_PlainPipe(follows=True), str(tmp_path / "clips"), "man", None, 4, None, 0)
+    recon = report["reconstruction"]
+    assert recon["windows"] == 2 and recon["videos"] == 1
+    assert recon["following"]["model"]["signals"]["mouth"]["r_pooled"] == pytest.approx(1.0)
+    assert recon["following"]["still"]["groups"]["mouth"]["r_pooled"] == 0.0
+    assert recon["akd"]["model"] == pytest.approx(0.0) and recon["akd"]["still"] > 0.01
+    copy = report["transfer"]
+    assert copy["windows"] == 2 and copy["following"]["model"]["groups"]["head pose"]["r_pooled"] == pytest.approx(1.0)
+    assert copy["identity"]["model"]["same_person"] == 0.0                # Grace is not the man
+    assert copy["identity"]["still"]["same_person"] == 1.0
+    still, _ = own.measure(_PlainPipe(follows=False), str(tmp_path / "clips"), "man", None, 4, None, 0)
+    assert still["transfer"]["following"]["model"]["groups"]["head pose"]["r_pooled"] == 0.0
+    assert still["transfer"]["identity"]["model"]["same_person"] == 1.0
+    assert [s.shape[1] for s in strips] == [192, 192]                    # driver above, result below
+    with pytest.raises(own.MotionbitsError, match="no person 'nobody'"):
+        own.measure(_PlainPipe(follows=True), str(tmp_path / "clips"), "nobody", None, 4, None, 0)
+    assert "| still |" in own.table(report)
