@@ -74,10 +74,10 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
         window = stack(frames, tiles)[None]
         out = pipe.transfer(window, window, steps=steps, seed=seed + i)[0].numpy()
         through = pipe.to_frames(pipe.to_latents(window))[0].numpy()
-        target = read(window[0])
+        # the first window's descriptors are the person's reference for the transfers below
+        target = read_faces(window[0], models, embed_every=4) if i == 0 else read(window[0])
         readings.append(target)
-        rows = {"model": read(out), "tokenizer only": read(through)}
-        rows["still"] = held(read(window[0][:1]), len(target.found))
+        rows = {"model": read(out), "tokenizer only": read(through), "still": held(target, len(target.found))}
         for name, r in rows.items():
             recon.add(name, i, r.landmarks, target.landmarks)
             akds[name].append(akd(r, target)["akd"])
@@ -87,7 +87,7 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
         recon.add("null", i, readings[(i + 1) % len(held_back)].landmarks, readings[i].landmarks)
 
     content = np.asarray(frames[held_back[0][1][0]])[None]
-    reference = read_faces(stack(frames, held_back[0][1]), models, embed_every=4).mean_embedding()
+    reference = readings[0].mean_embedding()
     if drivers_root is not None:
         d_frames, d_labels = load_video_clips(drivers_root, "train")
         d_frames = d_frames[:, : pipe.cfg.data.frames]
@@ -119,23 +119,24 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
         if other is not None:
             transfer.add("null", video, other, marks)
 
-    def mean(rows: list[dict], key: str) -> float | None:
-        values = [r[key] for r in rows if r[key] is not None]
-        return float(np.mean(values)) if values else None
-
     report = {
         "person": person, "data": Path(root).name, "drivers": Path(drivers_root).name if drivers_root else "unseen people of the test split",
         "window_frames": WINDOW, "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
         "reconstruction": {"windows": len(held_back), "videos": len(set(w[0] for w in held_back)),
                            "following": recon.summary(seed=seed),
-                           "akd": {k: (float(np.mean([v for v in vs if v is not None])) if any(v is not None for v in vs)
-                                       else None) for k, vs in akds.items()}},
+                           "akd": {k: _mean(vs) for k, vs in akds.items()}},
         "transfer": {"windows": len(drivers), "videos": len(set(w[0] for w in drivers)),
                      "following": transfer.summary(seed=seed),
-                     "identity": {k: {"csim": mean(v, "csim"), "same_person": mean(v, "same_person")}
+                     "identity": {k: {key: _mean([r[key] for r in v]) for key in ("csim", "same_person")}
                                   for k, v in identity.items()}},
     }
     return report, strips
+
+
+def _mean(values: list) -> float | None:
+    """The mean of the values that are defined (None where none is)."""
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _r(x: dict) -> str:
@@ -173,10 +174,9 @@ def table(report: dict) -> str:
         ident = tr["identity"].get(row, {})
         lines.append(f"| {row} | {_r(s['groups']['mouth'])} | {_r(s['groups']['head pose'])} | {_r(s['signals']['yaw'])} | "
                      f"{_number(ident.get('csim'), 3)} | {_number(ident.get('same_person'), 2)} |")
-    for row in ("still", "copy driver"):
+    for row, r in (("still", "0"), ("copy driver", "1")):        # r by definition
         ident = tr["identity"][row]
-        lines.append(f"| {row} | {'0' if row == 'still' else '1'} | {'0' if row == 'still' else '1'} | "
-                     f"{'0' if row == 'still' else '1'} | {ident['csim'] or 0:.3f} | {ident['same_person'] or 0:.2f} |")
+        lines.append(f"| {row} | {r} | {r} | {r} | {ident['csim'] or 0:.3f} | {ident['same_person'] or 0:.2f} |")
     return "\n".join(lines) + "\n"
 
 

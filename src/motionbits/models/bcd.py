@@ -62,10 +62,11 @@ class SameVideoClips:
         grouped_video, grouped_start = video[order], start[order]
         first = np.searchsorted(grouped_video, video)                                      # [N]
         count = np.searchsorted(grouped_video, video, side="right") - first                # [N]
-        # The clips too near each clip form one run [near_lo, near_hi) of its video's sorted clips.
-        key = grouped_video * (int(start.max(initial=0)) + 2 * min_gap + 2)    # video-major, start-minor keys
-        sorted_key = key + grouped_start
-        own = video * (int(start.max(initial=0)) + 2 * min_gap + 2) + start
+        # The clips too near each clip form one run [near_lo, near_hi) of its video's sorted clips,
+        # found on video-major, start-minor keys spaced so that +-min_gap never reaches another video.
+        span = int(start.max(initial=0)) + 2 * min_gap + 2
+        sorted_key = grouped_video * span + grouped_start
+        own = video * span + start
         if min_gap > 0:
             near_lo = np.searchsorted(sorted_key, own - min_gap, side="right")
             near_hi = np.searchsorted(sorted_key, own + min_gap, side="left")
