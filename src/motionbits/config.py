@@ -112,6 +112,9 @@ class TrainConfig:
                                              "of the same video", low=0, high=1)
     content_gap_seconds: float = setting(0.0, "video: that other clip starts at least this far from the rebuilt one, so "
                                               "the content cannot show the pose and mouth to copy (0: any clip)", low=0)
+    rebuild_either_half: bool = setting(False, "cross-driving: rebuild the first half from the second as often as the "
+                                               "second from the first, so the decoder learns every frame's pose of "
+                                               "clips that all start at one phase (Sprites)")
     augment_content_flip: bool = setting(False, "pixels: mirror the content frames at random")
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
@@ -362,6 +365,9 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.render_frames <= half, f"train.render_frames={t.render_frames} is more than the {half} frames a clip rebuilds"),
         (t.render_frames == 0 or not m.temporal_attention,
          "train.render_frames needs model.temporal_attention: false (frames attend to each other)"),
+        (not t.rebuild_either_half or t.cross_drive, "train.rebuild_either_half needs train.cross_drive (it swaps the halves)"),
+        (not (t.rebuild_either_half and m.relative_motion),
+         "train.rebuild_either_half and model.relative_motion exclude each other (the reference must precede the motion)"),
         (t.content_from_video == 0 or t.cross_drive,
          "train.content_from_video needs train.cross_drive (it replaces the content half)"),
         (t.content_from_video == 0 or d.kind == "video",

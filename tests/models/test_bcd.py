@@ -32,6 +32,23 @@ def test_cross_driving_content_never_sees_the_rebuilt_frames():
     assert torch.equal(target, z[:, 4:])
 
 
+def test_either_half_is_rebuilt_from_the_other():
+    # Sprites clips all start at one phase: rebuilding only the second half would never show the
+    # decoder the first half's poses (the demo's reconstructions froze on the last pose).
+    model = BCDModel(tiny_config(train={"rebuild_either_half": True}), 3, 16).eval()
+    draws = draws_for(model, 64)
+    assert 16 < int(draws.rebuild_first.sum()) < 48                 # about half of each
+    z = torch.randn(64, 8, 3, 16, 16)
+    content, motion, target = model.split_clip(z, draws)
+    first = draws.rebuild_first
+    assert torch.equal(target[first], z[first, :4]) and torch.equal(target[~first], z[~first, 4:])
+    assert torch.allclose(content[first], model.content_reader(z[first, 4:]) if model.content_reader is not None
+                          else model.encoder(z[first, 4:])[0], atol=1e-5)
+    assert torch.allclose(motion[first], model.encoder(z[first, :4])[1], atol=1e-5)
+    with pytest.raises(MotionbitsError, match="rebuild_either_half needs train.cross_drive"):
+        tiny_config(train={"rebuild_either_half": True, "cross_drive": False})
+
+
 def test_noise_levels_per_frame_or_per_clip():
     per_frame = draws_for(BCDModel(tiny_config(), 3, 16), 64)
     per_clip = draws_for(BCDModel(tiny_config(diffusion={"noise_levels": "clip"}), 3, 16), 64)

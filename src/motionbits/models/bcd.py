@@ -38,6 +38,7 @@ class Draws:
     content_flip: torch.Tensor | None = None      # [B] bool: mirror the content frames
     motion_channels: torch.Tensor | None = None   # [B, C]: channel permutation of the motion frames
     frame_pick: torch.Tensor | None = None        # [B, R]: the rebuilt frames the loss renders (train.render_frames)
+    rebuild_first: torch.Tensor | None = None     # [B] bool: the second half gives the content, the first is rebuilt
 
     def shard(self, part: int, parts: int) -> "Draws":
         """The part-th of `parts` equal slices along the batch (a process's or a micro-batch's share)."""
@@ -128,6 +129,8 @@ class BCDModel(nn.Module):
         if cfg.train.content_from_video > 0:
             other = torch.rand(batch_size, generator=generator) < cfg.train.content_from_video
             draws.content_index = torch.where(other, same_video.draw(index, generator), index)
+        if cfg.train.rebuild_either_half:
+            draws.rebuild_first = torch.rand(batch_size, generator=generator) < 0.5
         if cfg.train.augment_content_flip:
             draws.content_flip = torch.rand(batch_size, generator=generator) < 0.5
         if cfg.train.augment_motion_colors:
@@ -164,6 +167,10 @@ class BCDModel(nn.Module):
         half = self.window
         content_in = reference_in = z[:, :half]                                  # [B, T', C, h, w]
         motion_in = target = z[:, z.shape[1] - half:]        # the second half (cross-driving), else the clip
+        if draws.rebuild_first is not None:  # the halves trade places: every frame's pose gets rebuilt
+            swap = draws.rebuild_first[:, None, None, None, None]
+            content_in, target = torch.where(swap, target, content_in), torch.where(swap, content_in, target)
+            reference_in, motion_in = content_in, target  # (no relative motion here: config.py)
         if draws.content_flip is not None:
             content_in = torch.where(draws.content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
         if draws.motion_channels is not None:  # the reference is read like the motion frames
