@@ -3,6 +3,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from motionbits.data.video import build_video_dataset
 from motionbits.training.bcd import train
 from tests.data.test_video import moving_square, write_video
@@ -27,22 +29,66 @@ def test_rate_distortion_codes_the_test_split_with_motionbits_and_the_codecs(tmp
     train(cfg, tmp_path / "run", progress=False)
     rd = load_script("rate_distortion")
     assert rd.main(["--runs", str(tmp_path / "run"), "--data", str(tmp_path / "clips"), "--out", str(tmp_path / "rd"),
-                    "--frames", "16", "--crf-steps", "2"]) == 0
+                    "--frames", "16", "--crf-steps", "2", "--codecs", "x264", "x265"]) == 0
     report = json.loads((tmp_path / "rd" / "rd.json").read_text())
-    methods = [r["method"] for r in report["results"]]
-    assert methods == ["motionbits"] + ["x264"] * 2 + ["x265"] * 2 + ["av1"] * 2
+    series = [r["series"] for r in report["results"]]
+    assert series == ["motionbits run"] + ["x264"] * 2 + ["x265"] * 2
     assert report["meta"]["sequences"] == 2 and report["meta"]["fps"] == 10
     ours = report["results"][0]
-    # 16 frames, 4 groups x 8 entries: the motion stream is at most a few words; the content (2 x 16
-    # float16) and the header are the first frame's cost
-    assert ours["kbps_after_first"] < ours["kbps"] and ours["first_bytes"] > 2 * 2 * 16
-    x264 = [r for r in report["results"] if r["method"] == "x264"]
+    # 16 frames, 4 groups x 8 entries: the motion stream is a few words; the header and content are paid once
+    assert ours["later_kbps"] < ours["kbps"] and ours["once_bytes"] > 2 * 16
+    x264 = [r for r in report["results"] if r["series"] == "x264"]
     assert x264[0]["kbps"] < x264[1]["kbps"] and x264[0]["psnr_db"] < x264[1]["psnr_db"]   # CRF 51, then 45
     assert (tmp_path / "rd" / "rd.png").stat().st_size > 0 and "| x265 | CRF 51 |" in (tmp_path / "rd" / "rd.md").read_text()
     test_person = json.loads((tmp_path / "clips" / "manifest.json").read_text())["split_identities"]["test"][0]
     assert rd.main(["--runs", str(tmp_path / "run"), "--data", str(tmp_path / "clips"), "--out", str(tmp_path / "rd1"),
-                    "--frames", "16", "--crf-steps", "1", "--only", test_person]) == 0
+                    "--frames", "16", "--crf-steps", "1", "--codecs", "x265", "--only", test_person]) == 0
     assert json.loads((tmp_path / "rd1" / "rd.json").read_text())["meta"]["sequences"] == 1   # that person's video
+    # a video given directly, read at the model's size and rate, with two content budgets: a curve
+    write_video(tmp_path / "held_back.mp4", moving_square(30, seed=7), fps=10)     # 32x24, read at 16x16
+    assert rd.main(["--runs", str(tmp_path / "run"), "--video", str(tmp_path / "held_back.mp4"), "--out",
+                    str(tmp_path / "rd2"), "--content-bytes", "16", "64", "--crf-steps", "2",
+                    "--codecs", "x265", "x265 low-delay"]) == 0
+    report = json.loads((tmp_path / "rd2" / "rd.json").read_text())
+    assert report["meta"]["frames_total"] == 30 and report["meta"]["fps"] == 10 and report["meta"]["size"] == 16
+    ours = [r for r in report["results"] if r["series"] == "motionbits run"]
+    assert len(ours) == 2 and ours[0]["once_bytes"] < ours[1]["once_bytes"]
+    for r in report["results"]:   # what is paid once fades as the call lengthens, the rest stays
+        assert r["calls"]["10 min"] == pytest.approx(8 * r["once_bytes"] / 600 / 1000 + r["later_kbps"])
+        assert r["calls"]["10 min"] < r["calls"]["60 s"] < r["calls"]["10 s"]
+        assert r["encode_fps"] > 0 and r["decode_fps"] > 0
+    assert [r["delay_frames"] for r in report["results"] if r["series"] == "x265 low-delay"] == [0, 0]
+    assert ours[0]["delay_frames"] == 3                                      # the look-ahead: a window of 4 - 1
+    assert {(e["series"], e["metric"]) for e in report["bd_rate"]} >= {("motionbits run", "akd"), ("x265 low-delay", "csim")}
+    # the stream fed a frame at a time gives the bytes `motionbits encode` writes for the clip
+    from motionbits.api import MotionBits
+    from motionbits.codec import encode_clip
+    from motionbits.codec.format import pack
+
+    pipe, clip = MotionBits.from_checkpoint(tmp_path / "run"), moving_square(14, seed=3)[:, :16, :16]
+    coded = rd.code_motionbits(pipe, None, clip, 10.0, None)
+    assert coded["bytes"] == pack(encode_clip(pipe, clip, fps=10.0))
+    assert coded["once"] + coded["motion"] == len(coded["bytes"]) and coded["frames"].shape == clip.shape
+
+
+def test_rate_distortion_bd_rate_and_the_third_of_x265():
+    """On made-up points: motionbits on x265's AKD curve at half its rate is -50 %, and the check
+    reads x265's highest CRF and the motionbits points under a third of its rate."""
+    rd = load_script("rate_distortion")
+
+    def row(series, setting, kbps, akd, csim):
+        return {"series": series, "setting": setting, "kbps": kbps, "akd": akd, "csim": csim,
+                "calls": {c: kbps for c in rd.CALLS}}
+    x265 = [row("x265", f"CRF {c}", k, a, 0.9 + a) for c, k, a in ((51, 2.0, 0.05), (45, 3.0, 0.04), (39, 5.0, 0.03))]
+    ours = [row("motionbits m", "content", k / 2, a, 0.5) for k, a in ((2.0, 0.05), (3.0, 0.04), (5.0, 0.03))]
+    bd = {e["metric"]: e for e in rd.bd_rates(x265 + ours)}
+    assert bd["akd"]["60 s"]["percent"] == pytest.approx(-50.0)
+    assert bd["csim"]["clip"]["percent"] is None and "1 distinct" in bd["csim"]["clip"]["note"]
+    check = rd.third_of_x265(x265 + ours)[0]
+    assert check["x265_setting"] == "CRF 51" and check["third_kbps"] == pytest.approx(2 / 3)
+    assert check["motionbits_points"] == 0 and check["best_akd"] is None and check["cheapest_motionbits_kbps"] == 1.0
+    ours[0]["kbps"] = 0.6
+    assert rd.third_of_x265(x265 + ours)[0]["best_akd"] == 0.05
 
 
 class _PlainPipe:

@@ -156,10 +156,12 @@ def long_transfer_pictures(examples, path: str | Path, columns: int = 16) -> lis
 PALETTE = ["#1f3c88", "#d1495b", "#2e8b57", "#edae49", "#6a4c93", "#00798c", "#8d6a9f", "#444444"]
 
 
-def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int] = (360, 260)) -> Path:
-    """Panels side by side, each {"title", "x", "y" (axis labels), "log_x" (bool), "series":
-    {name: [(x, y), ...]}}, drawn with PIL (no plotting library needed); one colour per series
-    name across panels, with a legend under the panels. Points with y None are left out."""
+def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int] = (360, 260),
+               columns: int | None = None) -> Path:
+    """Panels side by side (`columns` to a row, default all in one), each {"title", "x", "y" (axis
+    labels), "log_x" (bool), "series": {name: [(x, y), ...]}}, drawn with PIL (no plotting library
+    needed); one colour per series name across panels, with a legend under the panels. Points with
+    y None are left out."""
     from PIL import ImageDraw
 
     import math
@@ -168,7 +170,9 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
     names = list(dict.fromkeys(name for p in panels for name in p["series"]))
     colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
     legend_rows = -(-len(names) // 3)
-    img = Image.new("RGB", (w * len(panels), h + 18 * legend_rows + 8), "white")
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
+    img = Image.new("RGB", (w * columns, h * rows + 18 * legend_rows + 8), "white")
     draw = ImageDraw.Draw(img)
     for i, panel in enumerate(panels):
         fx = (lambda v: math.log10(v)) if panel.get("log_x") else (lambda v: v)  # noqa: E731
@@ -178,9 +182,10 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
         x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
         y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
         x_hi, y_hi = (x_hi if x_hi > x_lo else x_lo + 1), (y_hi if y_hi > y_lo else y_lo + 1)
-        left, top, right, bottom = i * w + 52, 24, (i + 1) * w - 14, h - 40
+        x0, y0 = (i % columns) * w, (i // columns) * h
+        left, top, right, bottom = x0 + 52, y0 + 24, x0 + w - 14, y0 + h - 40
         draw.rectangle([left, top, right, bottom], outline="black")
-        draw.text((left, 6), panel["title"], fill="black")
+        draw.text((left, y0 + 6), panel["title"], fill="black")
         draw.text((left - 48, top), f"{y_hi:.3g}", fill="gray")
         draw.text((left - 48, bottom - 10), f"{y_lo:.3g}", fill="gray")
         shown = (lambda v: f"{10 ** v:.3g}") if panel.get("log_x") else (lambda v: f"{v:.3g}")  # noqa: E731
@@ -196,7 +201,7 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
             for px, py in xy:
                 draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour[name])
     for j, name in enumerate(names):
-        x, y = 10 + (j % 3) * (img.width // 3), h + 4 + 18 * (j // 3)
+        x, y = 10 + (j % 3) * (img.width // 3), h * rows + 4 + 18 * (j // 3)
         draw.rectangle([x, y + 3, x + 12, y + 13], fill=colour[name])
         draw.text((x + 18, y + 2), name, fill="black")
     path = Path(path)
