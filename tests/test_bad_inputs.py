@@ -123,9 +123,9 @@ def mbits(tmp_path_factory, model, junk) -> dict:
     assert main(["encode", f"sprites:{junk['sprites']}:test:0", "--checkpoint", str(model["run"]),
                  "--device", "cpu", "-o", str(d / "clip.mbits")]) == 0
     data = (d / "clip.mbits").read_bytes()
-    (d / "cut.mbits").write_bytes(data[:-8])        # not half: a compact-content file is ~100 bytes, its header 46
+    (d / "cut.mbits").write_bytes(data[:-8])        # not half: a compact-content file is ~100 bytes, its header 48
     (d / "v1.mbits").write_bytes(data[:4] + bytes([1]) + data[5:])
-    for name, at in (("header", 30), ("content", 50), ("codes", len(data) - 20)):   # one flipped byte in each part
+    for name, at in (("header", 30), ("content", 50), ("codes", len(data) - 15)):   # one flipped byte in each part
         (d / f"flip_{name}.mbits").write_bytes(data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:])
     for name, (offset, fmt, *values) in FORGED_FIELDS.items():
         (d / f"{name}.mbits").write_bytes(_forged(data, offset, fmt, *values))
@@ -145,7 +145,7 @@ FORGED_FIELDS = {"frames_zero": (-12, "<I", 0), "frames_huge": (-12, "<I", 2**32
 def _forged(data: bytes, offset: int, fmt: str, *values) -> bytes:
     data = bytearray(data)
     struct.pack_into(fmt, data, offset if offset >= 0 else len(data) + offset, *values)
-    start, crc_at = (0, 42) if offset >= 0 else (len(data) - 14, len(data) - 4)   # the header, or the end packet
+    start, crc_at = (0, 44) if offset >= 0 else (len(data) - 13, len(data) - 4)   # the header, or the end packet
     struct.pack_into("<I", data, crc_at, zlib.crc32(bytes(data[start:crc_at])))
     return bytes(data)
 
@@ -361,10 +361,10 @@ CASES = [
     ("decode {mbits} --device cpu -o {tmp}/o.gif", "mbits",      # no checkpoint beside it or in the current folder
      "clip.mbits: needs the model with fingerprint "),
     ("decode {mbits_dir}/v1.mbits -o {tmp}/o.gif", "mbits",
-     "v1.mbits: was written by motionbits format v1; this version reads v4"),
+     "v1.mbits: was written by motionbits format v1; this version reads v5"),
     ("decode {mbits_dir}/flip_header.mbits -o {tmp}/o.gif", "mbits", "its header's CRC-32 does not match"),
     ("decode {mbits_dir}/flip_content.mbits -o {tmp}/o.gif", "mbits", "packet 0 (content) is damaged: its CRC-32"),
-    ("decode {mbits_dir}/flip_codes.mbits -o {tmp}/o.gif", "mbits", "(motion, from frame 4) is damaged: its CRC-32"),
+    ("decode {mbits_dir}/flip_codes.mbits -o {tmp}/o.gif", "mbits", "(motion, from frame 4) is damaged: its CRC-8"),
     ("decode {mbits_dir}/frames_zero.mbits -o {tmp}/o.gif", "mbits", "end packet field frames = 0 is outside 1..36000"),
     ("decode {mbits_dir}/frames_huge.mbits -o {tmp}/o.gif", "mbits", "frames = 4294967295 is outside 1..36000"),
     ("decode {mbits_dir}/fps_nan.mbits -o {tmp}/o.gif", "mbits", "header field fps: nan is not a finite number"),

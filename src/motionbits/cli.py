@@ -310,7 +310,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_encode(args: argparse.Namespace) -> None:
     from motionbits.codec import encode_clip
-    from motionbits.codec.format import pack
+    from motionbits.codec.format import pack, packet_frames
     from motionbits.atomic_files import atomic_path
 
     check_output_file(args.output, (".mbits",))
@@ -323,7 +323,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     read = _read_timed(args.clip, pipe.cfg.data.image_size, args.frames, _input_fps(args, pipe))
     fps = read.fps if read.source_fps else args.fps or read.fps    # --fps: only for an input without a rate
     f = encode_clip(pipe, read.frames, prior, fps=fps, content=args.content, content_bytes=args.content_bytes,
-                    tables=args.tables)
+                    tables=args.tables, packet_windows=args.packet_windows)
     data = pack(f)                                                 # every field checked before the file is written
     with atomic_path(args.output, shared=True) as tmp:
         tmp.write_bytes(data)
@@ -335,8 +335,8 @@ def cmd_encode(args: argparse.Namespace) -> None:
           f"{8 * s['motion'] / seconds / 1000:.3f} kbps of motion; {8 * s['total'] / seconds / 1000:.3f} kbps in all "
           f"for this {seconds:.2f} s clip; content {f.header.content_coding}; motion coded under "
           f"{'the prior' if prior else 'the ' + args.tables + ' tables'}; streamable in {len(f.motion)} packets of "
-          f"{f.header.window} frames: a latency of {f.header.window - 1} frames of look-ahead, "
-          f"{(f.header.window - 1) / fps:.2f} s, before coding time)")
+          f"{packet_frames(f.header)} frames: a latency of {packet_frames(f.header) - 1} frames of look-ahead, "
+          f"{(packet_frames(f.header) - 1) / fps:.2f} s, before coding time)")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
@@ -605,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--tables", choices=("adaptive", "static"), default="adaptive",
                     help="without a prior: the training's code frequencies as they are (static) or updated by the "
                          "codes of each frame coded (adaptive, the default)")
+    en.add_argument("--packet-windows", type=positive_int, default=1,
+                    help="the model's windows per motion packet (at most 255): each packet's fixed cost (about 21 "
+                         "bits) spread over more frames, for a look-ahead of this x the window - 1 frames (default 1)")
     en.add_argument("--content", choices=("compact", "float16"), default="compact",
                     help="the content tokens quantised to fit --content-bytes (compact, the default) or as float16 "
                          "(what reconstruct renders, 2 bytes a value)")

@@ -55,7 +55,7 @@ def test_bitrate_gives_encode_s_file_and_bits_that_add_up(session, checkpoint, p
     assert r.bits.shape == (16,) and (r.bits > 0).all()
     packets = len(ours.motion)                                            # 16 frames in windows of 4
     assert packets == 4
-    assert r.bits.sum() <= 8 * r.sizes["motion"] <= r.bits.sum() + packets * (64 + 8 * 7)   # + last words, framing
+    assert r.bits.sum() <= 8 * r.sizes["motion"] <= r.bits.sum() + packets * (16 + 10)   # + length, CRC-8, word end
     assert r.motion_kbps == pytest.approx(8 * r.sizes["motion"] * 8 / 16 / 1000)
     assert frames_of(r.video).shape == (16, 256, 4 * (2 * 64 + 2), 3)   # original | decoded, enlarged 4x
     assert Image.open(r.plot).size == (720, 260)

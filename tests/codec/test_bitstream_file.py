@@ -54,11 +54,13 @@ def _encoded(run, sprites_root) -> bytes:
 @pytest.mark.parametrize("part,words", [
     ("magic-free header", "its header's CRC-32 does not match"),
     ("content", "packet 0 (content) is damaged: its CRC-32 does not match"),
-    ("codes", "packet 2 (motion, from frame 4) is damaged: its CRC-32 does not match"),
+    ("codes", "packet 2 (motion, from frame 4) is damaged: its CRC-8 does not match"),
     ("end", "packet 3 (end) is damaged: its CRC-32 does not match")])
 def test_one_flipped_byte_in_any_part_is_refused_in_one_line(run, sprites_root, part, words):
-    data = _encoded(run, sprites_root)        # 8 frames in windows of 4: content, two motion packets, the end (14 bytes)
-    at = {"magic-free header": 30, "content": HEADER_BYTES + 5, "codes": len(data) - 20, "end": len(data) - 1}[part]
+    data = _encoded(run, sprites_root)        # 8 frames in windows of 4: content, two motion packets, the end (13 bytes)
+    last_word = read_file(data, "x.mbits").motion[-1]                   # before the end: its length, it, its CRC-8
+    at = {"magic-free header": 30, "content": HEADER_BYTES + 5, "codes": len(data) - 13 - 1 - len(last_word),
+          "end": len(data) - 1}[part]
     for bit in (0x01, 0x80):                        # a low and a high bit: a flip anywhere changes the CRC
         damaged = bytearray(data)
         damaged[at] ^= bit
@@ -75,7 +77,7 @@ def _forged(data: bytes, offset: int, fmt: str, value) -> bytes:
     data = bytearray(data)
     struct.pack_into(fmt, data, offset if offset >= 0 else len(data) + offset, value)
     crc_at = HEADER_BYTES - 4 if offset >= 0 else len(data) - 4       # the header's CRC, or the end packet's
-    start = 0 if offset >= 0 else len(data) - 14
+    start = 0 if offset >= 0 else len(data) - 13
     struct.pack_into("<I", data, crc_at, zlib.crc32(bytes(data[start:crc_at])))
     return bytes(data)
 
@@ -83,7 +85,7 @@ def _forged(data: bytes, offset: int, fmt: str, value) -> bytes:
 @pytest.mark.parametrize("offset,fmt,value,words", [
     (-12, "<I", 0, "frames = 0 is outside 1..36000"),
     (-12, "<I", 2**32 - 1, "frames = 4294967295 is outside 1..36000"),     # allocated 64 GiB in format 1
-    (-12, "<I", 5, "its end packet says 5 frames, its motion packets hold 8"),
+    (-12, "<I", 4, "its end packet says 4 frames, its 2 motion packets of at most 4 hold 5..8"),
     (22, "<d", float("nan"), "fps: nan is not a finite number"),
     (22, "<d", float("inf"), "fps: inf is not a finite number"),
     (22, "<d", -25.0, "fps: -25 fps is outside 1..240"),
@@ -94,7 +96,9 @@ def _forged(data: bytes, offset: int, fmt: str, value) -> bytes:
     (36, "<H", 0, "content_tokens = 0 is outside 1..4096"),
     (38, "<H", 9000, "content_dim = 9000 is outside 1..4096"),
     (40, "<H", 0, "window = 0 is outside 1..1024"),
-    (40, "<H", 2, "packet 1 (motion) holds neither 1..2 frames"),             # packets of 4 frames
+    (40, "<H", 2, "its end packet says 8 frames, its 2 motion packets of at most 2 hold 3..4"),  # packets of 4 frames
+    (42, "<H", 0, "packet_windows = 0 is outside 1..255"),
+    (42, "<H", 300, "packet_windows = 300 is outside 1..255"),
     (5, "<B", 0x80, "unknown flags 0x80"),
     (5, "<B", 0x01, "coded under a prior but names none"),
 ])

@@ -29,13 +29,13 @@ def _encode_frame_by_frame(pipe, clip, **options) -> tuple[list[bytes], list[int
     return out + [encoder.finish()], encoder
 
 
-def _packet_ends(data: bytes) -> list[tuple[int, int]]:
-    """(byte offset where each motion packet ends, frames decodable then)."""
+def _packet_ends(data: bytes, frames: int = 22) -> list[tuple[int, int]]:
+    """(byte offset where each motion packet ends, frames decodable then) for a clip of `frames`."""
     reader, ends = PacketReader("x"), []
     for at in range(len(data)):
         for p in reader.feed(data[at:at + 1]):
             if p.kind == b"M":
-                ends.append((at + 1, p.first + p.frames))
+                ends.append((at + 1, min(p.first + p.frames, frames)))   # p.frames: a full packet's
     return ends
 
 
@@ -97,13 +97,13 @@ def test_a_truncated_or_damaged_stream_is_refused_in_one_line_naming_the_packet(
     assert str(err.value) == ("x.mbits: truncated or corrupt bitstream (it stops inside packet 4, after 12 frames, "
                               "without its end packet)")
     damaged = bytearray(data)
-    damaged[ends[2] + 4] ^= 0x01                    # a code word of the fourth motion packet (frames 12..15)
+    damaged[ends[2] + 1] ^= 0x01                    # the code word of the fourth motion packet (frames 12..15)
     decoder = StreamDecoder(pipe, where="x.mbits")
     assert len(decoder.feed(bytes(damaged[:ends[2]]))) == 12       # what came before it still shows
     with pytest.raises(MotionbitsError) as err:
         decoder.feed(bytes(damaged[ends[2]:]))
     assert str(err.value) == ("x.mbits: truncated or corrupt bitstream (packet 4 (motion, from frame 12) is damaged: "
-                              "its CRC-32 does not match)")
+                              "its CRC-8 does not match)")
     with pytest.raises(MotionbitsError, match=r"^x\.mbits: truncated or corrupt bitstream \(it stops before packet 7"):
         decode_stream([data[:ends[-1]]], pipe, where="x.mbits")          # every motion packet, no end packet
     assert data[HEADER_BYTES:HEADER_BYTES + 1] == b"C"
@@ -118,10 +118,37 @@ def test_encode_says_the_latency_and_decode_reads_the_stream(run, sprites_root, 
     said = capsys.readouterr().out
     assert "streamable in 2 packets of 4 frames: a latency of 3 frames of look-ahead, 0.38 s" in said
     damaged = bytearray((tmp_path / "a.mbits").read_bytes())
-    damaged[-20] ^= 0x40                           # the last motion packet
+    damaged[-15] ^= 0x40                           # the last motion packet's last code byte (then its CRC-8, the end)
     (tmp_path / "b.mbits").write_bytes(bytes(damaged))
     assert main(["decode", str(tmp_path / "b.mbits"), "--checkpoint", str(run), "--device", "cpu",
                  "-o", str(tmp_path / "b.png")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("b.mbits: truncated or corrupt bitstream (packet 2 (motion, from frame 4) is damaged: its CRC-32 "
+    assert err.endswith("b.mbits: truncated or corrupt bitstream (packet 2 (motion, from frame 4) is damaged: its CRC-8 "
                         "does not match)") and len(err.splitlines()) == 1 and not (tmp_path / "b.png").exists()
+
+
+def test_packets_of_two_windows_wait_for_both_and_decode_as_the_whole_file(pipe, clip):
+    """--packet-windows 2: a packet per 8 frames (7 frames of look-ahead), the last of 6."""
+    out, encoder = _encode_frame_by_frame(pipe, clip, packet_windows=2)
+    assert [t for t, b in enumerate(out[:-1]) if b] == [0, 3, 7, 15]       # header, content, frames 0..7, 8..15
+    data = b"".join(out)
+    assert data == pack(encode_clip(pipe, clip, fps=8, packet_windows=2))
+    assert [frames for kind, frames, _ in encoder.packets if kind == "motion"] == [8, 8, 6]
+    decoder = StreamDecoder(pipe, where="x", render=False)
+    decoder.feed(data)
+    decoder.finish()
+    assert np.array_equal(decoder.codes, pipe.encode_motion(clip)[0].numpy())
+    one = pack(encode_clip(pipe, clip, fps=8))
+    assert len(data) < len(one)                     # 3 packets' length, CRC-8 and code word end instead of 6
+    with pytest.raises(MotionbitsError, match="packet_windows = 256 is outside 1..255"):
+        StreamEncoder(pipe, fps=8, packet_windows=256)
+
+
+def test_a_short_packet_before_another_is_refused(pipe, clip):
+    """Only the last motion packet may hold fewer frames: a stream spliced after a short one is corrupt."""
+    short = pack(encode_clip(pipe, clip[:6], fps=8))             # packets of 4 and 2 frames
+    ends = [at for at, _ in _packet_ends(short, 6)]
+    spliced = short[:ends[1]] + short[ends[0]:ends[1]]          # the short packet, then a copy of it
+    decoder = StreamDecoder(pipe, where="x.mbits", render=False)
+    with pytest.raises(MotionbitsError, match=r"packet 3 \(motion, from frame 8\) follows a packet of fewer than 4"):
+        decoder.feed(spliced)

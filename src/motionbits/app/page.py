@@ -199,8 +199,8 @@ def _bitrate_table(r: work.BitrateResult) -> str:
         f"| motion | {s['motion']} bytes: **{r.motion_kbps:.3f} kbps**, {in_file:.1f} bits a frame (coded under "
         f"{r.coded_under}) |",
         f"| of which | the codes {codes:.1f} bits a frame (the plot's bars and orange line), the packets' framing "
-        f"and coder's ends {r.coder_end_bits:.0f} bits (each motion packet, a window of frames, ends on a whole 32-bit "
-        "word and carries its CRC-32): "
+        f"and coder's ends {r.coder_end_bits:.0f} bits (each motion packet, a window of frames, carries its length "
+        "and a CRC-8, and its code word ends on a whole byte): "
         f"{r.coder_end_bits / r.frames:.1f} a frame over these {r.frames} frames (green line) |",
         f"| content | {s['content']} bytes, once |",
         f"| header | {s['header']} bytes |",

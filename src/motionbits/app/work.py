@@ -94,8 +94,8 @@ class BitrateResult:
 
     @property
     def coder_end_bits(self) -> float:
-        """Bits of the motion packets beyond their codes': each packet's framing and CRC-32, and the
-        range coder's last words, which end each packet on a whole 32-bit word (spread over the
+        """Bits of the motion packets beyond their codes': each packet's length and CRC-8, and the
+        end of its code word, which ends each packet on a whole byte (spread over the
         frames in `bits per frame`)."""
         return 8 * self.sizes["motion"] - float(self.bits.sum())
 

@@ -29,15 +29,16 @@ __all__ = ["encode_clip", "decode_file", "read_file", "content_values", "motion_
 
 def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_hint: str = "",
                 prior_hint: str = "", content: str = content_coding.COMPACT, content_bytes: int | None = None,
-                tables: str = "adaptive") -> MbitsFile:
+                tables: str = "adaptive", packet_windows: int = 1) -> MbitsFile:
     """uint8 frames [T, H, W, 3] of one clip at `fps` frames per second (None: frame_rate.UNTIMED_FPS)
     -> its .mbits contents (`pack` gives the bytes), coded as a stream would be (codec/stream.py).
     content: "compact" (quantised to fit `content_bytes`, default content.default_budget) or
-    "float16"; tables: "adaptive" or "static", for the motion without a prior. checkpoint_hint /
+    "float16"; tables: "adaptive" or "static", for the motion without a prior; packet_windows: windows
+    per motion packet (a look-ahead of packet_windows x window - 1 frames). checkpoint_hint /
     prior_hint are ignored: a file names its models by fingerprint only."""
     import torch
 
-    encoder = StreamEncoder(pipe, prior, fps, content, content_bytes, tables)
+    encoder = StreamEncoder(pipe, prior, fps, content, content_bytes, tables, packet_windows)
     clip = torch.as_tensor(np.asarray(frames))
     if clip.ndim != 4:
         raise MotionbitsError(f"encode takes one clip of frames [T, H, W, 3], got shape {tuple(clip.shape)}")

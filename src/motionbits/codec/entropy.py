@@ -1,4 +1,4 @@
-"""Entropy coding of motion codes: a range coder (constriction) under integer probabilities.
+"""Entropy coding of motion codes: a range coder (codec/range_coder.py) under integer probabilities.
 
 A clip's codes [T, N] are coded frame by frame, group by group, each code under a probability
 table over the K_e entries of its group. Three models give the tables:
@@ -156,23 +156,45 @@ def categorical(freq: np.ndarray):
     return constriction.stream.model.Categorical(freq / float(1 << FREQUENCY_BITS), perfect=False)
 
 
-def encode_codes(codes: np.ndarray | torch.Tensor, model, start: int = 0) -> bytes:
-    """codes [T, N] (ints in 0..K_e-1) -> the range-coded bytes (a whole number of 32-bit words) of
-    frames start..T-1, under the tables that follow frames 0..start-1 (a stream's earlier packets)."""
-    import constriction
+# A packet's frame count is its first symbol: "full" (the packet's usual frames) costs 2**-16 of a bit,
+# "short" (the last packet of a clip) costs 16 bits, then the count, uniform over 16 bits.
+_FULL_OR_SHORT = np.array([0, (1 << FREQUENCY_BITS) - 1, 1 << FREQUENCY_BITS])
+MAX_PACKET_FRAMES = 1 << FREQUENCY_BITS
+
+
+def _cumulative(freq: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(freq)])
+
+
+def encode_codes(codes: np.ndarray | torch.Tensor, model, start: int = 0, full: int | None = None) -> bytes:
+    """codes [T, N] (ints in 0..K_e-1) -> the range-coded bytes (codec/range_coder.py) of frames
+    start..T-1, under the tables that follow frames 0..start-1 (a stream's earlier packets).
+    full: the frames of a full packet: the count of frames is coded first (decode_packet reads it)."""
+    from motionbits.codec.range_coder import Encoder
 
     codes = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.int64)
-    encoder = constriction.stream.queue.RangeEncoder()
+    encoder = Encoder()
+    if full is not None:
+        frames = codes.shape[0] - start
+        if not 1 <= frames <= full <= MAX_PACKET_FRAMES:
+            raise ValueError(f"a packet of {frames} frames, full at {full}")
+        if frames == full:
+            encoder.encode(0, int(_FULL_OR_SHORT[1]))
+        else:
+            encoder.encode(int(_FULL_OR_SHORT[1]), 1)
+            encoder.encode(frames - 1, 1)
     for t in range(start, codes.shape[0]):
         tables = model.frame(codes[:t])
         for g in range(codes.shape[1]):
-            encoder.encode(np.int32(codes[t, g]), categorical(tables.group(g, codes[t])))
-    return encoder.get_compressed().astype("<u4").tobytes()
+            freq = tables.group(g, codes[t])
+            c = codes[t, g]
+            encoder.encode(int(freq[:c].sum()), int(freq[c]))
+    return encoder.finish()
 
 
 def frame_bits(codes: np.ndarray | torch.Tensor, model) -> np.ndarray:
     """What each frame of codes [T, N] costs under the model's tables: -log2(freq / 2**16) summed
-    over the groups, float64 [T] bits. The coded stream is their sum plus the coder's last words."""
+    over the groups, float64 [T] bits. The coded stream is their sum plus each packet's code word end."""
     codes = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.int64)
     bits = np.zeros(codes.shape[0])
     for t in range(codes.shape[0]):
@@ -182,19 +204,25 @@ def frame_bits(codes: np.ndarray | torch.Tensor, model) -> np.ndarray:
     return bits
 
 
-def decode_codes(data: bytes, frames: int, groups: int, model, into: np.ndarray | None = None,
-                 start: int = 0) -> np.ndarray:
-    """The inverse of encode_codes: codes int64 [frames, groups]. A stream's later packet: `into`
-    int64 [>= start + frames, groups] holds the earlier packets' codes in rows 0..start-1 and
-    receives these in the next rows (no copy of the past per packet)."""
-    import constriction
+def decode_codes(data: bytes, frames: int | None, groups: int, model, into: np.ndarray | None = None,
+                 start: int = 0, full: int | None = None) -> np.ndarray:
+    """The inverse of encode_codes: codes int64 [frames, groups]; with `full` (frames None) the
+    count is read from the packet. A stream's later packet: `into` int64 [>= start + frames (or
+    full), groups] holds the earlier packets' codes in rows 0..start-1 and receives these in the
+    next rows (no copy of the past per packet). ValueError when `data` is not exactly the code
+    word of what it decodes to."""
+    from motionbits.codec.range_coder import Decoder
 
-    if len(data) % 4:
-        raise ValueError("the motion stream is not a whole number of 32-bit words")
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    decoder = Decoder(data)
+    if full is not None:
+        short = decoder.decode(_FULL_OR_SHORT) == 1
+        frames = decoder.decode(None) + 1 if short else full
+        if frames > full or (short and frames == full):
+            raise ValueError(f"a short packet of {frames} frames, full at {full}")
     codes = np.zeros((frames, groups), dtype=np.int64) if into is None else into
     for t in range(start, start + frames):
         tables = model.frame(codes[:t])
         for g in range(groups):
-            codes[t, g] = decoder.decode(categorical(tables.group(g, codes[t])))
+            codes[t, g] = decoder.decode(_cumulative(tables.group(g, codes[t])))
+    decoder.finish()
     return codes[start:start + frames]

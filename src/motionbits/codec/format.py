@@ -1,10 +1,10 @@
 """The .mbits file: a header, then self-delimiting packets, so a clip can be sent as it is filmed.
 
-Layout (little-endian), version 4:
+Layout (little-endian), version 5:
 
     offset size  field                                              allowed
     0      4     magic b"MBIT"
-    4      1     version (4)
+    4      1     version (5)
     5      1     flags: bit 0 = motion coded under a prior           other bits 0
                         bit 1 = adaptive tables (no prior)           not with bit 0
                         bit 2 = content as float16 (else compact)
@@ -16,27 +16,32 @@ Layout (little-endian), version 4:
     34     2     entries per group K_e                              2..MAX_ENTRIES
     36     2     content tokens K                                   1..4096
     38     2     content width Cc                                   1..4096
-    40     2     window W: frames per motion packet                 1..MAX_WINDOW
-    42     4     CRC-32 of bytes 0..41
-    46     ...   packets, in this order: one content, one or more motion, one end
+    40     2     window W: the model's window                       1..MAX_WINDOW
+    42     2     windows per motion packet P: a packet holds F = P W frames    1..255, F <= 65536
+    44     4     CRC-32 of bytes 0..43
+    48     ...   packets, in this order: one content, one or more motion, one end
 
-A packet: kind (1 byte: b"C", b"M", b"E"), payload length (LEB128 varint, at most 4 bytes), the
-payload, and the CRC-32 of the kind, the length and the payload (4 bytes). Payloads:
+    content  b"C", length (LEB128 varint, at most 4 bytes), the content section (codec/content.py:
+             compact, or K x Cc float16), CRC-32 of what comes before it in the packet
+    motion   length (varint, >= 1: its first byte is never 0), the code word, CRC-8 of the length
+             and the code word (1 byte). The code word (codec/range_coder.py, codec/entropy.py)
+             holds the packet's frame count first (F costs nothing, fewer, only in the last motion
+             packet, about 32 bits), then those frames' codes; the tables' state (adaptive counts,
+             the prior's context) carries over from the packets before, and the code word ends at
+             the packet's end (at most a byte beyond the codes' bits) so the packet decodes on its
+             own arrival. Motion packet i (from 1) holds frames (i - 1) F onwards: no count is sent.
+    end      a 0 byte, frames T (uint32), CRC-32 of every decoded code (int16, frame-major), CRC-32
+             of the 9 bytes before it: a decode that differs anywhere is caught here
 
-    content  the content section (codec/content.py: compact, or K x Cc float16)
-    motion   frames n (varint; W, and only the last motion packet may hold fewer), then the range-
-             coded codes of those n frames (32-bit words, codec/entropy.py); the tables' state
-             (adaptive counts, the prior's context) carries over from the packets before, the
-             range coder is flushed at each packet's end so the packet decodes on its own arrival
-    end      frames T (uint32, the sum of the motion packets'), CRC-32 of every decoded code
-             (int16, frame-major): a decode that differs is caught
-
-A damaged packet fails its own CRC and is refused naming it, before anything is decoded from it.
+A damaged packet fails its own CRC (CRC-8 for a motion packet: 255 damages in 256), or its code
+word is not the one its codes give (codec/range_coder.py), and is refused naming it; what slips
+through both is caught by the end packet's CRC-32 of the codes.
 The file names its model and prior only by fingerprint: no path of the machine that wrote it
 (`decode` finds the checkpoint itself, codec/find_models.py). A file on disk is read whole, at most
 MAX_FILE_BYTES of a regular file, and each field is checked against its range before anything is
 sized from it. The file size is the rate: the header and the content and end packets are paid once,
-each motion packet pays FRAMING_BYTES + up to one coder word beyond its codes (docs/bitstream.md).
+each motion packet pays its length and CRC-8 (2 bytes) and its code word's end (1 to 9 bits, 5 on
+average) beyond its codes' information (docs/bitstream.md).
 """
 from __future__ import annotations
 
@@ -55,25 +60,28 @@ from motionbits.errors import MotionbitsError
 from motionbits.frame_rate import fps_problem
 
 MAGIC = b"MBIT"
-VERSION = 4
-_HEADER = struct.Struct("<4sBB8s8sdHHHHHH")
+VERSION = 5
+_HEADER = struct.Struct("<4sBB8s8sdHHHHHHH")
 _CRC = struct.Struct("<I")
 _END = struct.Struct("<II")                     # frames T, CRC-32 of the codes
-HEADER_BYTES = _HEADER.size + _CRC.size         # 46: the header with its CRC
-CONTENT, MOTION, END = b"C", b"M", b"E"
+HEADER_BYTES = _HEADER.size + _CRC.size         # 48: the header with its CRC
+CONTENT, MOTION, END = b"C", b"M", b"\0"         # a motion packet has no kind byte: its length's first byte is not 0
 KIND_NAMES = {CONTENT: "content", MOTION: "motion", END: "end"}
 PRIOR_FLAG, ADAPTIVE_FLAG, FLOAT16_FLAG = 0b001, 0b010, 0b100
 KNOWN_FLAGS = PRIOR_FLAG | ADAPTIVE_FLAG | FLOAT16_FLAG
 
 MAX_FRAMES = 36_000          # 20 minutes at 30 fps: `decode` holds every frame in memory for its video
-MAX_WINDOW = 1024            # frames per motion packet
+MAX_WINDOW = 1024            # the model's window
+MAX_PACKET_WINDOWS = 255     # windows per motion packet
+MAX_PACKET_FRAMES = 1 << 16  # frames per motion packet (its frame count is coded in 16 bits)
 # Entries per group: tables count in 2^16ths, every entry at least one, so beyond 4096 the entries'
 # floor alone takes over 1/16 of each table. Configs above it are refused when read (config.validate).
 MAX_ENTRIES = CODEC_MAX_ENTRIES
 MAX_FILE_BYTES = 64 << 20    # the most a decode reads: 32 MiB of content at most, plus the motion
 # field name -> (least, most) for the integer header fields
 FIELD_RANGES = {"size": (8, 4096), "groups": (1, 1024), "codebook_size": (2, MAX_ENTRIES),
-                "content_tokens": (1, 4096), "content_dim": (1, 4096), "window": (1, MAX_WINDOW)}
+                "content_tokens": (1, 4096), "content_dim": (1, 4096), "window": (1, MAX_WINDOW),
+                "packet_windows": (1, MAX_PACKET_WINDOWS)}
 
 
 @dataclass
@@ -87,9 +95,10 @@ class Header:
     codebook_size: int
     content_tokens: int
     content_dim: int
-    window: int                     # frames per motion packet: the encoder's look-ahead is window - 1
+    window: int                     # the model's window
     adaptive: bool = False          # motion under adaptive tables (codec/entropy.py AdaptiveModel), no prior
     content_coding: str = COMPACT   # codec/content.py: COMPACT or FLOAT16
+    packet_windows: int = 1         # windows per motion packet: the encoder's look-ahead is this x window - 1
     frames: int = 0                 # from the end packet: 0 while a stream is still arriving
     codes_crc: int = 0              # from the end packet
 
@@ -98,15 +107,15 @@ class Header:
 class Packet:
     kind: bytes                     # CONTENT, MOTION or END
     index: int                      # 0 for the content packet, then 1, 2, ...
-    payload: bytes                  # for MOTION: the range-coded words only (the frame count is `frames`)
+    payload: bytes                  # for MOTION: the code word (its frame count inside, codec/entropy.py)
     first: int = 0                  # MOTION: the first frame it holds
-    frames: int = 0                 # MOTION: how many; END: the clip's T
+    frames: int = 0                 # MOTION: the most it holds (the last may hold fewer); END: the clip's T
     codes_crc: int = 0              # END
     size: int = 0                   # bytes of the whole packet, framing included
 
     def name(self) -> str:
         if self.kind == MOTION:
-            return f"packet {self.index} (motion, frames {self.first}..{self.first + self.frames - 1})"
+            return f"packet {self.index} (motion, from frame {self.first})"
         return f"packet {self.index} ({KIND_NAMES[self.kind]})"
 
 
@@ -114,7 +123,7 @@ class Packet:
 class MbitsFile:
     header: Header
     content: bytes                  # the content section as stored (codec/content.py)
-    motion: list[bytes]             # each motion packet's range-coded words, `header.window` frames each (the last fewer)
+    motion: list[bytes]             # each motion packet's code word, F = packet_windows x window frames each (the last fewer)
     sizes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -139,11 +148,39 @@ def header_problem(h: Header) -> str | None:
     if h.uses_prior != any(h.prior_fingerprint):
         return "header says " + ("coded under a prior but names none" if h.uses_prior
                                  else "no prior but names a prior fingerprint")
+    if h.window * h.packet_windows > MAX_PACKET_FRAMES:
+        return f"packets of {h.packet_windows} windows of {h.window} frames: more than {MAX_PACKET_FRAMES} frames"
     if h.uses_prior and h.adaptive:
         return "header says coded under a prior and under adaptive tables: one or the other"
     if h.content_coding not in (COMPACT, FLOAT16):
         return f"unknown content coding {h.content_coding!r}"
     return None
+
+
+def packet_frames(h: Header) -> int:
+    """F: the frames of a full motion packet."""
+    return h.window * h.packet_windows
+
+
+def _crc8_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        table.append(crc)
+    return table
+
+
+_CRC8 = _crc8_table()
+
+
+def crc8(data: bytes) -> int:
+    """CRC-8 (polynomial 0x07, as SMBus): every 1- and 2-bit error, and 255 in 256 others, is caught."""
+    crc = 0
+    for byte in data:
+        crc = _CRC8[crc ^ byte]
+    return crc
 
 
 def frames_problem(frames: int) -> str | None:
@@ -169,7 +206,7 @@ def pack_header(h: Header) -> bytes:
     flags = ((PRIOR_FLAG if h.uses_prior else 0) | (ADAPTIVE_FLAG if h.adaptive else 0)
              | (FLOAT16_FLAG if h.content_coding == FLOAT16 else 0))
     head = _HEADER.pack(MAGIC, VERSION, flags, h.model_fingerprint, h.prior_fingerprint, h.fps, h.size, h.groups,
-                        h.codebook_size, h.content_tokens, h.content_dim, h.window)
+                        h.codebook_size, h.content_tokens, h.content_dim, h.window, h.packet_windows)
     return head + _CRC.pack(zlib.crc32(head))
 
 
@@ -185,30 +222,29 @@ def content_packet(h: Header, section: bytes) -> bytes:
     return pack_packet(CONTENT, section)
 
 
-def motion_packet(frames: int, words: bytes) -> bytes:
-    return pack_packet(MOTION, _varint(frames) + words)
+def motion_packet(word: bytes) -> bytes:
+    if not word:
+        raise MotionbitsError("cannot write this clip as a bitstream: an empty motion code word")
+    body = _varint(len(word)) + word
+    return body + bytes([crc8(body)])
 
 
 def end_packet(frames: int, crc: int) -> bytes:
     problem = frames_problem(frames)
     if problem:
         raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
-    return pack_packet(END, _END.pack(frames, crc))
-
-
-def _motion_frames(h: Header, index: int) -> int:
-    """Frames of motion packet `index` (1-based) of a clip of h.frames frames."""
-    return min(h.window, h.frames - (index - 1) * h.window)
+    body = END + _END.pack(frames, crc)
+    return body + _CRC.pack(zlib.crc32(body))
 
 
 def pack(f: MbitsFile) -> bytes:
     h = f.header
     parts = [pack_header(h), content_packet(h, f.content)]
-    expected = -(-h.frames // h.window) if h.frames > 0 else 0
+    expected = -(-h.frames // packet_frames(h)) if h.frames > 0 else 0
     if len(f.motion) != expected:
         raise MotionbitsError(f"cannot write this clip as a bitstream: {len(f.motion)} motion packets for "
-                              f"{h.frames} frames in windows of {h.window}")
-    parts += [motion_packet(_motion_frames(h, i + 1), words) for i, words in enumerate(f.motion)]
+                              f"{h.frames} frames in packets of {packet_frames(h)}")
+    parts += [motion_packet(word) for word in f.motion]
     parts.append(end_packet(h.frames, h.codes_crc))
     return b"".join(parts)
 
@@ -218,8 +254,8 @@ def packet_sizes(f: MbitsFile) -> dict[str, int]:
     (the section), motion (the motion packets whole: they grow with the clip); and the total."""
     h = f.header
     content = len(pack_packet(CONTENT, f.content))
-    motion = sum(len(motion_packet(_motion_frames(h, i + 1), words)) for i, words in enumerate(f.motion))
-    end = len(pack_packet(END, bytes(_END.size)))
+    motion = sum(len(motion_packet(word)) for word in f.motion)
+    end = len(END) + _END.size + _CRC.size
     header = HEADER_BYTES + content - len(f.content) + end
     return {"header": header, "content": len(f.content), "motion": motion, "total": header + len(f.content) + motion}
 
@@ -271,8 +307,7 @@ class PacketReader:
         self._buf = bytearray()
         self._at = 0                  # bytes of _buf already read
         self._index = 0               # the next packet's index
-        self._frames = 0              # motion frames in the packets so far
-        self._short = False           # a motion packet of fewer than W frames came: only the end may follow
+        self._frames = 0              # motion frames in the packets so far, at most (F a packet)
         self.received = 0
 
     def _fail(self, words: str) -> None:
@@ -316,11 +351,12 @@ class PacketReader:
         if zlib.crc32(bytes(buf[:_HEADER.size])) != _CRC.unpack_from(buf, _HEADER.size)[0]:
             self._fail("truncated or corrupt bitstream (its header's CRC-32 does not match)")
         (_, _, flags, model_fp, prior_fp, fps, size, groups, codebook, tokens, width,
-         window) = _HEADER.unpack_from(buf)
+         window, packet_windows) = _HEADER.unpack_from(buf)
         if flags & ~KNOWN_FLAGS:
             self._fail(f"corrupt bitstream (unknown flags {flags:#04x})")
         header = Header(bool(flags & PRIOR_FLAG), bytes(model_fp), bytes(prior_fp), fps, size, groups, codebook, tokens,
-                        width, window, bool(flags & ADAPTIVE_FLAG), FLOAT16 if flags & FLOAT16_FLAG else COMPACT)
+                        width, window, bool(flags & ADAPTIVE_FLAG), FLOAT16 if flags & FLOAT16_FLAG else COMPACT,
+                        packet_windows)
         problem = header_problem(header)
         if problem:
             self._fail(f"corrupt bitstream ({problem})")
@@ -331,8 +367,8 @@ class PacketReader:
         h = self.header
         if kind == CONTENT:
             return largest_section(h.content_tokens, h.content_dim)
-        if kind == MOTION:   # at most 16 bits a code (every frequency >= 1 of 2^16), the varint, the last words
-            return 4 + 2 * h.window * h.groups + 8
+        if kind == MOTION:   # at most 16 bits a code (every frequency >= 1 of 2^16), the frame count, the end
+            return 2 * packet_frames(h) * h.groups + 4 + 8
         return _END.size
 
     def _next_packet(self) -> Packet | None:
@@ -341,53 +377,59 @@ class PacketReader:
             return None
         if self.ended:
             self._fail(f"truncated or corrupt bitstream ({len(buf) - at} bytes after its end packet)")
-        kind = bytes(buf[at:at + 1])
-        expected = (CONTENT,) if index == 0 else (END,) if self._short else (MOTION,) if index == 1 else (MOTION, END)
-        if kind not in expected:
-            words = " or ".join(KIND_NAMES[k] for k in expected)
-            self._fail(f"truncated or corrupt bitstream (packet {index} is of kind {kind!r}, expected {words})")
-        length = _read_varint(buf, at + 1)
-        if length is None:
-            return None
-        length, start = length
-        if not 0 <= length <= self._largest_payload(kind):
-            self._fail(f"truncated or corrupt bitstream (packet {index} ({KIND_NAMES[kind]}) says {length} bytes, "
-                       f"more than such a packet holds)")
-        end = start + length
-        if len(buf) < end + _CRC.size:
-            return None
-        if zlib.crc32(bytes(buf[at:end])) != _CRC.unpack_from(buf, end)[0]:
-            first = f", from frame {self._frames}" if kind == MOTION else ""
-            self._fail(f"truncated or corrupt bitstream (packet {index} ({KIND_NAMES[kind]}{first}) is damaged: "
-                       "its CRC-32 does not match)")
-        payload = bytes(buf[start:end])
-        self._at, self._index = end + _CRC.size, index + 1
-        packet = Packet(kind, index, payload, size=end + _CRC.size - at)
         h = self.header
+        first_byte = bytes(buf[at:at + 1])
+        kind = CONTENT if index == 0 else END if first_byte == END else MOTION
+        if index == 0 and first_byte != CONTENT:
+            self._fail(f"truncated or corrupt bitstream (packet 0 is of kind {first_byte!r}, expected content)")
+        if index == 1 and kind == END:
+            self._fail("truncated or corrupt bitstream (packet 1 is the end, expected motion)")
+        body = at + (0 if kind == MOTION else 1)          # after the kind byte
+        if kind == END:
+            length, start = _END.size, body
+        else:
+            length = _read_varint(buf, body)
+            if length is None:
+                return None
+            length, start = length
+            if not (1 if kind == MOTION else 0) <= length <= self._largest_payload(kind):
+                self._fail(f"truncated or corrupt bitstream (packet {index} ({KIND_NAMES[kind]}) says {length} bytes, "
+                           f"{'none' if length == 0 else 'more than such a packet holds'})")
+        end = start + length
+        check = 1 if kind == MOTION else _CRC.size
+        if len(buf) < end + check:
+            return None
+        first = self._frames
+        if kind == MOTION:
+            good = crc8(bytes(buf[at:end])) == buf[end]
+        else:
+            good = zlib.crc32(bytes(buf[at:end])) == _CRC.unpack_from(buf, end)[0]
+        if not good:
+            where = f", from frame {first}" if kind == MOTION else ""
+            crc = "CRC-8" if kind == MOTION else "CRC-32"
+            self._fail(f"truncated or corrupt bitstream (packet {index} ({KIND_NAMES[kind]}{where}) is damaged: "
+                       f"its {crc} does not match)")
+        payload = bytes(buf[start:end])
+        self._at, self._index = end + check, index + 1
+        packet = Packet(kind, index, payload, size=end + check - at)
         if kind == CONTENT:
             problem = section_problem(payload, h.content_coding, h.content_tokens, h.content_dim)
             if problem:
                 self._fail(f"corrupt bitstream (packet 0, content: {problem})")
         elif kind == MOTION:
-            frames = _read_varint(payload, 0)
-            if frames is None or not 1 <= frames[0] <= h.window or (len(payload) - frames[1]) % 4:
-                self._fail(f"corrupt bitstream (packet {index} (motion) holds neither 1..{h.window} frames nor whole "
-                           "32-bit words)")
-            packet.first, packet.frames, packet.payload = self._frames, frames[0], payload[frames[1]:]
-            self._frames += frames[0]
-            self._short = frames[0] < h.window
-            if self._frames > MAX_FRAMES:
+            packet.first, packet.frames = first, packet_frames(h)
+            self._frames += packet_frames(h)             # at most: the decoder reads the last packet's count
+            if first >= MAX_FRAMES:
                 self._fail(f"corrupt bitstream (more than {MAX_FRAMES} frames)")
         else:
-            if len(payload) != _END.size:
-                self._fail(f"corrupt bitstream (packet {index}, the end, holds {len(payload)} bytes, not {_END.size})")
             packet.frames, packet.codes_crc = _END.unpack(payload)
             problem = frames_problem(packet.frames)
             if problem:
                 self._fail(f"corrupt bitstream ({problem})")
-            if packet.frames != self._frames:
-                self._fail(f"truncated or corrupt bitstream (its end packet says {packet.frames} frames, its motion "
-                           f"packets hold {self._frames})")
+            if not self._frames - packet_frames(h) < packet.frames <= self._frames:
+                self._fail(f"truncated or corrupt bitstream (its end packet says {packet.frames} frames, its "
+                           f"{index - 1} motion packets of at most {packet_frames(h)} hold "
+                           f"{self._frames - packet_frames(h) + 1}..{self._frames})")
             h.frames, h.codes_crc = packet.frames, packet.codes_crc
             self.ended = True
         return packet

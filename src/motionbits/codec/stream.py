@@ -1,18 +1,20 @@
 """Streaming: a clip coded window by window as it is filmed, and decoded packet by packet as it arrives.
 
-    frames ──StreamEncoder.feed──► bytes: the header, then per window of W frames its motion packet
+    frames ──StreamEncoder.feed──► bytes: the header, then per P windows of W frames their motion packet
                                    (the content packet with the first)      ... finish() ──► last packet + end
     bytes ──StreamDecoder.feed──► each frame as soon as its window's packet is in     ... finish(): the end checked
 
 The model reads motion in consecutive windows of W = model.window frames (BCDModel.motion_logits),
-so frame t's codes exist once frame (t // W + 1) W - 1 has been read: a look-ahead of up to W - 1
-frames, W - 1 / fps seconds, before encode and decode time. The last window of a clip that is not a
+so frame t's codes exist once frame (t // W + 1) W - 1 has been read. A motion packet holds
+F = P W frames (P windows, `packet_windows`, 1 by default): a look-ahead of up to F - 1 frames,
+(F - 1) / fps seconds, before encode and decode time. More windows a packet spread each packet's
+fixed cost (its length, its CRC-8, its code word's end: about 21 bits) over more frames. The last window of a clip that is not a
 whole number of windows is read shifted back to stay full (as motion_logits does), from the last W
 frames the encoder keeps, so a stream codes exactly the codes a whole-clip encode gives.
 
 The tables' state (adaptive counts, the prior's context) carries across packets as in one pass;
-the range coder is flushed at each packet's end (about 32 bits a packet) so that a packet decodes on
-its own arrival. The decoder renders each packet's frames together, drawing their noise from one
+each packet's code word ends with it (codec/range_coder.py: at most a byte beyond its codes' bits)
+so that a packet decodes on its own arrival. The decoder renders each packet's frames together, drawing their noise from one
 generator seeded once, window after window: the frames do not depend on how the bytes were cut, and
 for a model without temporal attention they equal `reconstruct`'s (frames are independent given the
 content, the codes and the noise, and the noise is drawn in the same order).
@@ -28,7 +30,7 @@ import motionbits.codec.content as content_coding
 from motionbits.codec.compat import check_codable, check_models, prior_fingerprint, section_values
 from motionbits.codec.entropy import AdaptiveModel, PriorModel, StaticModel, decode_codes, encode_codes
 from motionbits.codec.format import (MAX_FRAMES, MOTION, CONTENT, END, Header, PacketReader, codes_crc,
-                                     content_packet, end_packet, motion_packet, pack_header)
+                                     content_packet, end_packet, motion_packet, pack_header, packet_frames)
 from motionbits.errors import MotionbitsError
 from motionbits.runtime import autocast
 
@@ -42,9 +44,9 @@ def code_model(pipe, prior, content: torch.Tensor, adaptive: bool = True):
     return AdaptiveModel.of(pipe.model.quantizer) if adaptive else StaticModel.of(pipe.model.quantizer)
 
 
-def look_ahead(pipe) -> int:
-    """Frames the encoder waits for beyond a frame before that frame's codes can be sent: W - 1."""
-    return pipe.model.window - 1
+def look_ahead(pipe, packet_windows: int = 1) -> int:
+    """Frames the encoder waits for beyond a frame before that frame's codes can be sent: P W - 1."""
+    return packet_windows * pipe.model.window - 1
 
 
 class _Codes:
@@ -69,7 +71,7 @@ class StreamEncoder:
     returned, joined, are the .mbits file. `packets` lists (kind, frames, bytes) as they were sent."""
 
     def __init__(self, pipe, prior=None, fps: float | None = None, content: str = content_coding.COMPACT,
-                 content_bytes: int | None = None, tables: str = "adaptive"):
+                 content_bytes: int | None = None, tables: str = "adaptive", packet_windows: int = 1):
         from motionbits.frame_rate import UNTIMED_FPS, check_fps
 
         if content not in content_coding.CODINGS or tables not in TABLES:
@@ -83,14 +85,16 @@ class StreamEncoder:
         self.header = Header(prior is not None, pipe.fingerprint(), prior_fingerprint(prior),
                              check_fps(UNTIMED_FPS if fps is None else fps, "the clip's frame rate"),
                              pipe.cfg.data.image_size, m.groups, m.codebook_size, m.content_queries, m.content_dim,
-                             self.window, self.adaptive, content)
+                             self.window, self.adaptive, content, packet_windows)
+        self.packet_frames = packet_frames(self.header)
         self.packets: list[tuple[str, int, int]] = [("header", 0, 0)]
         self.section = b""                     # the content section sent
-        self.motion: list[bytes] = []          # each motion packet's range-coded words
+        self.motion: list[bytes] = []          # each motion packet's code word
         self.content_values: torch.Tensor | None = None   # [1, K, Cc] float32, what the decoder reads
         self._out = [pack_header(self.header)]
         self.packets[0] = ("header", 0, len(self._out[0]))
         self._latents: torch.Tensor | None = None         # [1, <= 2W, C, h, w]: the frames not yet sent, and the last W
+        self._coded = 0                         # frames whose codes are read
         self._sent = 0                          # frames whose codes are sent
         self._read = 0                          # frames read
         self._offset = None                     # relative motion: the reference's mean motion feature
@@ -116,9 +120,11 @@ class StreamEncoder:
         self._latents = z if self._latents is None else torch.cat([self._latents, z], dim=1)
         self._read += z.shape[1]
         w = self.window
-        while self._read - self._sent >= w:
-            held = self._latents.shape[1] - (self._read - self._sent)      # frames kept from before the window
-            self._send(self._latents[:, held:held + w], 0)
+        while self._read - self._coded >= w:
+            held = self._latents.shape[1] - (self._read - self._coded)     # frames kept from before the window
+            self._read_codes(self._latents[:, held:held + w], 0)
+            if self._coded - self._sent == self.packet_frames:
+                self._send()
             keep = self._latents.shape[1] - (held + w)                     # the frames after the window
             self._latents = self._latents[:, max(0, self._latents.shape[1] - keep - w):]   # and the last full window
         return self._take()
@@ -131,9 +137,11 @@ class StreamEncoder:
         if self._read < w:
             raise MotionbitsError(f"the clip has {self._read} frames, fewer than the model's window of {w}: "
                                   "nothing to read its motion from")
-        left = self._read - self._sent
+        left = self._read - self._coded
         if left:
-            self._send(self._latents[:, -w:], w - left)
+            self._read_codes(self._latents[:, -w:], w - left)
+        if self._coded > self._sent:
+            self._send()
         self._out.append(end_packet(self._read, self._crc))
         self.header.frames, self.header.codes_crc = self._read, self._crc
         self.packets.append(("end", self._read, len(self._out[-1])))
@@ -144,8 +152,8 @@ class StreamEncoder:
         out, self._out = b"".join(self._out), []
         return out
 
-    def _send(self, window: torch.Tensor, skip: int) -> None:
-        """Code the frames of `window` [1, W, ...] from `skip` on: the content packet first if none was sent."""
+    def _read_codes(self, window: torch.Tensor, skip: int) -> None:
+        """The codes of the frames of `window` [1, W, ...] from `skip` on: the content packet first if none was sent."""
         pipe = self.pipe
         if self._model is None:
             self._start(window)
@@ -155,12 +163,17 @@ class StreamEncoder:
         codes = logits.argmax(-1)[0].cpu().numpy()             # [n, N]
         n = codes.shape[0]
         rows = self._codes.room(n)
-        rows[self._sent:self._sent + n] = codes
+        rows[self._coded:self._coded + n] = codes
         self._codes.count += n
-        words = encode_codes(rows[:self._sent + n], self._model, start=self._sent)
-        self._crc = codes_crc(codes, self._crc)
-        self.motion.append(words)
-        self._out.append(motion_packet(n, words))
+        self._coded += n
+
+    def _send(self) -> None:
+        """The motion packet of the frames read since the last one."""
+        rows, n = self._codes.all, self._coded - self._sent
+        word = encode_codes(rows, self._model, start=self._sent, full=self.packet_frames)
+        self._crc = codes_crc(rows[self._sent:], self._crc)
+        self.motion.append(word)
+        self._out.append(motion_packet(word))
         self.packets.append(("motion", n, len(self._out[-1])))
         self._sent += n
 
@@ -203,6 +216,7 @@ class StreamDecoder:
         self._codes = None
         self._model = None
         self._crc = 0
+        self._short = False                     # a motion packet of fewer than F frames came: only the end may follow
         self._checked = False
         self._noise = torch.Generator().manual_seed(seed)
         m = pipe.model
@@ -230,6 +244,9 @@ class StreamDecoder:
                 codes = self._decode(packet)
                 if self.render:
                     frames.append(self._render(codes))
+            elif packet.kind == END and packet.frames != len(self._codes.all):
+                raise MotionbitsError(f"{self.where}: truncated or corrupt bitstream (its end packet says {packet.frames} "
+                                      f"frames, its motion packets hold {len(self._codes.all)})")
             elif packet.kind == END and packet.codes_crc != self._crc:
                 raise MotionbitsError(f"{self.where}: the decoded motion codes fail the file's checksum (a corrupt "
                                       "file, or this machine's arithmetic differs from the encoder's)")
@@ -251,13 +268,17 @@ class StreamDecoder:
         self._codes = _Codes(h.groups)
 
     def _decode(self, packet) -> np.ndarray:
+        if self._short:
+            raise MotionbitsError(f"{self.where}: corrupt motion stream ({packet.name()} follows a packet of fewer "
+                                  f"than {packet.frames} frames, which only the last may be)")
         rows = self._codes.room(packet.frames)
         try:
-            codes = decode_codes(packet.payload, packet.frames, self.header.groups, self._model, into=rows,
-                                 start=packet.first).copy()
+            codes = decode_codes(packet.payload, None, self.header.groups, self._model, into=rows,
+                                 start=packet.first, full=packet.frames).copy()
         except (ValueError, RuntimeError) as err:
             raise MotionbitsError(f"{self.where}: corrupt motion stream in {packet.name()} ({err})") from None
-        self._codes.count += packet.frames
+        self._codes.count += len(codes)
+        self._short = len(codes) < packet.frames
         self._crc = codes_crc(codes, self._crc)
         return codes
 
