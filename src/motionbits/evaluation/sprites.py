@@ -136,7 +136,10 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
         **({"content_probe": content_probe} if content_probe is not None else {}),
         **({"decoder_reliance": reliance} if reliance is not None else {}),
         "rate": rate_report(logits, m.codebook_size, m.rate_estimate, m.groups * math.log2(m.codebook_size),
-                            cfg.train.target_bits, coded_bits_per_frame=coded_rate(pipe.model.quantizer, logits.argmax(-1))),
+                            cfg.train.target_bits,
+                            coded_bits_per_frame=coded_rate(pipe.model.quantizer, logits.argmax(-1), pipe.model.window),
+                            coded_adaptive_bits_per_frame=coded_rate(pipe.model.quantizer, logits.argmax(-1),
+                                                                     pipe.model.window, "adaptive")),
     }
     write_json_atomic(out_dir / "eval.json", report)
     write_text_atomic(out_dir / "eval.md", markdown_report(report))

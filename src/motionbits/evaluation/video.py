@@ -416,7 +416,9 @@ def evaluate_video(pipe: MotionBits, out_dir: str | Path, clips: int | None = No
         "whose_look_instrument": look_instrument,
         "rate": (rate_report(driving_codes, pipe.cfg.model.codebook_size, pipe.cfg.model.rate_estimate,
                              pipe.model.quantizer.ceiling_bits, pipe.cfg.train.target_bits,
-                             coded_rate(pipe.model.quantizer, driving_codes.argmax(-1)))
+                             *(coded_rate(pipe.model.quantizer,                  # [clips, T, N]: each clip a stream
+                                          driving_codes.argmax(-1).view(-1, frames.shape[1], driving_codes.shape[-2]),
+                                          pipe.model.window, tables) for tables in ("static", "adaptive")))
                  if driving_codes is not None else None),
         "window_seams": seams,
         "long_transfers_training_people": seen_seams,
