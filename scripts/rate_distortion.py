@@ -21,7 +21,8 @@ intra frames assumed: a call codec with intra refresh). PSNR, SSIM; with the fac
 the original's mean face descriptor), AED, AKD, and mouth and head-pose r (face_motion.py, pooled
 over the sequences). Encode and decode frames per second, and the encoder's delay in frames. Then
 BD-rate (evaluation/bd_rate.py) of every series against x265 on AKD and on CSIM, and the issue-33
-check: the best AKD and CSIM motionbits reaches at a third of x265 CRF 51's kbps.
+check: the best AKD and CSIM motionbits reaches at a third of x265 CRF 51's kbps. For scale, the
+same measures of each original's first frame held (what a coder sending no motion would score).
 Written to FOLDER: rd.json (every measurement), rd.md (the tables), rd.png (plots only).
 """
 from __future__ import annotations
@@ -105,17 +106,31 @@ class Scorer:
         self.sequences, self.faces = sequences, faces
         self.truth = [read_faces(s, faces) for s in sequences] if faces is not None else None
 
-    def point(self, decoded: list[np.ndarray]) -> dict:
-        """decoded[i]: uint8 [T, H, W, 3] of sequence i -> means over sequences (mouth and pose r pooled)."""
+    def still(self) -> dict:
+        """Each original's first frame held over its later frames (frame 0 itself left out: PSNR
+        would be infinite there): what a coder that sends no motion scores."""
+        from motionbits.evaluation.faces import FaceReadings, held
+
+        later = [s[1:] for s in self.sequences]
+        truth = [FaceReadings(t.found[1:], t.landmarks[1:], t.embeddings[1:], t.size) for t in self.truth or []]
+        readings = [held(t, len(s)) for t, s in zip(self.truth, later)] if self.truth else None
+        return self.point([np.repeat(s[:1], len(s) - 1, axis=0) for s in self.sequences], readings, later, truth)
+
+    def point(self, decoded: list[np.ndarray], readings: list | None = None, originals: list | None = None,
+              truths: list | None = None) -> dict:
+        """decoded[i]: uint8 [T, H, W, 3] of sequence i -> means over sequences (mouth and pose r
+        pooled); readings: the decoded frames' face readings where known; originals / truths: other
+        originals and their readings than the sequences'."""
         rows, following = [], None
-        for i, (fake, real) in enumerate(zip(decoded, self.sequences)):
+        for i, (fake, real) in enumerate(zip(decoded, originals or self.sequences)):
             a, b = frames_to_float(torch.from_numpy(real)), frames_to_float(torch.from_numpy(fake))
             row = {"psnr_db": psnr(b, a), "ssim": ssim(b, a)}
             if self.faces is not None:
                 from motionbits.evaluation.face_motion import MotionFollowing
                 from motionbits.evaluation.faces import aed, akd, identity_to, read_faces
 
-                truth, coded = self.truth[i], read_faces(fake, self.faces)
+                truth = (truths or self.truth)[i]
+                coded = readings[i] if readings else read_faces(fake, self.faces)
                 row.update({"csim": identity_to(coded, truth.mean_embedding())["csim"], "aed": aed(coded, truth),
                             "akd": akd(coded, truth)["akd"]})
                 following = following or MotionFollowing()
@@ -169,11 +184,11 @@ def code_motionbits(pipe, prior, seq: np.ndarray, fps: float, content_bytes: int
             "decode_s": decode_s}
 
 
-def measure_motionbits(run: str, pipe, prior, sequences, fps, content_bytes, scorer: Scorer, prior_name) -> dict:
+def measure_motionbits(run: str, pipe, prior, sequences, fps, content_bytes, scorer: Scorer) -> dict:
     coded = [code_motionbits(pipe, prior, s, fps, content_bytes)
              for s in tqdm(sequences, desc=f"motionbits {Path(run).name} content {content_bytes or 'default'}")]
     frames = [len(s) for s in sequences]
-    series = f"motionbits {Path(run).name}" + (f" + prior {prior_name}" if prior is not None else "")
+    series = f"motionbits {Path(run).name}" + (" + prior" if prior is not None else "")
     return {"series": series, "setting": f"content {coded[0]['once']} B once "
                                          f"({'budget ' + str(content_bytes) if content_bytes else 'default budget'}), "
                                          f"target {pipe.cfg.train.target_bits:g} bits/frame",
@@ -216,6 +231,7 @@ def bd_rates(results: list[dict]) -> list[dict]:
                 bd = bd_rate([(rate_of(r, call), r[metric]) for r in reference],
                              [(rate_of(r, call), r[metric]) for r in rows], metric.upper())
                 entry[call] = {"percent": bd.percent, "note": bd.note}
+                entry["overlap"] = bd.overlap             # the same for every call: the metric does not change
             out.append(entry)
     return out
 
@@ -247,7 +263,7 @@ def _f(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def report_text(meta: dict, results: list[dict], bd: list[dict], check: list[dict]) -> str:
+def report_text(meta: dict, results: list[dict], bd: list[dict], check: list[dict], still: dict | None = None) -> str:
     measures = [k for k in MEASURES if k in results[0]]
     calls = list(CALLS)
     lines = [f"# Rate and distortion: {meta['material']}, {meta['size']}x{meta['size']} at {meta['fps']:g} fps", "",
@@ -266,11 +282,15 @@ def report_text(meta: dict, results: list[dict], bd: list[dict], check: list[dic
                      + " | ".join(f"{r['calls'][c]:.2f}" for c in calls) + f" | {r['once_bytes']:.0f} | "
                      + " | ".join(_f(r.get(k)) for k in measures)
                      + f" | {r['encode_fps']:.1f} | {r['decode_fps']:.1f} | {r['delay_frames']} |")
+    if still:
+        lines += ["", "Each original's first frame held, uncoded (no motion at all): "
+                  + ", ".join(f"{MEASURES[k][0]} {_f(still.get(k))}" for k in measures) + "."]
     if bd:
         lines += ["", f"## BD-rate against {REFERENCE} (its usual preset)", "",
                   "Percent more (+) or less (-) rate than x265 for the same metric, over the metric range both "
                   "reach (evaluation/bd_rate.py); n/a where there is no such range, with the reason.", "",
-                  "| series | metric | clip | " + " | ".join(calls) + " |", "|---|---|---|" + "---|" * len(calls)]
+                  "| series | metric | range compared | clip | " + " | ".join(calls) + " |",
+                  "|---|---|---|---|" + "---|" * len(calls)]
         notes = []
         for e in bd:
             cells = []
@@ -279,7 +299,8 @@ def report_text(meta: dict, results: list[dict], bd: list[dict], check: list[dic
                 cells.append(f"{v['percent']:+.1f} %" if v["percent"] is not None else "n/a")
                 if v["percent"] is None and v["note"] not in notes:
                     notes.append(v["note"])
-            lines.append(f"| {e['series']} | {e['metric'].upper()} | " + " | ".join(cells) + " |")
+            span = f"{e['overlap'][0]:.3f}..{e['overlap'][1]:.3f}" if e["overlap"] else "none"
+            lines.append(f"| {e['series']} | {e['metric'].upper()} | {span} | " + " | ".join(cells) + " |")
         lines += [""] + [f"- n/a: {n}" for n in notes]
     if check:
         lines += ["", f"## motionbits at a third of {REFERENCE} {check[0]['x265_setting']}'s kbps", "",
@@ -349,8 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for run, pipe in zip(args.runs, pipes):
         for budget in args.content_bytes or [None]:
-            results.append(measure_motionbits(run, pipe, prior, sequences, fps, budget, scorer,
-                                              Path(args.prior).name if args.prior else None))
+            results.append(measure_motionbits(run, pipe, prior, sequences, fps, budget, scorer))
     for codec in args.codecs:
         highest = CODECS[codec][1]
         for crf in tqdm(range(highest, max(highest - 6 * args.crf_steps, 0), -6), desc=codec):
@@ -361,9 +381,10 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [Path(r).name for r in args.runs], "prior": Path(args.prior).name if args.prior else None,
             "torch_threads": torch.get_num_threads(), "calls_s": CALLS,
             "codec_settings": {c: {"encoder": CODECS[c][0], **CODECS[c][2]} for c in args.codecs}}
-    bd, check = bd_rates(results), third_of_x265(results)
-    write_json_atomic(out / "rd.json", {"meta": meta, "results": results, "bd_rate": bd, "third_of_x265": check})
-    text = report_text(meta, results, bd, check)
+    bd, check, still = bd_rates(results), third_of_x265(results), scorer.still()
+    write_json_atomic(out / "rd.json", {"meta": meta, "results": results, "bd_rate": bd, "third_of_x265": check,
+                                        "first_frame_held": still})
+    text = report_text(meta, results, bd, check, still)
     write_text_atomic(out / "rd.md", text)
     plot(results, args.plot_call, out / "rd.png")
     print(text)

@@ -59,6 +59,8 @@ def test_rate_distortion_codes_the_test_split_with_motionbits_and_the_codecs(tmp
         assert r["encode_fps"] > 0 and r["decode_fps"] > 0
     assert [r["delay_frames"] for r in report["results"] if r["series"] == "x265 low-delay"] == [0, 0]
     assert ours[0]["delay_frames"] == 3                                      # the look-ahead: a window of 4 - 1
+    held = report["first_frame_held"]                   # the square stops: far from the clip, not from itself
+    assert 0 < held["ssim"] < 1 and held["psnr_db"] < 60 and "first frame held" in (tmp_path / "rd2" / "rd.md").read_text()
     assert {(e["series"], e["metric"]) for e in report["bd_rate"]} >= {("motionbits run", "akd"), ("x265 low-delay", "csim")}
     # the stream fed a frame at a time gives the bytes `motionbits encode` writes for the clip
     from motionbits.api import MotionBits
