@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from motionbits.data.sprites import MOTION_NAMES, NUM_POSES, frame_poses
-from motionbits.evaluation.sprites import NEAR_FROZEN_BELOW, motion_by_class, motion_lines, near_frozen
+from motionbits.evaluation.sprites import NEAR_FROZEN_BELOW, motion_by_class, motion_lines, near_frozen, poses_by_frame
 
 
 def judged(motion: torch.Tensor, poses: np.ndarray) -> dict[str, torch.Tensor]:
@@ -41,3 +41,14 @@ def test_near_frozen_compares_the_output_change_with_the_driver_change():
     half[:, 1::2] = half[:, 0::2]                                     # 3 of its 7 steps move: 43 % of the change
     assert near_frozen(still, driver).all()
     assert not near_frozen(driver, driver).any() and not near_frozen(half, driver).any()
+
+
+def test_poses_by_frame_shows_the_frames_a_decoder_never_learned():
+    # The 1.1 demo's failure: every frame shows the last pose of the clip's class.
+    motion = torch.arange(9).repeat_interleave(3)
+    poses = frame_poses(motion.numpy())
+    held_last = np.repeat(poses[:, -1:], 8, axis=1)
+    by_frame = poses_by_frame(judged(motion, held_last), motion)
+    assert len(by_frame) == 8 and by_frame[-1] == 1.0
+    assert by_frame[1] == 0.0 and by_frame[3] == 0.0                  # no class holds pose 1 or 3 at its end
+    assert poses_by_frame(judged(motion, poses), motion) == [1.0] * 8

@@ -132,7 +132,8 @@ def evaluate_sprites(pipe: MotionBits, out_dir: str | Path, judge_path: str | Pa
         "reconstruction": {"psnr_db": psnr(fake.flatten(0, 1), real.flatten(0, 1)), "ssim": ssim(fake, real),
                            "flicker": flicker(fake, real),
                            "judge_attributes_mean": accuracy(recon_probs["attributes"].flatten(0, 1), attrs_a.flatten()),
-                           "judge_motion": float(transferred(recon_probs, motion_a, frame_poses(motion_a.numpy())).float().mean())},
+                           "judge_motion": float(transferred(recon_probs, motion_a, frame_poses(motion_a.numpy())).float().mean()),
+                           "pose_frames_by_index": poses_by_frame(recon_probs, motion_a)},
         **({"content_probe": content_probe} if content_probe is not None else {}),
         **({"decoder_reliance": reliance} if reliance is not None else {}),
         "rate": rate_report(logits, m.codebook_size, m.rate_estimate, m.groups * math.log2(m.codebook_size),
@@ -169,6 +170,14 @@ def swap_scores(probs: dict[str, torch.Tensor], attributes: torch.Tensor, motion
             "direction_follows_content_clip": float((j_dir == a_dir).float().mean()),
         }
     return out
+
+
+def poses_by_frame(probs: dict[str, torch.Tensor], motion: torch.Tensor) -> list[float]:
+    """For each frame index t, the share of clips whose frame t the judge reads in the pose that
+    frame of `motion` [N] shows: a decoder that never learned some frames' poses (one that only ever
+    rebuilt the second half of clips that all start at one phase) shows near 0 at those indices."""
+    expected = torch.as_tensor(frame_poses(motion.numpy()))                     # [N, T]
+    return (probs["poses"].argmax(-1) == expected).float().mean(0).tolist()
 
 
 def near_frozen(outputs: torch.Tensor, drivers: torch.Tensor) -> torch.Tensor:
@@ -249,6 +258,9 @@ def markdown_report(r: dict) -> str:
         f"| reconstruction PSNR | {rec['psnr_db']:.2f} dB |",
         f"| reconstruction SSIM | {rec['ssim']:.3f} |",
         f"| reconstruction flicker (frame-difference error, 0-1 pixels) | {rec['flicker']:.4f} |",
+        *([f"| reconstruction: frames in their own pose, by frame index | "
+           f"{' / '.join(f'{100 * v:.0f}' for v in rec['pose_frames_by_index'])} % |"]
+          if "pose_frames_by_index" in rec else []),
         *rate_lines(rate),
     ]
     if "content_probe" in r:  # linear probes on the content tokens (chance: 16.7 % attributes, 33.3 % action/direction)
