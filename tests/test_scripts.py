@@ -154,3 +154,25 @@ def test_own_footage_rebuilds_the_held_back_video_and_tells_a_copy_from_a_still_
     with pytest.raises(own.MotionbitsError, match="no person 'nobody'"):
         own.measure(_PlainPipe(follows=True), str(tmp_path / "clips"), "nobody", None, 4, None, 0)
     assert "| still |" in own.table(report)
+
+
+def test_sprites_codes_tells_codes_that_carry_the_pose_from_codes_that_carry_only_the_class():
+    import numpy as np
+
+    from motionbits.data.sprites import FRAMES, frame_poses
+
+    vote = load_script("sprites_codes").majority_vote_accuracy
+    rng = np.random.default_rng(0)
+    train_motion, test_motion = rng.integers(0, 9, 300), rng.integers(0, 9, 100)
+    poses_train, poses_test = frame_poses(train_motion).ravel(), frame_poses(test_motion).ravel()
+    # Codes naming the pose (two groups: pose id's two digits) against codes naming only the class.
+    by_pose = lambda p: np.stack([p // 8, p % 8], 1)                                   # noqa: E731
+    by_class = lambda m: np.stack([np.repeat(m, FRAMES), np.zeros(m.size * FRAMES, int)], 1)  # noqa: E731
+    assert vote(by_pose(poses_train), poses_train, by_pose(poses_test), poses_test) == 1.0
+    class_only = vote(by_class(train_motion), poses_train, by_class(test_motion), poses_test)
+    assert class_only < 0.35                         # a class's commonest pose: 3 of 8 frames at most
+    classes = vote(by_class(train_motion), np.repeat(train_motion, FRAMES), by_class(test_motion),
+                   np.repeat(test_motion, FRAMES))
+    assert classes == 1.0
+    unseen = by_pose(poses_test) + 100                                                  # tuples never trained on
+    assert vote(by_pose(poses_train), poses_train, unseen, poses_test) == 0.0
