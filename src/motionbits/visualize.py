@@ -162,7 +162,7 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
     labels), "log_x" (bool), "series": {name: [(x, y), ...]}}, drawn with PIL (no plotting library
     needed); one colour per series name across panels, with a legend under the panels. Points with
     y None are left out."""
-    from PIL import ImageDraw
+    from PIL import ImageDraw, ImageFont
 
     import math
 
@@ -174,6 +174,7 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
     rows = -(-len(panels) // columns)
     img = Image.new("RGB", (w * columns, h * rows + 18 * legend_rows + 8), "white")
     draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=12)  # the sized default keeps its spaces; the bare one squeezes them
     for i, panel in enumerate(panels):
         fx = (lambda v: math.log10(v)) if panel.get("log_x") else (lambda v: v)  # noqa: E731
         points = [(fx(x), y) for s in panel["series"].values() for x, y in s if y is not None and (x > 0 or not panel.get("log_x"))]
@@ -185,13 +186,13 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
         x0, y0 = (i % columns) * w, (i // columns) * h
         left, top, right, bottom = x0 + 52, y0 + 24, x0 + w - 14, y0 + h - 40
         draw.rectangle([left, top, right, bottom], outline="black")
-        draw.text((left, y0 + 6), panel["title"], fill="black")
-        draw.text((left - 48, top), f"{y_hi:.3g}", fill="gray")
-        draw.text((left - 48, bottom - 10), f"{y_lo:.3g}", fill="gray")
+        draw.text((left, y0 + 6), panel["title"], fill="black", font=font)
+        draw.text((left - 48, top), f"{y_hi:.3g}", fill="gray", font=font)
+        draw.text((left - 48, bottom - 10), f"{y_lo:.3g}", fill="gray", font=font)
         shown = (lambda v: f"{10 ** v:.3g}") if panel.get("log_x") else (lambda v: f"{v:.3g}")  # noqa: E731
-        draw.text((left, bottom + 4), shown(x_lo), fill="gray")
-        draw.text((right - 30, bottom + 4), shown(x_hi), fill="gray")
-        draw.text((left + 60, bottom + 20), panel["x"] + (" (log)" if panel.get("log_x") else ""), fill="gray")
+        draw.text((left, bottom + 4), shown(x_lo), fill="gray", font=font)
+        draw.text((right - 30, bottom + 4), shown(x_hi), fill="gray", font=font)
+        draw.text((left + 60, bottom + 20), panel["x"] + (" (log)" if panel.get("log_x") else ""), fill="gray", font=font)
         for name, series in panel["series"].items():
             xy = [(left + (fx(x) - x_lo) / (x_hi - x_lo) * (right - left),
                    bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top))
@@ -203,7 +204,7 @@ def line_chart(panels: list[dict], path: str | Path, panel_size: tuple[int, int]
     for j, name in enumerate(names):
         x, y = 10 + (j % 3) * (img.width // 3), h * rows + 4 + 18 * (j // 3)
         draw.rectangle([x, y + 3, x + 12, y + 13], fill=colour[name])
-        draw.text((x + 18, y + 2), name, fill="black")
+        draw.text((x + 18, y + 2), name, fill="black", font=font)
     path = Path(path)
     with atomic_path(path, shared=True) as tmp:
         img.save(tmp, format="PNG")
