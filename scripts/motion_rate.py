@@ -21,7 +21,6 @@ import numpy as np
 
 from motionbits.api import MotionBits
 from motionbits.codec.entropy import frame_bits
-from motionbits.codec.format import pack
 from motionbits.codec.stream import StreamEncoder, code_model
 from motionbits.data.inputs import read_timed_clip
 from motionbits.errors import MotionbitsError
@@ -36,21 +35,14 @@ def rate_rows(pipe, frames, fps: float, prior=None, packet_windows: int = 1) -> 
     rows = []
     for name, with_prior, tables in runs:
         encoder = StreamEncoder(pipe, with_prior, fps, tables=tables, packet_windows=packet_windows)
-        encoder.feed_latents(latents)
-        encoder.finish()
+        file_bytes = len(encoder.feed_latents(latents) + encoder.finish())          # the whole .mbits file
         motion_bytes = sum(size for kind, _, size in encoder.packets if kind == "motion")
         codes = encoder.codes
         model = code_model(pipe, with_prior, encoder.content_values, tables == "adaptive")
         ideal = float(frame_bits(codes, model).sum())
         rows.append({"tables": name, "frames": len(codes), "coded": 8 * motion_bytes / len(codes),
-                     "ideal": ideal / len(codes), "file_bytes": len(pack_file(encoder))})
+                     "ideal": ideal / len(codes), "file_bytes": file_bytes})
     return rows
-
-
-def pack_file(encoder) -> bytes:
-    from motionbits.codec import MbitsFile
-
-    return pack(MbitsFile(encoder.header, encoder.section, encoder.motion))
 
 
 def main(argv=None) -> None:

@@ -28,7 +28,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-FREQUENCY_BITS = 16
+from motionbits.codec.range_coder import FREQUENCY_BITS
+
 PSEUDO_COUNTS = 16.0   # how many frames' worth of trust the static table starts with (adaptive tables)
 
 

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from motionbits.codec.content import COMPACT, FLOAT16, largest_section, section_problem
+from motionbits.codec.entropy import MAX_PACKET_FRAMES  # frames per motion packet (its count is coded in 16 bits)
 from motionbits.config import CODEC_MAX_ENTRIES
 from motionbits.errors import MotionbitsError
 from motionbits.frame_rate import fps_problem
@@ -73,7 +74,6 @@ KNOWN_FLAGS = PRIOR_FLAG | ADAPTIVE_FLAG | FLOAT16_FLAG
 MAX_FRAMES = 36_000          # 20 minutes at 30 fps: `decode` holds every frame in memory for its video
 MAX_WINDOW = 1024            # the model's window
 MAX_PACKET_WINDOWS = 255     # windows per motion packet
-MAX_PACKET_FRAMES = 1 << 16  # frames per motion packet (its frame count is coded in 16 bits)
 # Entries per group: tables count in 2^16ths, every entry at least one, so beyond 4096 the entries'
 # floor alone takes over 1/16 of each table. Configs above it are refused when read (config.validate).
 MAX_ENTRIES = CODEC_MAX_ENTRIES
