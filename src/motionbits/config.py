@@ -62,9 +62,6 @@ class ModelConfig:
         "encoder", "`encoder`: the shared encoder's query outputs (the paper); `patch_pool`: queries pool the content "
                    "frames' patches without positions, so the content cannot hold the pose")
     content_width: int = setting(0, "patch_pool only: the reader's width (0: encoder_width)", low=0)
-    content_frames: int = setting(0, "patch_pool only: the reader reads the first this many frames of the content "
-                                     "window (0: all of them); the look is in every frame, the FLOPs are per frame",
-                                  low=0)
     groups: int = setting(8, "N: code groups per frame", low=1)
     codebook_size: int = setting(16, "K_e: entries per group; ceiling = N log2 K_e bits per frame", low=2)
     group_dim: int = setting(8, "size of each group's vector; motion width = N x group_dim", low=1)
@@ -143,11 +140,6 @@ class EvalConfig:
     seed: int = setting(0, "seed of the evaluated subset and the pairings", low=0)
 
 
-# Model fields added after checkpoints and .mbits files were made, with the value that means "as
-# before": at that value they stay out of the fingerprint, so those files keep finding their model.
-LATER_MODEL_FIELDS = {"content_frames": 0}
-
-
 @dataclass
 class Config:
     name: str = "unnamed"
@@ -163,9 +155,8 @@ class Config:
     def model_fingerprint(self) -> str:
         """Hash of what shapes the weights (sizes, not temporal layers: those load by init_from).
         A checkpoint resumes only into the same one."""
-        model = {k: v for k, v in dataclasses.asdict(self.model).items() if LATER_MODEL_FIELDS.get(k, ()) != v}
         blob = json.dumps({"data": {"frames": self.data.frames, "image_size": self.data.image_size},
-                           "model": model}, sort_keys=True)
+                           "model": dataclasses.asdict(self.model)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -367,8 +358,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (m.encoder_width % m.encoder_heads == 0, "model.encoder_width must be divisible by model.encoder_heads"),
         (m.denoiser_width % m.denoiser_heads == 0, "model.denoiser_width must be divisible by model.denoiser_heads"),
         (m.content_width == 0 or m.content_reader == "patch_pool", "model.content_width needs content_reader: patch_pool"),
-        (m.content_frames == 0 or m.content_reader == "patch_pool", "model.content_frames needs content_reader: patch_pool"),
-        (m.content_frames <= half, f"model.content_frames={m.content_frames} is more than the {half} frames of the content window"),
         ((m.content_width or m.encoder_width) % m.encoder_heads == 0,
          "model.content_width must be divisible by model.encoder_heads"),
         (not m.relative_motion or t.cross_drive,

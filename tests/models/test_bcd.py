@@ -136,24 +136,6 @@ def test_patch_pool_reader_reads_the_content_and_every_parameter_learns():
     assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
 
 
-def test_content_frames_reads_only_the_first_frames_of_the_content_window():
-    # The look is in every frame: one content frame costs a quarter of the reader's FLOPs.
-    model = BCDModel(tiny_config(model={"content_reader": "patch_pool", "content_frames": 1}), 3, 16).eval()
-    z = torch.randn(2, 8, 3, 16, 16)
-    z_later_changed = z.clone()
-    z_later_changed[:, 1:4] = torch.randn(2, 3, 3, 16, 16)      # the content window's frames after the first
-    assert torch.allclose(model.encode_content(z), model.encode_content(z_later_changed))
-    draws = draws_for(model, 2)
-    assert torch.allclose(model.split_clip(z, draws)[0], model.split_clip(z_later_changed, draws)[0])
-    z_first_changed = z.clone()
-    z_first_changed[:, 0] = torch.randn(2, 3, 16, 16)
-    assert not torch.allclose(model.encode_content(z), model.encode_content(z_first_changed))
-    with pytest.raises(MotionbitsError, match="content_frames"):
-        tiny_config(model={"content_reader": "patch_pool", "content_frames": 5})  # the window has 4
-    with pytest.raises(MotionbitsError, match="content_frames"):
-        tiny_config(model={"content_frames": 1})                                  # the encoder reads content
-
-
 def test_render_frames_loss_is_the_loss_of_the_picked_frames():
     torch.manual_seed(0)
     model = awake(BCDModel(tiny_config(train={"render_frames": 2}), 3, 16)).eval()

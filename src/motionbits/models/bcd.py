@@ -184,20 +184,15 @@ class BCDModel(nn.Module):
         content, motion = self.encoder(torch.cat(inputs, dim=0))
         b = z.shape[0]
         motion = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True) if relative else motion[:b]   # [B, T', N*d]
-        content = self.read_content(content_in) if self.content_reader is not None else content[-b:]
+        content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
         return content, motion, target
-
-    def read_content(self, z: torch.Tensor) -> torch.Tensor:
-        """The patch-pool reader on the first model.content_frames frames of a content window
-        z [B, T', ...] (all of them when 0) -> [B, K, Cc]."""
-        return self.content_reader(z[:, : self.cfg.model.content_frames or None])
 
     # ---- inference ------------------------------------------------------------------------
     @torch.no_grad()
     def encode_content(self, z: torch.Tensor) -> torch.Tensor:
         """Content from the first `window` frames of z [B, T, ...] -> [B, K, Cc]."""
         if self.content_reader is not None:
-            return self.read_content(z[:, : self.window])
+            return self.content_reader(z[:, : self.window])
         content, _ = self.encoder(z[:, : self.window])
         return content
 
