@@ -71,7 +71,7 @@ class MotionBits:
     def fingerprint(self) -> bytes:
         """8 bytes identifying this model (config and EMA weights): codec/format.py."""
         if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.model.state_dict(), self.cfg.to_dict())
+            self._fingerprint = weights_fingerprint(self.model.state_dict(), self.cfg.fingerprint_dict())
         return self._fingerprint
 
     def read_clip(self, spec: str, frames: int | None = None, input_fps: float | None = None):

@@ -162,3 +162,49 @@ def test_render_shapes_and_determinism():
     noise = torch.randn(2, 6, 3, 16, 16)
     a = model.render(content, codes, noise, steps=2)
     assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, model.render(content, codes, noise, steps=2))
+
+
+def test_motion_dropout_trains_the_no_motion_condition_and_guidance_extrapolates_from_it():
+    torch.manual_seed(0)
+    cfg = tiny_config(train={"motion_dropout": 0.5})
+    model = awake(BCDModel(cfg, 3, 16)).eval()
+    with torch.no_grad():
+        model.denoiser.no_motion.normal_()
+    draws = draws_for(model, 64)
+    assert 16 < int(draws.motion_dropped.sum()) < 48
+    # A dropped clip's loss does not depend on its codes, a kept clip's does.
+    draws.motion_dropped = torch.tensor([True, False])
+    draws = draws.shard(0, 32)
+    z = torch.randn(2, 8, 3, 16, 16)
+    content, _, target = model.split_clip(z, draws)
+    loss = lambda motion: model.edm.loss(lambda x, c: model.denoiser(x, c, motion, content), target,  # noqa: E731
+                                         draws.sigma, draws.noise).mean()
+    _, motion, _ = model.split_clip(z, draws)
+    quantized = model.quantizer(motion, draws.gumbel).quantized
+    as_dropped = torch.stack([model.denoiser.no_motion.expand_as(quantized[0]), quantized[1]])
+    assert torch.allclose(model(z, draws)["diffusion_loss"], loss(as_dropped), atol=1e-6)
+    assert not torch.allclose(loss(as_dropped), loss(quantized), atol=1e-4)
+
+    content = model.encode_content(z[:1])
+    codes, other = torch.randint(0, 8, (2, 1, 4, 4))
+    noise = torch.randn(1, 4, 3, 16, 16)
+    plain = model.render(content, codes, noise)
+    none = model.edm.sample(lambda x, c: model.denoiser(x, c, model.denoiser.no_motion.expand(1, 4, -1), content),
+                            noise)
+    model.cfg.diffusion.motion_guidance = 0.0      # w = 0: the codes are ignored
+    assert torch.allclose(model.render(content, codes, noise), none, atol=1e-5)
+    assert torch.allclose(model.render(content, other, noise), none, atol=1e-5)
+    model.cfg.diffusion.motion_guidance = 1.0      # w = 1: the codes alone
+    assert torch.allclose(model.render(content, codes, noise), plain, atol=1e-6)
+    # w = 3 with one Euler step from pure noise: D = D(none) + 3 (D(codes) - D(none)).
+    model.cfg.diffusion.motion_guidance = 3.0
+    one = lambda: model.render(content, codes, noise, steps=1)  # noqa: E731
+    guided = one()
+    model.cfg.diffusion.motion_guidance = 1.0
+    with_codes, without = model.render(content, codes, noise, steps=1), model.edm.sample(
+        lambda x, c: model.denoiser(x, c, model.denoiser.no_motion.expand(1, 4, -1), content), noise, steps=1)
+    assert torch.allclose(guided, without + 3 * (with_codes - without), atol=1e-4)
+    with pytest.raises(MotionbitsError, match="motion_guidance needs train.motion_dropout"):
+        tiny_config(diffusion={"motion_guidance": 2.0})
+    # Without dropout the model has no "no motion" weights, so older checkpoints load unchanged.
+    assert BCDModel(tiny_config(), 3, 16).denoiser.no_motion is None
