@@ -58,10 +58,11 @@ class ModelConfig:
     encoder_heads: int = setting(4, "encoder attention heads", low=1)
     content_queries: int = setting(4, "K: learnable content queries (content tokens per clip)", low=1)
     content_dim: int = setting(128, "Cc: width of each content token", low=1)
-    content_reader: Literal["encoder", "patch_pool"] = setting(
+    content_reader: Literal["encoder", "patch_pool", "key_frame"] = setting(
         "encoder", "`encoder`: the shared encoder's query outputs (the paper); `patch_pool`: queries pool the content "
-                   "frames' patches without positions, so the content cannot hold the pose")
-    content_width: int = setting(0, "patch_pool only: the reader's width (0: encoder_width)", low=0)
+                   "frames' patches without positions, so the content cannot hold the pose; `key_frame`: the first "
+                   "content frame's patches in place (K a square), a source picture as in FOMM")
+    content_width: int = setting(0, "patch_pool, key_frame: the reader's width (0: encoder_width)", low=0)
     groups: int = setting(8, "N: code groups per frame", low=1)
     codebook_size: int = setting(16, "K_e: entries per group; ceiling = N log2 K_e bits per frame", low=2)
     group_dim: int = setting(8, "size of each group's vector; motion width = N x group_dim", low=1)
@@ -376,7 +377,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         (not t.cross_drive or d.frames % 2 == 0, f"train.cross_drive needs an even data.frames, got {d.frames}"),
         (m.encoder_width % m.encoder_heads == 0, "model.encoder_width must be divisible by model.encoder_heads"),
         (m.denoiser_width % m.denoiser_heads == 0, "model.denoiser_width must be divisible by model.denoiser_heads"),
-        (m.content_width == 0 or m.content_reader == "patch_pool", "model.content_width needs content_reader: patch_pool"),
+        (m.content_width == 0 or m.content_reader != "encoder", "model.content_width needs content_reader: patch_pool or key_frame"),
         ((m.content_width or m.encoder_width) % m.encoder_heads == 0,
          "model.content_width must be divisible by model.encoder_heads"),
         (not m.relative_motion or t.cross_drive,

@@ -127,8 +127,9 @@ def test_augmentations_touch_only_the_encoder_inputs():
     assert torch.allclose(content[:1], model.encoder(z[:1, :4].flip(-1))[0], atol=1e-5)
 
 
-def test_patch_pool_reader_reads_the_content_and_every_parameter_learns():
-    model = BCDModel(tiny_config(model={"content_reader": "patch_pool"}), 3, 16).train()
+@pytest.mark.parametrize("reader", ["patch_pool", "key_frame"])
+def test_content_readers_read_the_content_and_every_parameter_learns(reader):
+    model = BCDModel(tiny_config(model={"content_reader": reader, "content_queries": 4}), 3, 16).train()
     assert model.encoder.queries is None                        # the encoder reads only the motion
     out = model(torch.randn(2, 8, 3, 16, 16), draws_for(model, 2))
     out["loss"].backward()

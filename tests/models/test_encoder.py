@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from motionbits.models.encoder import MotionContentEncoder, PatchPoolContentReader
+from motionbits.models.encoder import KeyFrameContentReader, MotionContentEncoder, PatchPoolContentReader
 from motionbits.models.layers import RelativePositionBias
 
 
@@ -49,3 +50,20 @@ def test_patch_pool_reader_ignores_where_patches_are_but_not_what_they_hold():
     changed = z.clone()
     changed[:, 0, :, 0:2, 0:2] += 1
     assert not torch.allclose(reader(changed), content, atol=1e-4)
+
+
+def test_key_frame_reader_reads_the_first_frame_with_its_places():
+    torch.manual_seed(0)
+    reader = KeyFrameContentReader(3, 16, width=32, content_queries=4, content_dim=16).eval()   # 2x2 patches of 8x8
+    z = torch.randn(2, 4, 3, 16, 16)
+    content = reader(z)
+    assert content.shape == (2, 4, 16)
+    later = z.clone()
+    later[:, 1:] = torch.randn(2, 3, 3, 16, 16)                    # the other frames say nothing
+    assert torch.equal(reader(later), content)
+    swapped = z.clone()                                             # top-left and bottom-right trade places:
+    swapped[:, 0, :, :8, :8], swapped[:, 0, :, 8:, 8:] = z[:, 0, :, 8:, 8:], z[:, 0, :, :8, :8]
+    assert torch.allclose(reader(swapped)[:, 0] - reader.positions[0], content[:, 3] - reader.positions[3], atol=1e-5)
+    assert not torch.allclose(reader(swapped), content, atol=1e-3)  # the same patches, in other places
+    with pytest.raises(ValueError, match="a square"):
+        KeyFrameContentReader(3, 16, 32, content_queries=3, content_dim=16)

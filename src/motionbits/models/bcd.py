@@ -23,7 +23,7 @@ import torch.nn as nn
 from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
-from motionbits.models.encoder import MotionContentEncoder, PatchPoolContentReader
+from motionbits.models.encoder import KeyFrameContentReader, MotionContentEncoder, PatchPoolContentReader
 from motionbits.models.quantizer import GroupQuantizer
 
 
@@ -100,9 +100,14 @@ class BCDModel(nn.Module):
         self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
                                             m.encoder_heads, m.content_queries if reads_content else 0,
                                             m.content_dim, self.quantizer.dim)
-        self.content_reader = None if reads_content else PatchPoolContentReader(
-            latent_channels, latent_size, m.content_width or m.encoder_width, 2, m.encoder_heads,
-            m.content_queries, m.content_dim)
+        if m.content_reader == "patch_pool":
+            self.content_reader = PatchPoolContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
+                                                         2, m.encoder_heads, m.content_queries, m.content_dim)
+        elif m.content_reader == "key_frame":
+            self.content_reader = KeyFrameContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
+                                                        m.content_queries, m.content_dim)
+        else:
+            self.content_reader = None
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width, m.denoiser_depth,
                                  m.denoiser_heads, m.content_dim, self.quantizer.dim, m.temporal_attention,
                                  no_motion=cfg.train.motion_dropout > 0)

@@ -21,20 +21,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-from motionbits.models.layers import MLP, Attention, RelativePositionBias
-
-
-def sincos_2d(width: int, grid: int) -> torch.Tensor:
-    """Fixed 2D sin-cos position embedding [grid*grid, width] (as in MAE/DiT)."""
-    quarter = width // 4
-    freqs = 1.0 / (10000 ** (torch.arange(quarter) / quarter))
-    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-    parts = []
-    for coord in (ys.flatten(), xs.flatten()):
-        angles = coord[:, None].float() * freqs[None]
-        parts += [angles.sin(), angles.cos()]
-    emb = torch.cat(parts, dim=1)
-    return nn.functional.pad(emb, (0, width - emb.shape[1]))
+from motionbits.models.layers import MLP, Attention, RelativePositionBias, sincos_2d
 
 
 class NoiseLevelEmbedder(nn.Module):

@@ -6,7 +6,8 @@
     K query outputs ──► content c [B, K, Cc];   T frame outputs ──► motion m [B, T, N*d]
 
 The content is read once per clip; the motion is per frame and goes on to the quantizer.
-`PatchPoolContentReader` is the alternative content path of `model.content_reader: patch_pool`.
+`PatchPoolContentReader` and `KeyFrameContentReader` are the alternative content paths of
+`model.content_reader: patch_pool` and `key_frame`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-from motionbits.models.layers import MLP, Attention, CrossAttention, RelativePositionBias
+from motionbits.models.layers import MLP, Attention, CrossAttention, RelativePositionBias, sincos_2d
 
 
 class FrameEmbedder(nn.Module):
@@ -109,3 +110,28 @@ class PatchPoolContentReader(nn.Module):
             x = x + layer["attn"](layer["norm1"](x), context)
             x = x + layer["mlp"](layer["norm2"](x))
         return self.to_content(self.norm(x))
+
+
+class KeyFrameContentReader(nn.Module):
+    """The content as a picture (model.content_reader: key_frame): the first content frame cut into
+    a grid of K patches, each embedded with its place, so the denoiser can take background, light
+    and the face's look from where they are, the way FOMM and LIA take them from a source image;
+    the pose in that frame is wrong for the frames rebuilt (train.content_from_video), so it must
+    come from the codes. One frame, so a call codec can send it as a key frame."""
+
+    def __init__(self, latent_channels: int, latent_size: int, width: int, content_queries: int, content_dim: int):
+        super().__init__()
+        grid = math.isqrt(content_queries)
+        if grid * grid != content_queries or latent_size % grid:
+            raise ValueError(f"content_reader key_frame needs content_queries a square whose root divides the "
+                             f"latent size {latent_size}, not {content_queries}")
+        self.patch = latent_size // grid
+        self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(),
+                                   nn.Linear(width, content_dim))
+        self.register_buffer("positions", sincos_2d(content_dim, grid), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z [B, T, C, h, w] -> content [B, K, Cc] from the first frame."""
+        p = self.patch
+        patches = rearrange(z[:, 0], "b c (gh p) (gw q) -> b (gh gw) (c p q)", p=p, q=p)     # [B, K, C*p*p]
+        return self.embed(patches) + self.positions.to(patches.dtype)

@@ -7,6 +7,19 @@ import torch.nn.functional as F
 from einops import rearrange
 
 
+def sincos_2d(width: int, grid: int) -> torch.Tensor:
+    """Fixed 2D sin-cos position embedding [grid*grid, width] (as in MAE/DiT)."""
+    quarter = width // 4
+    freqs = 1.0 / (10000 ** (torch.arange(quarter) / quarter))
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    parts = []
+    for coord in (ys.flatten(), xs.flatten()):
+        angles = coord[:, None].float() * freqs[None]
+        parts += [angles.sin(), angles.cos()]
+    emb = torch.cat(parts, dim=1)
+    return nn.functional.pad(emb, (0, width - emb.shape[1]))
+
+
 class RelativePositionBias(nn.Module):
     """T5-style learned attention bias per head for each frame offset, clipped to +-max_distance so
     sequences longer than any seen in training work. `queries` leading tokens without a position
