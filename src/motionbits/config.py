@@ -61,7 +61,8 @@ class ModelConfig:
     content_reader: Literal["encoder", "patch_pool", "key_frame"] = setting(
         "encoder", "`encoder`: the shared encoder's query outputs (the paper); `patch_pool`: queries pool the content "
                    "frames' patches without positions, so the content cannot hold the pose; `key_frame`: the first "
-                   "content frame's patches in place (K a square), a source picture as in FOMM")
+                   "content frame, one token added onto each of the denoiser's patches (K = patches per frame), a "
+                   "source picture as in FOMM")
     content_width: int = setting(0, "patch_pool, key_frame: the reader's width (0: encoder_width)", low=0)
     groups: int = setting(8, "N: code groups per frame", low=1)
     codebook_size: int = setting(16, "K_e: entries per group; ceiling = N log2 K_e bits per frame", low=2)

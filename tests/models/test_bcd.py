@@ -129,12 +129,25 @@ def test_augmentations_touch_only_the_encoder_inputs():
 
 @pytest.mark.parametrize("reader", ["patch_pool", "key_frame"])
 def test_content_readers_read_the_content_and_every_parameter_learns(reader):
-    model = BCDModel(tiny_config(model={"content_reader": reader, "content_queries": 4}), 3, 16).train()
+    model = BCDModel(tiny_config(model={"content_reader": reader, "content_queries": 16}), 3, 16).train()
     assert model.encoder.queries is None                        # the encoder reads only the motion
     out = model(torch.randn(2, 8, 3, 16, 16), draws_for(model, 2))
     out["loss"].backward()
     # DistributedDataParallel refuses parameters without gradients
     assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
+
+
+def test_a_key_frame_content_lies_on_the_denoisers_patches():
+    torch.manual_seed(0)
+    model = awake(BCDModel(tiny_config(model={"content_reader": "key_frame", "content_queries": 16}), 3, 16)).eval()
+    z = torch.randn(1, 8, 3, 16, 16)
+    content = model.encode_content(z)                                   # [1, 16, Cc]: the 4x4 patches of frame 0
+    codes, noise = torch.randint(0, 8, (1, 2, 4)), torch.randn(1, 2, 3, 16, 16)
+    out = model.render(content, codes, noise, steps=1)
+    flipped = model.render(content.flip(1), codes, noise, steps=1)      # the same tokens on other patches
+    assert not torch.allclose(out, flipped, atol=1e-4)
+    with pytest.raises(MotionbitsError, match="content_queries must be 16, not 4"):
+        BCDModel(tiny_config(model={"content_reader": "key_frame", "content_queries": 4}), 3, 16)
 
 
 def test_render_frames_loss_is_the_loss_of_the_picked_frames():

@@ -23,6 +23,7 @@ import torch.nn as nn
 from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
+from motionbits.errors import MotionbitsError
 from motionbits.models.encoder import KeyFrameContentReader, MotionContentEncoder, PatchPoolContentReader
 from motionbits.models.quantizer import GroupQuantizer
 
@@ -104,13 +105,19 @@ class BCDModel(nn.Module):
             self.content_reader = PatchPoolContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
                                                          2, m.encoder_heads, m.content_queries, m.content_dim)
         elif m.content_reader == "key_frame":
+            grid = latent_size // m.patch_size
+            if m.content_queries != grid * grid:
+                raise MotionbitsError(f"model.content_reader key_frame puts one content token on each of the "
+                                      f"denoiser's {grid}x{grid} patches: content_queries must be {grid * grid}, "
+                                      f"not {m.content_queries}")
             self.content_reader = KeyFrameContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
                                                         m.content_queries, m.content_dim)
         else:
             self.content_reader = None
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width, m.denoiser_depth,
                                  m.denoiser_heads, m.content_dim, self.quantizer.dim, m.temporal_attention,
-                                 no_motion=cfg.train.motion_dropout > 0)
+                                 no_motion=cfg.train.motion_dropout > 0,
+                                 content_in_place=m.content_reader == "key_frame")
         self.edm = EDM(cfg.diffusion)
 
     @property

@@ -85,7 +85,7 @@ class DiTBlock(nn.Module):
 class Denoiser(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, patch_size: int, width: int,
                  depth: int, heads: int, content_dim: int, motion_dim: int, temporal_attention: bool = False,
-                 no_motion: bool = False):
+                 no_motion: bool = False, content_in_place: bool = False):
         super().__init__()
         if latent_size % patch_size:
             raise ValueError(f"latent size {latent_size} is not a multiple of patch size {patch_size}")
@@ -95,6 +95,9 @@ class Denoiser(nn.Module):
         self.register_buffer("positions", sincos_2d(width, self.grid), persistent=False)
         self.content_in = nn.Linear(content_dim, width)
         self.content_type = nn.Parameter(torch.zeros(1, 1, width))
+        # content_in_place (content_reader: key_frame): one content token per patch of the frame,
+        # added where it lies, so the key frame's background and light are copied patch by patch.
+        self.content_in_place = content_in_place
         self.noise_embed = NoiseLevelEmbedder(width)
         self.motion_embed = nn.Sequential(nn.Linear(motion_dim, width), nn.SiLU(), nn.Linear(width, width))
         # A learned motion vector meaning "no codes" (train.motion_dropout), for guidance at sampling.
@@ -120,8 +123,11 @@ class Denoiser(nn.Module):
         x = self.patch_in(x) + self.positions.to(x.dtype)                       # [B*T, L, W]
         ctx = self.content_in(content) + self.content_type                     # [B, K, W]
         ctx = ctx.repeat_interleave(t, dim=0)                                  # [B*T, K, W]
-        k = ctx.shape[1]
-        x = torch.cat([ctx, x], dim=1)                                         # [B*T, K+L, W]
+        if self.content_in_place:                                              # K = L
+            x, k = x + ctx, 0
+        else:
+            k = ctx.shape[1]
+            x = torch.cat([ctx, x], dim=1)                                     # [B*T, K+L, W]
         cond = (self.noise_embed(c_noise.flatten()) + self.motion_embed(motion.flatten(0, 1))
                 + self.content_embed(content.mean(1)).repeat_interleave(t, dim=0))      # [B*T, W]
         for block in self.blocks:

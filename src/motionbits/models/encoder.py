@@ -114,10 +114,11 @@ class PatchPoolContentReader(nn.Module):
 
 class KeyFrameContentReader(nn.Module):
     """The content as a picture (model.content_reader: key_frame): the first content frame cut into
-    a grid of K patches, each embedded with its place, so the denoiser can take background, light
-    and the face's look from where they are, the way FOMM and LIA take them from a source image;
-    the pose in that frame is wrong for the frames rebuilt (train.content_from_video), so it must
-    come from the codes. One frame, so a call codec can send it as a key frame."""
+    K patches, one token each, which the denoiser adds onto its own patch at the same place
+    (Denoiser content_in_place), so background, light and the face's look can be copied where they
+    are, the way FOMM and LIA take them from a source image; the pose in that frame is wrong for the
+    frames rebuilt (train.content_from_video), so it must come from the codes. One frame, so a call
+    codec can send it as a key frame."""
 
     def __init__(self, latent_channels: int, latent_size: int, width: int, content_queries: int, content_dim: int):
         super().__init__()
