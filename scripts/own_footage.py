@@ -201,13 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows", type=int, default=12, help="at most this many windows per set")
     ap.add_argument("--steps", type=int, help="sampling steps (default: the config's)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--guidance", type=float, help="motion guidance w (a model trained with train.motion_dropout)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     try:
         pipe = MotionBits.from_checkpoint(args.checkpoint)
-        if args.guidance is not None:
-            pipe.set_motion_guidance(args.guidance)
         report, strips = measure(pipe, args.data or pipe.cfg.data.root, args.person, args.drivers, args.windows,
                                  args.steps, args.seed)
     except MotionbitsError as e:

@@ -68,20 +68,10 @@ class MotionBits:
         pipe.source = ckpt["path"]
         return pipe
 
-    def set_motion_guidance(self, w: float) -> None:
-        """Render with guidance w on the codes (diffusion.motion_guidance); only for a model trained
-        with train.motion_dropout. Decoded frames change, so the fingerprint does too."""
-        if w != 1 and not self.cfg.train.motion_dropout > 0:
-            raise MotionbitsError(f"{self.source}: motion guidance {w} needs a model trained with train.motion_dropout > 0")
-        if w < 0:
-            raise MotionbitsError(f"motion guidance {w} is below 0")
-        self.cfg.diffusion.motion_guidance = float(w)
-        self._fingerprint = None
-
     def fingerprint(self) -> bytes:
         """8 bytes identifying this model (config and EMA weights): codec/format.py."""
         if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.model.state_dict(), self.cfg.fingerprint_dict())
+            self._fingerprint = weights_fingerprint(self.model.state_dict(), self.cfg.to_dict())
         return self._fingerprint
 
     def read_clip(self, spec: str, frames: int | None = None, input_fps: float | None = None):

@@ -96,9 +96,6 @@ class DiffusionConfig:
     rho: float = setting(7.0, "spacing of the sampling levels (EDM)", above=0)
     sample_steps: int = setting(2, "noise levels visited when sampling", low=1)
     sampler: Literal["heun", "euler"] = setting("euler", "ODE sampler: EDM's 2nd-order Heun or Euler")
-    motion_guidance: float = setting(1.0, "sampling: w in D(no motion) + w (D(codes) - D(no motion)); 1 renders from "
-                                          "the codes alone, above 1 pushes frames further toward what the codes say "
-                                          "(needs train.motion_dropout; twice the denoiser's work)", low=0)
 
 
 @dataclass
@@ -122,9 +119,6 @@ class TrainConfig:
                                                "clips that all start at one phase (Sprites)")
     augment_content_flip: bool = setting(False, "pixels: mirror the content frames at random")
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
-    motion_dropout: float = setting(0.0, "share of clips trained with a learned \"no motion\" condition in place of "
-                                         "their codes, so sampling can guide on the codes (diffusion.motion_guidance)",
-                                    low=0, high=0.5)
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
     target_bits: float = setting(8.0, "H_target: the rate the penalty pulls to, bits per frame", low=0)
     bitrate_lambda: float = setting(0.01, "weight of (rate - target)^2", low=0)
@@ -148,10 +142,6 @@ class EvalConfig:
     seed: int = setting(0, "seed of the evaluated subset and the pairings", low=0)
 
 
-# Settings added after checkpoints and .mbits files were made, with the value that means "as before".
-LATER_SETTINGS = {("train", "motion_dropout"): 0.0, ("diffusion", "motion_guidance"): 1.0}
-
-
 @dataclass
 class Config:
     name: str = "unnamed"
@@ -163,15 +153,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def fingerprint_dict(self) -> dict[str, Any]:
-        """to_dict without the settings added after .mbits files were made, where they hold the
-        value that means "as before": those files keep finding their model."""
-        out = self.to_dict()
-        for (section, name), before in LATER_SETTINGS.items():
-            if out[section][name] == before:
-                del out[section][name]
-        return out
 
     def model_fingerprint(self) -> str:
         """Hash of what shapes the weights (sizes, not temporal layers: those load by init_from).
@@ -384,9 +365,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (not m.relative_motion or t.cross_drive,
          "model.relative_motion needs train.cross_drive (the content half is the training reference)"),
         (t.render_frames <= half, f"train.render_frames={t.render_frames} is more than the {half} frames a clip rebuilds"),
-        (cfg.diffusion.motion_guidance == 1 or t.motion_dropout > 0,
-         "diffusion.motion_guidance needs train.motion_dropout > 0 (a model never trained without its codes has no "
-         "\"no motion\" to guide from)"),
         (t.render_frames == 0 or not m.temporal_attention,
          "train.render_frames needs model.temporal_attention: false (frames attend to each other)"),
         (not t.rebuild_either_half or t.cross_drive, "train.rebuild_either_half needs train.cross_drive (it swaps the halves)"),

@@ -39,7 +39,7 @@ def checkpoint_fingerprint(path: Path, kind: str) -> bytes | None:
     try:
         ckpt = read_checkpoint(path, kind)
         if kind == MODEL_KIND:
-            config = checkpoint_config(ckpt).fingerprint_dict()
+            config = checkpoint_config(ckpt).to_dict()
         else:
             from motionbits.models.prior import PriorConfig
 

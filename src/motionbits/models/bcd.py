@@ -40,7 +40,6 @@ class Draws:
     motion_channels: torch.Tensor | None = None   # [B, C]: channel permutation of the motion frames
     frame_pick: torch.Tensor | None = None        # [B, R]: the rebuilt frames the loss renders (train.render_frames)
     rebuild_first: torch.Tensor | None = None     # [B] bool: the second half gives the content, the first is rebuilt
-    motion_dropped: torch.Tensor | None = None    # [B] bool: the clip trains with "no motion" in place of its codes
 
     def shard(self, part: int, parts: int) -> "Draws":
         """The part-th of `parts` equal slices along the batch (a process's or a micro-batch's share)."""
@@ -116,7 +115,6 @@ class BCDModel(nn.Module):
             self.content_reader = None
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width, m.denoiser_depth,
                                  m.denoiser_heads, m.content_dim, self.quantizer.dim, m.temporal_attention,
-                                 no_motion=cfg.train.motion_dropout > 0,
                                  content_in_place=m.content_reader == "key_frame")
         self.edm = EDM(cfg.diffusion)
 
@@ -152,8 +150,6 @@ class BCDModel(nn.Module):
         if cfg.train.render_frames:
             draws.frame_pick = torch.argsort(torch.rand(batch_size, t_out, generator=generator),
                                              dim=1)[:, :t_render].sort(dim=1).values
-        if cfg.train.motion_dropout > 0:
-            draws.motion_dropped = torch.rand(batch_size, generator=generator) < cfg.train.motion_dropout
         return draws
 
     def forward(self, z: torch.Tensor, draws: Draws) -> dict[str, torch.Tensor]:
@@ -165,9 +161,6 @@ class BCDModel(nn.Module):
             pick = draws.frame_pick
             quantized = quantized.gather(1, pick[..., None].expand(-1, -1, quantized.shape[-1]))        # [B, R, Cm]
             target = target.gather(1, pick.view(*pick.shape, 1, 1, 1).expand(-1, -1, *target.shape[2:]))
-        if draws.motion_dropped is not None:
-            no_motion = self.denoiser.no_motion.to(quantized.dtype)
-            quantized = torch.where(draws.motion_dropped[:, None, None], no_motion, quantized)
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
                                   target, draws.sigma, draws.noise)               # [B, R]
         diffusion_loss = per_frame.mean()
@@ -244,21 +237,8 @@ class BCDModel(nn.Module):
     def render(self, content: torch.Tensor, codes: torch.Tensor, noise: torch.Tensor,
                steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
         """content [B, K, Cc], codes [B, T, N], noise [B, T, C, h, w] -> latents [B, T, C, h, w]."""
-        motion = self.quantizer.lookup(codes)                                     # [B, T, Cm]
-        w = self.cfg.diffusion.motion_guidance
-        if w == 1:
-            return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
-        # Guidance on the codes (like classifier-free guidance on a label): the network's output is
-        # affine in D at a given x and sigma, so extrapolating it extrapolates D.
-        none = self.denoiser.no_motion.to(motion.dtype).expand_as(motion)
-        both_motion, both_content = torch.cat([motion, none]), torch.cat([content, content])
-
-        def guided(x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-            with_codes, without = self.denoiser(torch.cat([x, x]), torch.cat([c_noise, c_noise]),
-                                                both_motion, both_content).chunk(2)
-            return without + w * (with_codes - without)
-
-        return self.edm.sample(guided, noise, steps, sampler)
+        motion = self.quantizer.lookup(codes)
+        return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
 
 
 def _permute_channels(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

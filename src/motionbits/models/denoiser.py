@@ -85,7 +85,7 @@ class DiTBlock(nn.Module):
 class Denoiser(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, patch_size: int, width: int,
                  depth: int, heads: int, content_dim: int, motion_dim: int, temporal_attention: bool = False,
-                 no_motion: bool = False, content_in_place: bool = False):
+                 content_in_place: bool = False):
         super().__init__()
         if latent_size % patch_size:
             raise ValueError(f"latent size {latent_size} is not a multiple of patch size {patch_size}")
@@ -100,8 +100,6 @@ class Denoiser(nn.Module):
         self.content_in_place = content_in_place
         self.noise_embed = NoiseLevelEmbedder(width)
         self.motion_embed = nn.Sequential(nn.Linear(motion_dim, width), nn.SiLU(), nn.Linear(width, width))
-        # A learned motion vector meaning "no codes" (train.motion_dropout), for guidance at sampling.
-        self.no_motion = nn.Parameter(torch.zeros(motion_dim)) if no_motion else None
         # Attention to the content tokens learns slowly from noise-only inputs; the pooled content in
         # the adaLN condition gives appearance (colours) a direct path, like class labels in DiT.
         self.content_embed = nn.Sequential(nn.Linear(content_dim, width), nn.SiLU(), nn.Linear(width, width))
