@@ -9,7 +9,7 @@ videos in both splits) gives:
   content and codes from the window itself (pipe.transfer(window, window)), against the window;
   rows "model", "still" (its first frame held), "tokenizer only" (the ceiling) and "null"
   (another window of the person: what a moving face that is not this one gives); landmark signals
-  pooled with a 95 % bootstrap interval (evaluation/face_motion.py) and AKD;
+  pooled with a 95 % bootstrap interval (evaluation/face_motion.py), AKD and PSNR;
 - transfer: the person's first held-back clip as the content, driven by windows of the test split's
   people the run never trained on (or of --drivers, a dataset of footage from elsewhere): motion r
   against the driver, CSIM to the person (dlib descriptors of the person's held-back frames) and the
@@ -64,6 +64,7 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
 
     recon = MotionFollowing()
     akds = {"model": [], "still": [], "tokenizer only": []}
+    psnrs = {name: [] for name in akds}
     held_back = windows_of(frames, labels, own, most)
     if len(held_back) < 2:
         raise MotionbitsError(f"{root}: {person}'s held-back videos give {len(held_back)} windows of {WINDOW} frames; "
@@ -81,6 +82,8 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
         for name, r in rows.items():
             recon.add(name, i, r.landmarks, target.landmarks)
             akds[name].append(akd(r, target)["akd"])
+        for name, frames_out in (("model", out), ("tokenizer only", through), ("still", window[0][:1])):
+            psnrs[name].append(window_psnr(frames_out, window[0]))
         if i == 0:
             strips.append(np.concatenate([window[0], out], axis=1))              # [L, 2H, W, 3]
     for i in range(len(held_back)):                                               # null: another window
@@ -124,13 +127,21 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
         "window_frames": WINDOW, "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
         "reconstruction": {"windows": len(held_back), "videos": len(set(w[0] for w in held_back)),
                            "following": recon.summary(seed=seed),
-                           "akd": {k: _mean(vs) for k, vs in akds.items()}},
+                           "akd": {k: _mean(vs) for k, vs in akds.items()},
+                           "psnr_db": {k: _mean(vs) for k, vs in psnrs.items()}},
         "transfer": {"windows": len(drivers), "videos": len(set(w[0] for w in drivers)),
                      "following": transfer.summary(seed=seed),
                      "identity": {k: {key: _mean([r[key] for r in v]) for key in ("csim", "same_person")}
                                   for k, v in identity.items()}},
     }
     return report, strips
+
+
+def window_psnr(frames: np.ndarray, target: np.ndarray) -> float:
+    """PSNR in dB of uint8 frames [T or 1, H, W, 3] against the window [T, H, W, 3], over the whole
+    window (one frame is held over all); identical windows give 100 dB, not infinity."""
+    mse = np.mean((np.broadcast_to(frames, target.shape).astype(np.float64) - target) ** 2)
+    return float(min(100.0, 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))))
 
 
 def _mean(values: list) -> float | None:
@@ -156,12 +167,12 @@ def table(report: dict) -> str:
              "95 % bootstrap interval (reconstruction: over windows; transfer: over the drivers' videos).", "",
              "## The held-back video rebuilt from its own codes", "",
              f"{report['reconstruction']['windows']} windows of {report['reconstruction']['videos']} video(s).", "",
-             "| row | mouth r | head pose r | yaw r | AKD |", "|---|---|---|---|---|"]
+             "| row | mouth r | head pose r | yaw r | AKD | PSNR dB |", "|---|---|---|---|---|---|"]
     rec = report["reconstruction"]
     for row, s in rec["following"].items():
-        a = rec["akd"].get(row)
+        a, db = rec["akd"].get(row), rec.get("psnr_db", {}).get(row)
         lines.append(f"| {row} | {_r(s['groups']['mouth'])} | {_r(s['groups']['head pose'])} | "
-                     f"{_r(s['signals']['yaw'])} | {_number(a, 3)} |")
+                     f"{_r(s['signals']['yaw'])} | {_number(a, 3)} | {_number(db, 1)} |")
     tr = report["transfer"]
     lines += ["", f"## {report['person']} driven by people never seen ({report['drivers']})", "",
               f"{tr['windows']} windows of {tr['videos']} driver videos.", "",

@@ -143,6 +143,7 @@ def test_own_footage_rebuilds_the_held_back_video_and_tells_a_copy_from_a_still_
     assert recon["following"]["model"]["signals"]["mouth"]["r_pooled"] == pytest.approx(1.0)
     assert recon["following"]["still"]["groups"]["mouth"]["r_pooled"] == 0.0
     assert recon["akd"]["model"] == pytest.approx(0.0) and recon["akd"]["still"] > 0.01
+    assert recon["psnr_db"]["model"] == 100.0 and 10 < recon["psnr_db"]["still"] < 40     # a copy; a held frame
     copy = report["transfer"]
     assert copy["windows"] == 2 and copy["following"]["model"]["groups"]["head pose"]["r_pooled"] == pytest.approx(1.0)
     assert copy["identity"]["model"]["same_person"] == 0.0                # Grace is not the man
