@@ -33,6 +33,7 @@ from motionbits.errors import MotionbitsError
 from motionbits.evaluation.face_motion import MotionFollowing
 from motionbits.evaluation.face_protocol import video_windows
 from motionbits.evaluation.faces import akd, held, identity_to, read_faces
+from motionbits.evaluation.metrics import psnr
 from motionbits.face_models import face_models
 
 WINDOW = 32
@@ -140,8 +141,8 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
 def window_psnr(frames: np.ndarray, target: np.ndarray) -> float:
     """PSNR in dB of uint8 frames [T or 1, H, W, 3] against the window [T, H, W, 3], over the whole
     window (one frame is held over all); identical windows give 100 dB, not infinity."""
-    mse = np.mean((np.broadcast_to(frames, target.shape).astype(np.float64) - target) ** 2)
-    return float(min(100.0, 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))))
+    held = np.ascontiguousarray(np.broadcast_to(frames, target.shape))
+    return min(100.0, psnr(held[None], target[None], data_range=255.0))               # the window as one sample
 
 
 def _mean(values: list) -> float | None:
