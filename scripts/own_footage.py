@@ -141,8 +141,8 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
 def window_psnr(frames: np.ndarray, target: np.ndarray) -> float:
     """PSNR in dB of uint8 frames [T or 1, H, W, 3] against the window [T, H, W, 3], over the whole
     window (one frame is held over all); identical windows give 100 dB, not infinity."""
-    held = np.ascontiguousarray(np.broadcast_to(frames, target.shape))
-    return min(100.0, psnr(held[None], target[None], data_range=255.0))               # the window as one sample
+    held = np.array(np.broadcast_to(frames, target.shape))                   # writable copies for torch
+    return min(100.0, psnr(held[None], np.array(target[None]), data_range=255.0))    # the window, one sample
 
 
 def _mean(values: list) -> float | None:
