@@ -31,3 +31,7 @@ def test_bench_tiny_config(tmp_path):
     assert set(codec) == {"stream encode", "stream decode to RGB"}
     assert all(row["frames_per_s"] > 0 and row["batch"] == 1 and row["look_ahead_frames"] == 1 for row in codec.values())
     assert "codec (tiny-bench, batch 1, 16x16, pixels, look-ahead 1 frames)" in format_report(report)
+    # the frame rate the FLOPs allow at the measured fp32 peak: what separates code from hardware
+    for row in codec.values():
+        assert row["gflop_per_frame"] > 0
+        assert abs(row["frames_per_s_at_peak"] * row["gflop_per_frame"] / 1e3 - row["peak_tflops"]) < 1e-9 * row["peak_tflops"]

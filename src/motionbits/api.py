@@ -32,7 +32,7 @@ def weights_fingerprint(state: dict[str, torch.Tensor], config: dict) -> bytes:
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name in sorted(state):
         h.update(name.encode())
-        h.update(state[name].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(state[name].detach().cpu().flatten().contiguous().view(torch.uint8).numpy().tobytes())
     return h.digest()[:8]
 
 

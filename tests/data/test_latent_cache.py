@@ -51,6 +51,15 @@ def test_key_changes_with_the_frames_and_with_the_weights():
     assert latent_cache.latent_key(frames, tok) != key
 
 
+def test_key_reads_the_weights_values_not_their_memory_layout():
+    # taef2 keeps its weights channels-last; a cache keyed before (default layout) must still match
+    frames, tok = _frames(), _tokenizer()
+    plain = _tokenizer().to(memory_format=torch.contiguous_format)
+    assert tok.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.encoder[0].weight.is_contiguous()
+    assert latent_cache.latent_key(frames, tok) == latent_cache.latent_key(frames, plain)
+
+
 def test_corrupt_or_mismatched_cache_is_encoded_again(tmp_path, one_thread):
     frames, tok = _frames(), _tokenizer()
     path = latent_cache.cache_path(tmp_path, "test", "0123456789abcdef")

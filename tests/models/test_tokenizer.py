@@ -60,6 +60,19 @@ def test_shipped_taef2_loads_strictly_and_round_trips():
         assert psnr(untrained.decode(untrained.encode(x)), x) < 10
 
 
+def test_taef2_channels_last_gives_the_default_layouts_values():
+    # the layout is for speed only: the same latents and images, returned in the default layout
+    tok = build_tokenizer("taef2")
+    plain = build_tokenizer("taef2").to(memory_format=torch.contiguous_format)
+    x = smooth_images(2, 64)
+    with torch.no_grad():
+        z = tok.encode(x)
+        z_plain = plain.encoder(x.add(1).mul(0.5)) * plain.scale - plain.shift * plain.scale
+        y, y_plain = tok.decode(z), plain.decoder(z / plain.scale + plain.shift).mul(2).sub(1).clamp(-1, 1)
+    assert z.is_contiguous() and y.is_contiguous()
+    assert torch.allclose(z, z_plain, atol=1e-4) and torch.allclose(y, y_plain, atol=1e-4)
+
+
 def test_taef2_errors(tmp_path):
     with pytest.raises(MotionbitsError, match="folder not found"):
         TAEF2.from_folder(str(tmp_path / "missing"))

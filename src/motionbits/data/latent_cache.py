@@ -33,7 +33,7 @@ def latent_key(frames: np.ndarray | torch.Tensor, tokenizer: Tokenizer) -> str:
     h.update(json.dumps(tokenizer.config(), sort_keys=True).encode())
     for name, tensor in sorted(tokenizer.state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().cpu().flatten().contiguous().view(torch.uint8).numpy().tobytes())
     frames = frames.numpy() if isinstance(frames, torch.Tensor) else frames
     h.update(repr(frames.shape).encode())
     # Hash in slices so a memory-mapped split is never copied whole.
