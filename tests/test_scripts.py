@@ -177,3 +177,74 @@ def test_sprites_codes_tells_codes_that_carry_the_pose_from_codes_that_carry_onl
     assert classes == 1.0
     unseen = by_pose(poses_test) + 100                                                  # tuples never trained on
     assert vote(by_pose(poses_train), poses_train, unseen, poses_test) == 0.0
+
+
+def test_face_codes_probe_reads_a_signal_the_codes_name_and_not_one_they_do_not():
+    import numpy as np
+
+    probe = load_script("face_codes")
+    rng = np.random.default_rng(0)
+
+    def windows(n):                       # per window: a mouth course and codes naming its bin (group 0)
+        mouths = [np.sin(np.linspace(0, 6, 32) + rng.uniform(0, 6)) for _ in range(n)]
+        named = [np.eye(8)[np.clip(((m + 1) * 4).astype(int), 0, 7)] for m in mouths]
+        noise = [np.eye(8)[rng.integers(0, 8, 32)] for _ in range(n)]
+        return mouths, named, noise
+
+    m_train, named_train, noise_train = windows(12)
+    m_test, named_test, noise_test = windows(6)
+    r = probe.probe({"named": named_train, "noise": noise_train}, {"named": named_test, "noise": noise_test},
+                    [{"mouth": m} for m in m_train], [{"mouth": m} for m in m_test])
+    assert r["named"]["mouth"]["r"] > 0.95 and r["named"]["mouth"]["ci"][0] > 0.9
+    assert abs(r["noise"]["mouth"]["r"]) < 0.3
+    # a constant feature in the fit (an entry never used) must not blow up predictions when it appears
+    predict = probe.ridge_fit(np.array([[0.0, 1.0], [0.0, 2.0], [0.0, 3.0]]), np.array([1.0, 2.0, 3.0]))
+    assert np.allclose(predict(np.array([[5.0, 2.0]])), 2.0, atol=0.1)
+
+
+class _SlidingPipe:
+    """A stand-in model for face_codes.py whose codes name the face's horizontal place (a bin of its
+    change since the window's first 4 frames), read from the frames' landmarks."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.model = SimpleNamespace(window=4)
+        self.cfg = SimpleNamespace(data=SimpleNamespace(frames=8), model=SimpleNamespace(groups=2, codebook_size=16))
+
+    def to_latents(self, frames):
+        return frames
+
+    def motion_logits_of_latents(self, frames):
+        import numpy as np
+        import torch
+
+        from motionbits.evaluation.faces import read_faces
+
+        x = read_faces(np.asarray(frames[0]), embed=False).landmarks[:, :, 0].mean(1)      # [L] face centre x
+        x = np.nan_to_num(x - np.nanmean(x[:4]))
+        bins = np.clip(np.round(x).astype(int) + 8, 0, 15)
+        logits = np.stack([np.eye(16)[bins], np.zeros((len(x), 16))], 1)                   # [L, 2, 16]
+        return torch.from_numpy(logits)[None]
+
+
+def test_face_codes_finds_the_place_in_codes_that_name_it(tmp_path):
+    """Grace Hopper's sliding portrait, one video to fit on and one held back: codes naming the face's
+    place give its change back (r near 1), the same codes shuffled do not."""
+    from tests.face_media import grace_clip
+    from tests.helpers import write_video as save
+
+    src = tmp_path / "src"
+    clip = grace_clip(128)
+    save(src / "grace" / "take.mp4", clip[:64], fps=30)
+    save(src / "grace" / "held_back.mp4", clip[64:], fps=30)
+    save(src / "other" / "x.mp4", clip[::-1][:64], fps=30)
+    build_video_dataset(src, tmp_path / "clips", size=96, frames=8, stride=8, test_videos="held_back", progress=False)
+    face_codes = load_script("face_codes")
+    report = face_codes.measure(_SlidingPipe(), str(tmp_path / "clips"), "grace", 4)
+    assert report["train"]["windows"] == 2 and report["test"]["windows"] == 2
+    assert report["r"]["codes"]["centre_x"]["r"] > 0.8          # 1-pixel bins of a 6-pixel slide
+    assert abs(report["r"]["shuffled codes"]["centre_x"]["r"]) < 0.5
+    assert "| codes |" in face_codes.table(report)
+    with pytest.raises(face_codes.MotionbitsError, match="no person 'nobody'"):
+        face_codes.measure(_SlidingPipe(), str(tmp_path / "clips"), "nobody", 4)
