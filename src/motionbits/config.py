@@ -120,9 +120,6 @@ class TrainConfig:
     augment_content_flip: bool = setting(False, "pixels: mirror the content frames at random")
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
-    mouth_loss_weight: float = setting(1.0, "face crops (`data video --crop face`): the denoising loss of the latent cells "
-                                            "where the mouth lies (rows 0.65-0.80, columns 0.38-0.62 of the frame) "
-                                            "counts this many times the rest, the map's mean kept at 1", low=1)
     target_bits: float = setting(8.0, "H_target: the rate the penalty pulls to, bits per frame", low=0)
     bitrate_lambda: float = setting(0.01, "weight of (rate - target)^2", low=0)
     init_from: str | None = setting(None, "a stage-1 run (folder or last.pt) whose weights start this run; modules "

@@ -14,8 +14,6 @@ one process computes on the same global batch.
 """
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -90,19 +88,6 @@ class SameVideoClips:
         return torch.where(eligible > 0, self.order[self.first[index] + offset], index)
 
 
-MOUTH_ROWS, MOUTH_COLUMNS = (0.65, 0.80), (0.38, 0.62)   # of a `data video --crop face` frame (dlib's mouth points)
-
-
-def mouth_loss_map(size: int, weight: float) -> torch.Tensor | None:
-    """[size, size] weights, `weight` times more on the mouth's cells, mean 1; None for weight 1."""
-    if weight == 1:
-        return None
-    cells = torch.ones(size, size)
-    (top, bottom), (left, right) = ((math.floor(a * size), math.ceil(b * size)) for a, b in (MOUTH_ROWS, MOUTH_COLUMNS))
-    cells[top:bottom, left:right] = weight
-    return cells / cells.mean()
-
-
 class BCDModel(nn.Module):
     def __init__(self, cfg: Config, latent_channels: int, latent_size: int):
         super().__init__()
@@ -132,8 +117,6 @@ class BCDModel(nn.Module):
                                  m.denoiser_heads, m.content_dim, self.quantizer.dim, m.temporal_attention,
                                  content_in_place=m.content_reader == "key_frame")
         self.edm = EDM(cfg.diffusion)
-        # Face crops put the mouth in one place; there it moves few pixels, so the loss barely pays for it.
-        self.register_buffer("loss_map", mouth_loss_map(latent_size, cfg.train.mouth_loss_weight), persistent=False)
 
     @property
     def window(self) -> int:
@@ -179,7 +162,7 @@ class BCDModel(nn.Module):
             quantized = quantized.gather(1, pick[..., None].expand(-1, -1, quantized.shape[-1]))        # [B, R, Cm]
             target = target.gather(1, pick.view(*pick.shape, 1, 1, 1).expand(-1, -1, *target.shape[2:]))
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
-                                  target, draws.sigma, draws.noise, self.loss_map)  # [B, R]
+                                  target, draws.sigma, draws.noise)               # [B, R]
         diffusion_loss = per_frame.mean()
         rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
         return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
