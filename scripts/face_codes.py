@@ -108,10 +108,9 @@ def measure(pipe: MotionBits, root: str, person: str, most: int, seed: int = 0) 
     w, groups, entries = pipe.model.window, pipe.cfg.model.groups, pipe.cfg.model.codebook_size
     sets = {}
     for split in ("train", "test"):
-        split_names = dataset_manifest(root, split, "video")[1]["identities"]
         frames, labels = load_video_clips(root, split)
         frames = frames[:, : pipe.cfg.data.frames]
-        own = labels["identity"] == (split_names.index(person) if person in split_names else -1)
+        own = labels["identity"] == names.index(person)             # identities index the manifest's one list
         windows = [x for x in video_windows(labels["video"], labels["start"], frames.shape[1], WINDOW)
                    if own[x[1][0]]][:most]
         if not windows:
