@@ -33,7 +33,6 @@ from motionbits.diffusion import network_calls
 from motionbits.models.bcd import BCDModel, SameVideoClips
 from motionbits.runtime import autocast, flush_denormals, keep_freed_memory, pick_device, use_bf16
 from motionbits.training.loop import update_ema
-from motionbits.training.processes import cpu_processes
 
 # Dense bf16 peak (TFLOP/s, without sparsity) of devices people train on.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0,
@@ -138,73 +137,8 @@ def bench_training(cfg: Config, device: torch.device, repeats: int, compile: boo
             "frames_per_s": frames / seconds, "gflop_per_step": flops / 1e9, "achieved_tflops": achieved / 1e12,
             "mfu": achieved / (peak * 1e12) if peak else None, "peak_tflops": peak,
             "peak_memory_mb": _peak_memory_mb(device),
-            "bf16": bf16, "compiled": compile, "processes": 1, "threads": torch.get_num_threads(),
+            "bf16": bf16, "compiled": compile,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
-
-
-def bench_training_processes(cfg: Config, processes: int, repeats: int) -> dict:
-    """The CPU training step as `processes` one-thread DDP processes, each on its share of the batch
-    (training/processes.py, what `motionbits demo` runs): the step's wall time on rank 0."""
-    import torch.multiprocessing as mp
-
-    from motionbits.training.processes import free_port
-
-    context = mp.get_context("spawn")
-    results = context.SimpleQueue()
-    port = free_port()
-    workers = [context.Process(target=_training_process, args=(rank, processes, port, cfg, repeats, results))
-               for rank in range(processes)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    if results.empty() or any(w.exitcode for w in workers):
-        raise RuntimeError(f"the {processes}-process training benchmark failed (exit codes "
-                           f"{[w.exitcode for w in workers]})")
-    seconds, peak_mb = results.get()
-    batch = cfg.train.batch_size
-    return {"config": cfg.name, "batch_clips": batch, "step_s": seconds, "clips_per_s": batch / seconds,
-            "frames_per_s": batch * cfg.data.frames / seconds, "compiled": False, "processes": processes,
-            "threads": 1, "peak_memory_mb": peak_mb, "bf16": use_bf16(torch.device("cpu"), cfg.train.amp)}
-
-
-def _training_process(rank: int, world: int, port: int, cfg: Config, repeats: int, results) -> None:
-    import os
-
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    flush_denormals()
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    cfg = copy.deepcopy(cfg)
-    cfg.train.batch_size //= world                         # this process's share of the global batch
-    model, _, (z, draws, opt, bf16) = training_step(cfg, torch.device("cpu"))
-    wrapped = DistributedDataParallel(model)
-    ema = copy.deepcopy(model).requires_grad_(False)
-
-    def step():
-        with autocast(torch.device("cpu"), bf16):
-            out = wrapped(z, draws)
-        out["loss"].backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        update_ema(ema, model, cfg.train.ema_decay)
-
-    for _ in range(2):
-        step()
-    dist.barrier()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    dist.barrier()
-    seconds = (time.perf_counter() - start) / repeats
-    peak = torch.tensor([_peak_memory_mb(torch.device("cpu"))])
-    dist.all_reduce(peak)                                  # the memory of all processes together
-    if rank == 0:
-        results.put((seconds, float(peak)))
-    dist.destroy_process_group()
 
 
 def bench_tokenizer(cfg: Config, device: torch.device):
@@ -335,9 +269,7 @@ def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 
 
 def run_bench(config_names: list[str], device_name: str = "auto", steps_list: list[int] | None = None,
               repeats: int = 5, sample_clips: int = 4, compile: bool = False, out: str | None = None,
-              tokenizer_path: str | None = None, processes: int | None = None) -> dict:
-    """processes: also time the CPU training step as this many one-thread processes (None: as many as
-    `motionbits demo` would start on this machine; 1: not)."""
+              tokenizer_path: str | None = None) -> dict:
     device = pick_device(device_name)
     if device.type == "cpu":
         flush_denormals()
@@ -355,15 +287,6 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
             cfg.model.tokenizer_path = tokenizer_path
         report["training"].append(bench_training(cfg, device, repeats, compile=False))
         save()
-        n = (processes or cpu_processes(cfg)) if device.type == "cpu" else 1
-        if n > 1:
-            row = bench_training_processes(cfg, n, repeats)
-            first = report["training"][-1]
-            row.update(gflop_per_step=first["gflop_per_step"], params_m=first["params_m"], peak_tflops=first["peak_tflops"],
-                       achieved_tflops=first["gflop_per_step"] / row["step_s"] / 1e3)
-            row["mfu"] = row["achieved_tflops"] / first["peak_tflops"] if first["peak_tflops"] else None
-            report["training"].append(row)
-            save()
         report["sampling"][cfg.name] = bench_sampling(cfg, device, steps_list, sample_clips, max(1, repeats // 2))
         save()
         report["loader"].append({"config": cfg.name, **bench_loader(cfg, device, cfg.train.batch_size)})
@@ -381,14 +304,12 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
 
 def format_report(r: dict) -> str:
     lines = [f"device: {r['device']}  torch {r['torch']}", "",
-             "| config | how | batch | step (s) | clips/s | frames/s | GFLOP/step | TFLOP/s | MFU (of peak TFLOP/s) | peak mem (MB) |",
+             "| config | compiled | batch | step (s) | clips/s | frames/s | GFLOP/step | TFLOP/s | MFU (of peak TFLOP/s) | peak mem (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for t in r["training"]:
         mfu = (f"{100 * t['mfu']:.0f} % of {t['peak_tflops']:.2f}" if t["mfu"] is not None
                else "n/a (no known peak)")
-        how = ("compiled" if t["compiled"] else
-               f"{t.get('processes', 1)} process(es) x {t.get('threads', '?')} thread(s)")
-        lines.append(f"| {t['config']} | {how} | {t['batch_clips']} | {t['step_s']:.3f} | {t['clips_per_s']:.1f} | "
+        lines.append(f"| {t['config']} | {t['compiled']} | {t['batch_clips']} | {t['step_s']:.3f} | {t['clips_per_s']:.1f} | "
                      f"{t['frames_per_s']:.0f} | {t['gflop_per_step']:.1f} | {t['achieved_tflops']:.2f} | {mfu} | {t['peak_memory_mb']:.0f} |")
     for name, rows in r["sampling"].items():
         lines += ["", f"sampling ({name}):", "", "| what | network calls | frames/s |", "|---|---|---|"]

@@ -196,12 +196,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         with hold_run_folder(out), _failed_writes_name(out):
             print(f"checkpoint: {train_prior_run(name, run, out, fresh=args.fresh, device=args.device or 'auto', max_minutes=args.max_minutes)}")
         return
-    from motionbits.training.processes import train_in_processes
+    from motionbits.training.bcd import train
 
     cfg = _load_cfg(args)
     out = check_run_folder(args.out or f"runs/{cfg.name}")
     with hold_run_folder(out), _failed_writes_name(out):
-        print(f"checkpoint: {train_in_processes(cfg, out, args.processes, fresh=args.fresh, max_minutes=args.max_minutes)}")
+        print(f"checkpoint: {train(cfg, out, fresh=args.fresh, max_minutes=args.max_minutes)}")
 
 
 @contextmanager
@@ -425,7 +425,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     with hold_run_folder(check_run_folder(args.out)):
         run_demo(args.out, args.config, sheets=args.sheets, steps=args.steps, max_minutes=args.max_minutes,
-                 clips=args.clips, prior_steps=args.prior_steps, processes=args.processes)
+                 clips=args.clips, prior_steps=args.prior_steps)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -546,9 +546,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop (and save) after this much wall-clock training time, e.g. a GPU lease")
     t.add_argument("--device", type=device_name, help="auto, cpu, cuda, cuda:1 (default: train.device)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
-    t.add_argument("--processes", type=positive_int, default=1,
-                   help="CPU: train as this many one-thread processes averaging gradients (DDP), faster than threads "
-                        "for small models; the batch must divide by it (default 1)")
     t.set_defaults(func=cmd_train)
 
     def use_args(q: argparse.ArgumentParser, sampling: bool = True) -> None:
@@ -669,8 +666,6 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-minutes", type=positive_float, default=None,
                    help="stop training (and go on to the GIF and evaluation) after this much wall-clock time")
     m.add_argument("--clips", type=positive_int, default=None, help="test clips to evaluate (default: config)")
-    m.add_argument("--processes", type=positive_int, default=None,
-                   help="train as this many one-thread processes (default: one per core, at most 4, dividing the batch)")
     m.add_argument("--prior-steps", type=non_negative_int, default=0,
                    help="also train the motion prior (the app's Generate tab), this many steps (0: write its "
                         "config, prior.yaml, only)")

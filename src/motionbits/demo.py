@@ -24,12 +24,12 @@ from motionbits.errors import MotionbitsError
 
 def run_demo(out: str | Path = "outputs/demo", config: str = "sprites-cpu", sheets: str | None = None,
              steps: int | None = None, max_minutes: float | None = None, clips: int | None = None,
-             prior_steps: int = 0, processes: int | None = None) -> dict:
+             prior_steps: int = 0) -> dict:
     from motionbits.api import MotionBits
     from motionbits.config import load_config
     from motionbits.data.sprites import compose_sprites, load_sprites
     from motionbits.evaluation.sprites import evaluate_sprites
-    from motionbits.training.processes import cpu_processes, train_in_processes
+    from motionbits.training.bcd import train
     from motionbits.training.prior import train_prior_from_config
     from motionbits.visualize import transfer_matrix
 
@@ -52,8 +52,7 @@ def run_demo(out: str | Path = "outputs/demo", config: str = "sprites-cpu", shee
     phase("data", t)
     t = time.time()
     run_dir = out / cfg.name
-    processes = processes or cpu_processes(cfg)
-    train_in_processes(cfg, run_dir, processes, max_minutes=max_minutes)
+    train(cfg, run_dir, max_minutes=max_minutes)
     phase("training", t)
     t = time.time()
     pipe = MotionBits.from_checkpoint(run_dir / "last.pt")

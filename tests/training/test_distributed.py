@@ -1,11 +1,9 @@
-"""2 CPU processes (gloo), started by torchrun or by `train --processes 2`, compute the same training
-as 1 process on the same global batch."""
+"""torchrun with 2 CPU processes (gloo) computes the same training as 1 process on the same global batch."""
 import json
 import os
 import subprocess
 import sys
 
-import pytest
 import torch
 import yaml
 
@@ -18,7 +16,7 @@ def run(args, env_extra=None):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def tiny_ddp_config(sprites_root, tmp_path):
+def test_two_process_ddp_matches_one_process(sprites_root, tmp_path):
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump({
         "name": "ddp",
@@ -30,23 +28,13 @@ def tiny_ddp_config(sprites_root, tmp_path):
                   "target_bits": 4.0, "warmup_steps": 1, "amp": "off", "ema_decay": 0.9},
         "diffusion": {"sigma_data": 0.5},
     }))
-    return config
-
-
-@pytest.mark.parametrize("launcher", ["torchrun", "processes"])
-def test_two_process_ddp_matches_one_process(sprites_root, tmp_path, launcher):
-    config = tiny_ddp_config(sprites_root, tmp_path)
     cli = ["-m", "motionbits.cli", "train", "--config", str(config), "--device", "cpu"]
     run([sys.executable, *cli, "--out", str(tmp_path / "one")])
-    if launcher == "torchrun":
-        run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", *cli,
-             "--out", str(tmp_path / "two")])
-    else:
-        run([sys.executable, *cli, "--processes", "2", "--out", str(tmp_path / "two")])
+    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", *cli,
+         "--out", str(tmp_path / "two")])
 
     def losses(name):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
-        assert {json.loads(line)["processes"] for line in lines} == {1 if name == "one" else 2}
         return [json.loads(line)["loss"] for line in lines]
 
     one, two = losses("one"), losses("two")
@@ -66,35 +54,3 @@ def test_two_process_ddp_matches_one_process(sprites_root, tmp_path, launcher):
     apart = sum(int(((w1[k].float() - w2[k].float()).abs() > lr / 2).sum()) for k in w1)
     total = sum(w1[k].numel() for k in w1)
     assert apart <= 0.01 * total, f"{apart} of {total} weights differ by more than half a step"
-
-
-def test_processes_report_a_failing_process_in_one_line(sprites_root, tmp_path):
-    """An error inside the training processes (here: the data folder is missing, found by each
-    process) reaches the command line as the one-line error, and no process is left behind."""
-    config = tiny_ddp_config(sprites_root, tmp_path)
-    missing = tmp_path / "no-such-data"
-    proc = subprocess.run([sys.executable, "-m", "motionbits.cli", "train", "--config", str(config), "--device", "cpu",
-                           "--data", str(missing), "--processes", "2", "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
-    assert proc.returncode != 0
-    assert f"{missing}: Sprites folder does not exist" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
-def test_processes_refuse_a_batch_they_cannot_share(sprites_root, tmp_path):
-    config = tiny_ddp_config(sprites_root, tmp_path)   # batch 8
-    proc = subprocess.run([sys.executable, "-m", "motionbits.cli", "train", "--config", str(config), "--device", "cpu",
-                           "--processes", "3", "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "does not divide into processes x grad_accum = 3 x 1" in proc.stderr
-    assert not (tmp_path / "run" / "last.pt").exists()
-
-
-def test_cpu_processes_divide_the_batch():
-    from motionbits.config import Config
-    from motionbits.training.processes import cpu_processes
-
-    cfg = Config()
-    cfg.train.device, cfg.train.batch_size = "cpu", 56
-    assert [cpu_processes(cfg, cores) for cores in (1, 2, 3, 4, 16)] == [1, 2, 2, 4, 4]
-    cfg.train.batch_size = 9
-    assert cpu_processes(cfg, 4) == 3

@@ -329,7 +329,7 @@ class Trainer:
             log = self.run_dir / "metrics.jsonl"
             try:   # a line cut short by a full disk is dropped on resume, like a kill's
                 with open(log, "a") as f:
-                    f.write(json.dumps({"step": self.step, **means, "processes": self.dist.world}) + "\n")
+                    f.write(json.dumps({"step": self.step, **means}) + "\n")
             except OSError as err:   # the buffered write fails on close, naming no file
                 raise OSError(err.errno, err.strerror, str(log)) from None
         if self.writer is not None:
