@@ -70,8 +70,9 @@ class ModelConfig:
     gumbel_alpha: float = setting(1.0, "code logits = -alpha x squared distance to each entry", above=0)
     gumbel_tau: float = setting(1.0, "temperature of the Gumbel-softmax sample and of the code distribution "
                                      "the rate is measured on", above=0)
-    rate_estimate: Literal["information", "marginal"] = setting(
-        "information", "the controlled rate: `information` = I(frame; code) from softmax(logits / tau); `marginal` = "
+    rate_estimate: Literal["information", "joint", "marginal"] = setting(
+        "information", "the controlled rate: `information` = I(frame; code) from softmax(logits / tau), summed over "
+                       "groups; `joint` = I(frame; tuple of codes), so repeats between groups cost nothing; `marginal` = "
                        "the paper's entropy of the mean sampling histogram")
     relative_motion: bool = setting(False, "codes read against a reference's mean motion feature (training: the "
                                            "content half; transfer: the driver's first window), FOMM's relative mode")
@@ -119,6 +120,9 @@ class TrainConfig:
                                                "clips that all start at one phase (Sprites)")
     augment_content_flip: bool = setting(False, "pixels: mirror the content frames at random")
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
+    augment_motion_gain: float = setting(0.0, "pixels: scale each colour channel of the motion frames' (x + 1) by a "
+                                              "random gain in [1 - g, 1 + g], so brightness cannot pass through the codes",
+                                         low=0, high=0.9)
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
     target_bits: float = setting(8.0, "H_target: the rate the penalty pulls to, bits per frame", low=0)
     bitrate_lambda: float = setting(0.01, "weight of (rate - target)^2", low=0)
@@ -376,11 +380,14 @@ def validate(cfg: Config, where: str = "config") -> None:
          "train.content_from_video needs data.kind: video (clips with their videos)"),
         (t.content_gap_seconds == 0 or t.content_from_video > 0,
          "train.content_gap_seconds needs train.content_from_video above 0 (it says how far that clip is)"),
-        (not (t.augment_content_flip or t.augment_motion_colors) or m.tokenizer == "pixels",
+        (not (t.augment_content_flip or t.augment_motion_colors or t.augment_motion_gain) or m.tokenizer == "pixels",
          "train.augment_content_flip / augment_motion_colors act on pixels: turn them off with a latent tokenizer"),
         (m.codebook_size <= CODEC_MAX_ENTRIES,
          f"model.codebook_size = {m.codebook_size} is above {CODEC_MAX_ENTRIES}, the most entries per group the "
          "bitstream codes (docs/bitstream.md)"),
+        (m.rate_estimate != "joint" or m.codebook_size ** m.groups <= 65536,
+         f"model.rate_estimate joint measures the rate over all {m.codebook_size} ** groups = "
+         f"{m.codebook_size ** m.groups} tuples: at most 65536"),
         (t.target_bits <= m.groups * math.log2(m.codebook_size),
          f"train.target_bits={t.target_bits:g} is above the ceiling groups x log2(codebook_size) = "
          f"{m.groups * math.log2(m.codebook_size):g}"),
