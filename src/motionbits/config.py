@@ -120,9 +120,6 @@ class TrainConfig:
                                                "clips that all start at one phase (Sprites)")
     augment_content_flip: bool = setting(False, "pixels: mirror the content frames at random")
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
-    augment_motion_gain: float = setting(0.0, "pixels: scale each colour channel of the motion frames' (x + 1) by a "
-                                              "random gain in [1 - g, 1 + g], so brightness cannot pass through the codes",
-                                         low=0, high=0.9)
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
     target_bits: float = setting(8.0, "H_target: the rate the penalty pulls to, bits per frame", low=0)
     bitrate_lambda: float = setting(0.01, "weight of (rate - target)^2", low=0)
@@ -380,7 +377,7 @@ def validate(cfg: Config, where: str = "config") -> None:
          "train.content_from_video needs data.kind: video (clips with their videos)"),
         (t.content_gap_seconds == 0 or t.content_from_video > 0,
          "train.content_gap_seconds needs train.content_from_video above 0 (it says how far that clip is)"),
-        (not (t.augment_content_flip or t.augment_motion_colors or t.augment_motion_gain) or m.tokenizer == "pixels",
+        (not (t.augment_content_flip or t.augment_motion_colors) or m.tokenizer == "pixels",
          "train.augment_content_flip / augment_motion_colors act on pixels: turn them off with a latent tokenizer"),
         (m.codebook_size <= CODEC_MAX_ENTRIES,
          f"model.codebook_size = {m.codebook_size} is above {CODEC_MAX_ENTRIES}, the most entries per group the "

@@ -38,7 +38,6 @@ class Draws:
     content_index: torch.Tensor | None = None     # [B] clip whose first half gives the content (train.content_from_video)
     content_flip: torch.Tensor | None = None      # [B] bool: mirror the content frames
     motion_channels: torch.Tensor | None = None   # [B, C]: channel permutation of the motion frames
-    motion_gain: torch.Tensor | None = None       # [B, C]: gain of each channel of the motion frames
     frame_pick: torch.Tensor | None = None        # [B, R]: the rebuilt frames the loss renders (train.render_frames)
     rebuild_first: torch.Tensor | None = None     # [B] bool: the second half gives the content, the first is rebuilt
 
@@ -148,9 +147,6 @@ class BCDModel(nn.Module):
             draws.content_flip = torch.rand(batch_size, generator=generator) < 0.5
         if cfg.train.augment_motion_colors:
             draws.motion_channels = torch.argsort(torch.rand(batch_size, c, generator=generator), dim=1)
-        if cfg.train.augment_motion_gain:
-            g = cfg.train.augment_motion_gain
-            draws.motion_gain = 1 - g + 2 * g * torch.rand(batch_size, c, generator=generator)
         if cfg.train.render_frames:
             draws.frame_pick = torch.argsort(torch.rand(batch_size, t_out, generator=generator),
                                              dim=1)[:, :t_render].sort(dim=1).values
@@ -191,9 +187,6 @@ class BCDModel(nn.Module):
             content_in = torch.where(draws.content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
         if draws.motion_channels is not None:  # the reference is read like the motion frames
             motion_in, reference_in = (_permute_channels(x, draws.motion_channels) for x in (motion_in, reference_in))
-        if draws.motion_gain is not None:  # black stays black: the gain scales the distance from -1
-            gain = draws.motion_gain[:, None, :, None, None]
-            motion_in, reference_in = (((x + 1) * gain - 1).clamp(-1, 1) for x in (motion_in, reference_in))
         relative = self.cfg.model.relative_motion
         # One encoder call for every read, stacked along the batch; without augmentations the
         # relative reference is the content half itself, and one read gives both.
