@@ -120,7 +120,7 @@ def measure(pipe: MotionBits, root: str, person: str, most: int, seed: int = 0) 
         signals = []
         for _, tiles in windows:
             clip = np.concatenate([np.asarray(frames[t]) for t in tiles])            # [L, H, W, 3]
-            logits = pipe.motion_logits_of_latents(pipe.to_latents(clip[None]))[0].numpy()   # [L, N, K]
+            logits = pipe.motion_logits(clip[None])[0].numpy()                             # [L, N, K]
             codes = logits.argmax(-1)                                                      # [L, N]
             feats["codes"].append(np.eye(entries)[codes].reshape(len(clip), groups * entries))
             feats["logits"].append(logits.reshape(len(clip), -1))

@@ -76,6 +76,10 @@ class ModelConfig:
                        "the paper's entropy of the mean sampling histogram")
     relative_motion: bool = setting(False, "codes read against a reference's mean motion feature (training: the "
                                            "content half; transfer: the driver's first window), FOMM's relative mode")
+    motion_crop_size: int = setting(0, "the motion encoder also reads this square of every frame's pixels at full "
+                                       "resolution (0: off), e.g. the mouth of aligned face crops", low=0)
+    motion_crop_top: int = setting(0, "motion_crop_size: the square's top row, in pixels", low=0)
+    motion_crop_left: int = setting(0, "motion_crop_size: the square's left column, in pixels", low=0)
     patch_size: int = setting(8, "denoiser patch side, in latent cells", low=1)
     denoiser_width: int = setting(256, "denoiser (DiT) width", low=8)
     denoiser_depth: int = setting(4, "denoiser blocks", low=1)
@@ -388,6 +392,11 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.target_bits <= m.groups * math.log2(m.codebook_size),
          f"train.target_bits={t.target_bits:g} is above the ceiling groups x log2(codebook_size) = "
          f"{m.groups * math.log2(m.codebook_size):g}"),
+        (m.motion_crop_size == 0 or max(m.motion_crop_top, m.motion_crop_left) + m.motion_crop_size <= d.image_size,
+         f"model.motion_crop ({m.motion_crop_size} pixels at row {m.motion_crop_top}, column {m.motion_crop_left}) "
+         f"must lie inside the {d.image_size}-pixel frames"),
+        (m.motion_crop_size == 0 or (m.content_reader != "encoder" and not t.augment_motion_colors),
+         "model.motion_crop_size needs content_reader patch_pool or key_frame and no train.augment_motion_colors"),
         (cfg.diffusion.sigma_min < cfg.diffusion.sigma_max, "diffusion.sigma_min must be below diffusion.sigma_max"),
     ]
     for ok, message in checks:

@@ -176,3 +176,30 @@ def test_render_shapes_and_determinism():
     noise = torch.randn(2, 6, 3, 16, 16)
     a = model.render(content, codes, noise, steps=2)
     assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, model.render(content, codes, noise, steps=2))
+
+
+def test_the_motion_crop_is_read_with_its_own_frames_in_training_and_inference():
+    # model.motion_crop_size: the motion encoder also reads a square of each frame's pixels (the
+    # mouth of face crops); the crops must follow their frames through cross-driving's halves.
+    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "relative_motion": True,
+                             "motion_crop_size": 8, "motion_crop_top": 4, "motion_crop_left": 6})
+    model = BCDModel(cfg, 3, 16).eval()
+    frames = torch.randint(0, 256, (2, 8, 16, 16, 3), dtype=torch.uint8)
+    crop = model.crop_of_frames(frames)                                     # [B, T, 3, 8, 8]
+    assert crop.shape == (2, 8, 3, 8, 8)
+    assert torch.equal(crop[0, 3, :, 0, 0], frames[0, 3, 4, 6].float().div(127.5).sub(1))
+    z = torch.randn(2, 8, 3, 16, 16)
+    _, motion, _ = model.split_clip(z, draws_for(model, 2), crop)
+    expected = (model.encoder(z[:, 4:], crop[:, 4:])[1]
+                - model.encoder(z[:, :4], crop[:, :4])[1].mean(1, keepdim=True))
+    assert torch.allclose(motion, expected, atol=1e-5)
+    assert not torch.allclose(motion, model.split_clip(z, draws_for(model, 2), crop.flip(1))[1], atol=1e-3)
+    codes = model.encode_motion(z, crop=crop)
+    assert torch.equal(codes[:, 4:], model.quantizer.logits(expected).argmax(-1))
+    with pytest.raises(MotionbitsError, match="give the frames' crops"):
+        model.encode_motion(z)
+    out = model.train()(z, draws_for(model, 2), crop)
+    out["loss"].backward()
+    assert model.encoder.embed_crop.patch_mlp[0].weight.grad.abs().sum() > 0
+    with pytest.raises(MotionbitsError, match="must lie inside"):
+        tiny_config(model={"content_reader": "patch_pool", "motion_crop_size": 8, "motion_crop_top": 12})
