@@ -24,8 +24,9 @@ from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
 from motionbits.errors import MotionbitsError
-from motionbits.models.encoder import KeyFrameContentReader, MotionContentEncoder, PatchPoolContentReader
-from motionbits.models.quantizer import GroupQuantizer
+from motionbits.models.encoder import (CropMotionEncoder, KeyFrameContentReader, MotionContentEncoder,
+                                       PatchPoolContentReader)
+from motionbits.models.quantizer import GroupQuantizer, information_bits
 from motionbits.models.tokenizer import frames_to_float
 
 
@@ -98,9 +99,12 @@ class BCDModel(nn.Module):
         self.quantizer = GroupQuantizer(m.groups, m.codebook_size, m.group_dim, m.gumbel_alpha, m.gumbel_tau,
                                         m.rate_estimate)
         reads_content = m.content_reader == "encoder"
+        crop_groups = m.motion_crop_groups if m.motion_crop_size else 0
         self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
                                             m.encoder_heads, m.content_queries if reads_content else 0,
-                                            m.content_dim, self.quantizer.dim, m.motion_crop_size)
+                                            m.content_dim, (m.groups - crop_groups) * m.group_dim)
+        self.crop_encoder = (CropMotionEncoder(m.motion_crop_size, m.encoder_width, 2, m.encoder_heads,
+                                               crop_groups * m.group_dim) if crop_groups else None)
         if m.content_reader == "patch_pool":
             self.content_reader = PatchPoolContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
                                                          2, m.encoder_heads, m.content_queries, m.content_dim)
@@ -166,8 +170,15 @@ class BCDModel(nn.Module):
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
                                   target, draws.sigma, draws.noise)               # [B, R]
         diffusion_loss = per_frame.mean()
-        rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
-        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
+        lam = self.cfg.train.bitrate_lambda
+        if self.crop_encoder is None:
+            rate_loss = lam * (q.rate_bits - self.cfg.train.target_bits) ** 2
+        else:  # the crop's groups (the last ones) have a rate target of their own
+            crop_bits = information_bits(self.quantizer.logits(motion)[:, :, -self.cfg.model.motion_crop_groups:])
+            rate_loss = (lam * (q.rate_bits - crop_bits - self.cfg.train.target_bits) ** 2
+                         + lam * (crop_bits - self.cfg.train.motion_crop_bits) ** 2)
+        extra = {} if self.crop_encoder is None else {"crop_bits": crop_bits.detach()}
+        return {**extra, "loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
                 "rate_loss": rate_loss.detach(), "rate_bits": q.rate_bits.detach(),
                 "information_bits": q.information_bits.detach(), "marginal_bits": q.marginal_bits.detach(),
                 "code_entropy_bits": q.code_entropy_bits, "static_code_bits": q.static_code_bits}
@@ -205,7 +216,9 @@ class BCDModel(nn.Module):
         crops = None  # (the encoder reads no content when there are crops: config.py)
         if crop is not None:
             crops = torch.cat([crop_motion] + ([crop_reference] if relative else []), dim=0)
-        content, motion = self.encoder(torch.cat(inputs, dim=0), crops)
+        content, motion = self.encoder(torch.cat(inputs, dim=0))
+        if crops is not None:
+            motion = torch.cat([motion, self.crop_encoder(crops)], dim=-1)       # [nB, T', N*d]
         b = z.shape[0]
         motion = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True) if relative else motion[:b]   # [B, T', N*d]
         content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
@@ -223,10 +236,13 @@ class BCDModel(nn.Module):
     def read_motion(self, z: torch.Tensor, crop: torch.Tensor | None = None) -> torch.Tensor:
         """Motion features [B, T, N*d] of frames z [B, T, ...] (and their pixel crops [B, T, 3, s, s]
         for the crop's code groups, model.motion_crop_size)."""
-        if self.encoder.embed_crop is not None and crop is None:
+        motion = self.encoder(z)[1]
+        if self.crop_encoder is None:
+            return motion
+        if crop is None:
             raise MotionbitsError("this model reads the motion of a pixel crop too (model.motion_crop_size): "
                                   "give the frames' crops (BCDModel.crop_of_frames)")
-        return self.encoder(z, crop)[1]
+        return torch.cat([motion, self.crop_encoder(crop)], dim=-1)
 
     @torch.no_grad()
     def motion_logits(self, z: torch.Tensor, reference: torch.Tensor | None = None, crop: torch.Tensor | None = None,

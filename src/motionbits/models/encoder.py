@@ -53,12 +53,10 @@ class EncoderBlock(nn.Module):
 
 class MotionContentEncoder(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, width: int, depth: int, heads: int,
-                 content_queries: int, content_dim: int, motion_dim: int, crop_size: int = 0):
-        """content_queries = 0: motion only (the content is read by a PatchPoolContentReader).
-        crop_size > 0: each frame token also gets a square crop of the frame's pixels (model.motion_crop_size)."""
+                 content_queries: int, content_dim: int, motion_dim: int):
+        """content_queries = 0: motion only (the content is read by a PatchPoolContentReader)."""
         super().__init__()
         self.embed = FrameEmbedder(latent_channels, latent_size, width)
-        self.embed_crop = FrameEmbedder(3, crop_size, width) if crop_size else None
         self.queries = nn.Parameter(torch.randn(content_queries, width) / math.sqrt(width)) if content_queries else None
         self.position_bias = RelativePositionBias(heads)
         self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
@@ -66,12 +64,10 @@ class MotionContentEncoder(nn.Module):
         self.to_content = nn.Linear(width, content_dim) if content_queries else None
         self.to_motion = nn.Linear(width, motion_dim)
 
-    def forward(self, z: torch.Tensor, crop: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """z [B, T, C, h, w] (crop [B, T, 3, s, s]) -> content [B, K, Cc] (None without queries), motion [B, T, N*d]."""
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """z [B, T, C, h, w] -> content [B, K, Cc] (None without queries), motion [B, T, N*d]."""
         b, t = z.shape[:2]
         x = self.embed(z)                                                       # [B, T, W]
-        if self.embed_crop is not None:
-            x = x + self.embed_crop(crop)
         k = 0 if self.queries is None else self.queries.shape[0]
         if k:
             x = torch.cat([self.queries.expand(b, -1, -1), x], dim=1)          # [B, K+T, W]
@@ -81,6 +77,29 @@ class MotionContentEncoder(nn.Module):
         x = self.norm(x)
         motion = self.to_motion(x[:, k:])                                       # [B, T, N*d]
         return (self.to_content(x[:, :k]) if k else None), motion
+
+
+class CropMotionEncoder(nn.Module):
+    """The motion of a square of each frame's pixels, read at full resolution (model.motion_crop_size,
+    e.g. the mouth of aligned face crops, which moves within one or two of taef2's 8-pixel cells):
+    one token per frame, a few encoder blocks across the frames, motion [B, T, Nc*d] for the code
+    groups of its own (model.motion_crop_groups), so what it says has a rate of its own."""
+
+    def __init__(self, crop_size: int, width: int, depth: int, heads: int, motion_dim: int):
+        super().__init__()
+        self.embed = FrameEmbedder(3, crop_size, width)
+        self.position_bias = RelativePositionBias(heads)
+        self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.to_motion = nn.Linear(width, motion_dim)
+
+    def forward(self, crop: torch.Tensor) -> torch.Tensor:
+        """crop [B, T, 3, s, s] in [-1, 1] -> motion [B, T, Nc*d]."""
+        x = self.embed(crop)                                                    # [B, T, W]
+        bias = self.position_bias(crop.shape[1], crop.device, queries=0)
+        for block in self.blocks:
+            x = block(x, bias)
+        return self.to_motion(self.norm(x))
 
 
 class PatchPoolContentReader(nn.Module):
