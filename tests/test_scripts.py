@@ -212,7 +212,10 @@ class _SlidingPipe:
         self.model = SimpleNamespace(window=4)
         self.cfg = SimpleNamespace(data=SimpleNamespace(frames=8), model=SimpleNamespace(groups=2, codebook_size=16))
 
-    def motion_logits(self, frames):
+    def to_latents(self, frames):
+        return frames
+
+    def motion_logits_of_latents(self, frames):
         import numpy as np
         import torch
 

@@ -76,12 +76,6 @@ class ModelConfig:
                        "the paper's entropy of the mean sampling histogram")
     relative_motion: bool = setting(False, "codes read against a reference's mean motion feature (training: the "
                                            "content half; transfer: the driver's first window), FOMM's relative mode")
-    motion_crop_size: int = setting(0, "the motion encoder also reads this square of every frame's pixels at full "
-                                       "resolution (0: off), e.g. the mouth of aligned face crops", low=0)
-    motion_crop_top: int = setting(0, "motion_crop_size: the square's top row, in pixels", low=0)
-    motion_crop_left: int = setting(0, "motion_crop_size: the square's left column, in pixels", low=0)
-    motion_crop_groups: int = setting(2, "motion_crop_size: the last this many code groups are read from the square "
-                                         "alone, the others from the latents alone", low=1)
     patch_size: int = setting(8, "denoiser patch side, in latent cells", low=1)
     denoiser_width: int = setting(256, "denoiser (DiT) width", low=8)
     denoiser_depth: int = setting(4, "denoiser blocks", low=1)
@@ -128,8 +122,6 @@ class TrainConfig:
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
     target_bits: float = setting(8.0, "H_target: the rate the penalty pulls to, bits per frame", low=0)
-    motion_crop_bits: float = setting(2.0, "model.motion_crop_size: the crop's code groups are pulled to this rate of "
-                                           "their own, the other groups to target_bits", low=0)
     bitrate_lambda: float = setting(0.01, "weight of (rate - target)^2", low=0)
     init_from: str | None = setting(None, "a stage-1 run (folder or last.pt) whose weights start this run; modules "
                                           "it lacks (temporal layers) start at zero and are listed")
@@ -396,13 +388,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.target_bits <= m.groups * math.log2(m.codebook_size),
          f"train.target_bits={t.target_bits:g} is above the ceiling groups x log2(codebook_size) = "
          f"{m.groups * math.log2(m.codebook_size):g}"),
-        (m.motion_crop_size == 0 or max(m.motion_crop_top, m.motion_crop_left) + m.motion_crop_size <= d.image_size,
-         f"model.motion_crop ({m.motion_crop_size} pixels at row {m.motion_crop_top}, column {m.motion_crop_left}) "
-         f"must lie inside the {d.image_size}-pixel frames"),
-        (m.motion_crop_size == 0 or (m.content_reader != "encoder" and not t.augment_motion_colors
-                                     and m.rate_estimate == "information" and m.motion_crop_groups < m.groups),
-         "model.motion_crop_size needs content_reader patch_pool or key_frame, rate_estimate information, "
-         "motion_crop_groups below groups and no train.augment_motion_colors"),
         (cfg.diffusion.sigma_min < cfg.diffusion.sigma_max, "diffusion.sigma_min must be below diffusion.sigma_max"),
     ]
     for ok, message in checks:

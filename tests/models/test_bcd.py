@@ -176,37 +176,3 @@ def test_render_shapes_and_determinism():
     noise = torch.randn(2, 6, 3, 16, 16)
     a = model.render(content, codes, noise, steps=2)
     assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, model.render(content, codes, noise, steps=2))
-
-
-def test_the_motion_crop_has_code_groups_and_a_rate_of_its_own():
-    # model.motion_crop_size: the last motion_crop_groups groups read a square of each frame's
-    # pixels (the mouth of face crops) and nothing else, pulled to their own rate; the crops must
-    # follow their frames through cross-driving's halves.
-    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "relative_motion": True,
-                             "motion_crop_size": 8, "motion_crop_top": 4, "motion_crop_left": 6,
-                             "motion_crop_groups": 1}, train={"motion_crop_bits": 1.0})
-    model = BCDModel(cfg, 3, 16).eval()
-    frames = torch.randint(0, 256, (2, 8, 16, 16, 3), dtype=torch.uint8)
-    crop = model.crop_of_frames(frames)                                     # [B, T, 3, 8, 8]
-    assert crop.shape == (2, 8, 3, 8, 8)
-    assert torch.equal(crop[0, 3, :, 0, 0], frames[0, 3, 4, 6].float().div(127.5).sub(1))
-    z = torch.randn(2, 8, 3, 16, 16)
-    _, motion, _ = model.split_clip(z, draws_for(model, 2), crop)
-    expected = model.read_motion(z[:, 4:], crop[:, 4:]) - model.read_motion(z[:, :4], crop[:, :4]).mean(1, keepdim=True)
-    assert torch.allclose(motion, expected, atol=1e-5)
-    d = cfg.model.group_dim                                  # the crop's group reads the crop alone
-    other = model.split_clip(torch.randn_like(z), draws_for(model, 2), crop)[1]
-    assert torch.allclose(other[..., -d:], motion[..., -d:], atol=1e-5)
-    assert not torch.allclose(other[..., :-d], motion[..., :-d], atol=1e-3)
-    assert not torch.allclose(model.split_clip(z, draws_for(model, 2), crop.flip(1))[1][..., -d:], motion[..., -d:],
-                              atol=1e-3)
-    codes = model.encode_motion(z, crop=crop)
-    assert torch.equal(codes[:, 4:], model.quantizer.logits(expected).argmax(-1))
-    with pytest.raises(MotionbitsError, match="give the frames' crops"):
-        model.encode_motion(z)
-    out = model.train()(z, draws_for(model, 2), crop)
-    assert 0 <= out["crop_bits"] <= 3 and out["rate_loss"] > 0
-    out["loss"].backward()
-    assert model.crop_encoder.embed.patch_mlp[0].weight.grad.abs().sum() > 0
-    with pytest.raises(MotionbitsError, match="must lie inside"):
-        tiny_config(model={"content_reader": "patch_pool", "motion_crop_size": 8, "motion_crop_top": 12})

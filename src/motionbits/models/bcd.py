@@ -24,10 +24,8 @@ from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
 from motionbits.errors import MotionbitsError
-from motionbits.models.encoder import (CropMotionEncoder, KeyFrameContentReader, MotionContentEncoder,
-                                       PatchPoolContentReader)
-from motionbits.models.quantizer import GroupQuantizer, information_bits
-from motionbits.models.tokenizer import frames_to_float
+from motionbits.models.encoder import KeyFrameContentReader, MotionContentEncoder, PatchPoolContentReader
+from motionbits.models.quantizer import GroupQuantizer
 
 
 @dataclass
@@ -99,12 +97,9 @@ class BCDModel(nn.Module):
         self.quantizer = GroupQuantizer(m.groups, m.codebook_size, m.group_dim, m.gumbel_alpha, m.gumbel_tau,
                                         m.rate_estimate)
         reads_content = m.content_reader == "encoder"
-        crop_groups = m.motion_crop_groups if m.motion_crop_size else 0
         self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
                                             m.encoder_heads, m.content_queries if reads_content else 0,
-                                            m.content_dim, (m.groups - crop_groups) * m.group_dim)
-        self.crop_encoder = (CropMotionEncoder(m.motion_crop_size, m.encoder_width, 2, m.encoder_heads,
-                                               crop_groups * m.group_dim) if crop_groups else None)
+                                            m.content_dim, self.quantizer.dim)
         if m.content_reader == "patch_pool":
             self.content_reader = PatchPoolContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
                                                          2, m.encoder_heads, m.content_queries, m.content_dim)
@@ -157,10 +152,9 @@ class BCDModel(nn.Module):
                                              dim=1)[:, :t_render].sort(dim=1).values
         return draws
 
-    def forward(self, z: torch.Tensor, draws: Draws, crop: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips); crop
-        [B, T, 3, s, s]: the frames' pixel crops (model.motion_crop_size)."""
-        content, motion, target = self.split_clip(z, draws, crop)
+    def forward(self, z: torch.Tensor, draws: Draws) -> dict[str, torch.Tensor]:
+        """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips)."""
+        content, motion, target = self.split_clip(z, draws)
         q = self.quantizer(motion, draws.gumbel)        # the rate is measured on every rebuilt frame
         quantized = q.quantized                                                  # [B, T', Cm]
         if draws.frame_pick is not None:
@@ -170,21 +164,13 @@ class BCDModel(nn.Module):
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
                                   target, draws.sigma, draws.noise)               # [B, R]
         diffusion_loss = per_frame.mean()
-        lam = self.cfg.train.bitrate_lambda
-        if self.crop_encoder is None:
-            rate_loss = lam * (q.rate_bits - self.cfg.train.target_bits) ** 2
-        else:  # the crop's groups (the last ones) have a rate target of their own
-            crop_bits = information_bits(self.quantizer.logits(motion)[:, :, -self.cfg.model.motion_crop_groups:])
-            rate_loss = (lam * (q.rate_bits - crop_bits - self.cfg.train.target_bits) ** 2
-                         + lam * (crop_bits - self.cfg.train.motion_crop_bits) ** 2)
-        extra = {} if self.crop_encoder is None else {"crop_bits": crop_bits.detach()}
-        return {**extra, "loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
+        rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
+        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
                 "rate_loss": rate_loss.detach(), "rate_bits": q.rate_bits.detach(),
                 "information_bits": q.information_bits.detach(), "marginal_bits": q.marginal_bits.detach(),
                 "code_entropy_bits": q.code_entropy_bits, "static_code_bits": q.static_code_bits}
 
-    def split_clip(self, z: torch.Tensor, draws: Draws,
-                   crop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def split_clip(self, z: torch.Tensor, draws: Draws) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...].
 
         The augmentations change only the encoders' inputs, never the target: a mirrored content
@@ -193,16 +179,10 @@ class BCDModel(nn.Module):
         half = self.window
         content_in = reference_in = z[:, :half]                                  # [B, T', C, h, w]
         motion_in = target = z[:, z.shape[1] - half:]        # the second half (cross-driving), else the clip
-        crop_reference = crop_motion = None
-        if crop is not None:
-            crop_reference, crop_motion = crop[:, :half], crop[:, crop.shape[1] - half:]
         if draws.rebuild_first is not None:  # the halves trade places: every frame's pose gets rebuilt
             swap = draws.rebuild_first[:, None, None, None, None]
             content_in, target = torch.where(swap, target, content_in), torch.where(swap, content_in, target)
             reference_in, motion_in = content_in, target  # (no relative motion here: config.py)
-            if crop is not None:
-                crop_reference, crop_motion = (torch.where(swap, crop_motion, crop_reference),
-                                               torch.where(swap, crop_reference, crop_motion))
         if draws.content_flip is not None:
             content_in = torch.where(draws.content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
         if draws.motion_channels is not None:  # the reference is read like the motion frames
@@ -213,12 +193,7 @@ class BCDModel(nn.Module):
         inputs = [motion_in] + ([reference_in] if relative else [])
         if self.content_reader is None and not (relative and reference_in is content_in):
             inputs.append(content_in)
-        crops = None  # (the encoder reads no content when there are crops: config.py)
-        if crop is not None:
-            crops = torch.cat([crop_motion] + ([crop_reference] if relative else []), dim=0)
         content, motion = self.encoder(torch.cat(inputs, dim=0))
-        if crops is not None:
-            motion = torch.cat([motion, self.crop_encoder(crops)], dim=-1)       # [nB, T', N*d]
         b = z.shape[0]
         motion = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True) if relative else motion[:b]   # [B, T', N*d]
         content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
@@ -233,20 +208,8 @@ class BCDModel(nn.Module):
         content, _ = self.encoder(z[:, : self.window])
         return content
 
-    def read_motion(self, z: torch.Tensor, crop: torch.Tensor | None = None) -> torch.Tensor:
-        """Motion features [B, T, N*d] of frames z [B, T, ...] (and their pixel crops [B, T, 3, s, s]
-        for the crop's code groups, model.motion_crop_size)."""
-        motion = self.encoder(z)[1]
-        if self.crop_encoder is None:
-            return motion
-        if crop is None:
-            raise MotionbitsError("this model reads the motion of a pixel crop too (model.motion_crop_size): "
-                                  "give the frames' crops (BCDModel.crop_of_frames)")
-        return torch.cat([motion, self.crop_encoder(crop)], dim=-1)
-
     @torch.no_grad()
-    def motion_logits(self, z: torch.Tensor, reference: torch.Tensor | None = None, crop: torch.Tensor | None = None,
-                      reference_crop: torch.Tensor | None = None) -> torch.Tensor:
+    def motion_logits(self, z: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Code logits [B, T, N, K_e] of every frame of z [B, T, ...], read in consecutive windows of
         the training length (the last window is shifted back to stay full). With
         model.relative_motion every window is read against `reference` [B, T_r, ...] (default: z's
@@ -254,33 +217,21 @@ class BCDModel(nn.Module):
         t, w = z.shape[1], self.window
         offset = 0.0
         if self.cfg.model.relative_motion:
-            if reference is None:
-                reference, reference_crop = z, crop
-            offset = self.read_motion(reference[:, :w], None if reference_crop is None else reference_crop[:, :w])
-            offset = offset.mean(dim=1, keepdim=True)                                # [B, 1, N*d]
+            reference = z[:, :w] if reference is None else reference[:, :w]
+            offset = self.encoder(reference)[1].mean(dim=1, keepdim=True)          # [B, 1, N*d]
         logits = []
         start = 0
         while start < t:
             begin = min(start, max(t - w, 0))
-            motion = self.read_motion(z[:, begin: begin + w], None if crop is None else crop[:, begin: begin + w])
+            _, motion = self.encoder(z[:, begin: begin + w])
             logits.append(self.quantizer.logits(motion - offset)[:, start - begin:])
             start = begin + w
         return torch.cat(logits, dim=1)
 
     @torch.no_grad()
-    def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None, crop: torch.Tensor | None = None,
-                      reference_crop: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Motion codes [B, T, N] of every frame of z (see motion_logits)."""
-        return self.motion_logits(z, reference, crop, reference_crop).argmax(-1)
-
-    def crop_of_frames(self, frames: torch.Tensor) -> torch.Tensor | None:
-        """uint8 frames [B, T, H, W, 3] -> the motion encoder's pixel crops [B, T, 3, s, s] in [-1, 1]
-        (None without model.motion_crop_size)."""
-        m = self.cfg.model
-        if not m.motion_crop_size:
-            return None
-        top, left, size = m.motion_crop_top, m.motion_crop_left, m.motion_crop_size
-        return frames_to_float(frames[:, :, top:top + size, left:left + size])
+        return self.motion_logits(z, reference).argmax(-1)
 
     @torch.no_grad()
     def render(self, content: torch.Tensor, codes: torch.Tensor, noise: torch.Tensor,

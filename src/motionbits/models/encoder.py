@@ -79,29 +79,6 @@ class MotionContentEncoder(nn.Module):
         return (self.to_content(x[:, :k]) if k else None), motion
 
 
-class CropMotionEncoder(nn.Module):
-    """The motion of a square of each frame's pixels, read at full resolution (model.motion_crop_size,
-    e.g. the mouth of aligned face crops, which moves within one or two of taef2's 8-pixel cells):
-    one token per frame, a few encoder blocks across the frames, motion [B, T, Nc*d] for the code
-    groups of its own (model.motion_crop_groups), so what it says has a rate of its own."""
-
-    def __init__(self, crop_size: int, width: int, depth: int, heads: int, motion_dim: int):
-        super().__init__()
-        self.embed = FrameEmbedder(3, crop_size, width)
-        self.position_bias = RelativePositionBias(heads)
-        self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(width)
-        self.to_motion = nn.Linear(width, motion_dim)
-
-    def forward(self, crop: torch.Tensor) -> torch.Tensor:
-        """crop [B, T, 3, s, s] in [-1, 1] -> motion [B, T, Nc*d]."""
-        x = self.embed(crop)                                                    # [B, T, W]
-        bias = self.position_bias(crop.shape[1], crop.device, queries=0)
-        for block in self.blocks:
-            x = block(x, bias)
-        return self.to_motion(self.norm(x))
-
-
 class PatchPoolContentReader(nn.Module):
     """A content path that cannot see the pose (model.content_reader: patch_pool): every 8x8-grid
     patch of the content frames is embedded on its own with NO position, and K learnable queries

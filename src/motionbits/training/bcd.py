@@ -60,19 +60,10 @@ class BCDTask(Task):
 
     def loss(self, module, draws: Draws, device: torch.device) -> dict[str, torch.Tensor]:
         z = self.clips.latents(draws.index)                                      # [b, T, C, h, w]
-        crop = self.crop(draws.index, device)                                    # [b, T, 3, s, s] or None
         if draws.content_index is not None:  # the content half from another moment of the video
             half = z.shape[1] // 2
             z = torch.cat([self.clips.latents(draws.content_index)[:, :half], z[:, half:]], dim=1)
-            if crop is not None:
-                crop = torch.cat([self.crop(draws.content_index, device)[:, :half], crop[:, half:]], dim=1)
-        return module(z, draws.to(device)) if crop is None else module(z, draws.to(device), crop)
-
-    def crop(self, index: torch.Tensor, device: torch.device) -> torch.Tensor | None:
-        """The motion encoder's pixel crops of clips `index` (model.motion_crop_size), else None."""
-        if not self.cfg.model.motion_crop_size:
-            return None
-        return self.model.crop_of_frames(self.clips.frames_u8(index)).to(device)
+        return module(z, draws.to(device))
 
     def describe(self) -> dict:
         return {"config": self.cfg.to_dict(),
