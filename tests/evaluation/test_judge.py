@@ -198,3 +198,38 @@ def test_judge_on_real_sprites(tmp_path):
     judge = train_judge(train.frames, train.attributes, train.motion, frame_poses(train.motion), progress=False)
     acc = judge_accuracies(judge, test.frames, test.attributes, test.motion, frame_poses(test.motion))
     assert min(v for k, v in acc.items() if not k.endswith("_class_alone")) >= 0.99, acc
+
+
+def _claim_default(root, tmp_path, **changes):
+    """A copy of a Sprites folder whose manifest says it is the whole default benchmark (or `changes`)."""
+    import json
+    import shutil
+
+    from motionbits.assets import SPRITE_SHEETS
+
+    folder = tmp_path / "claimed"
+    shutil.copytree(root, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update({"full": True, "seed": 0, "source": str(SPRITE_SHEETS), **changes})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_the_shipped_judge_is_used_only_on_the_default_benchmark_and_reads_its_test_characters(sprites_root, tmp_path):
+    # The demo loads the judge the package ships instead of training one; it must know the
+    # benchmark's test characters (which it never trained on) and be re-measured on them.
+    from motionbits.evaluation.sprites import composed_by_default, get_judge
+
+    assert not composed_by_default(sprites_root)                               # a subset of the characters
+    assert not composed_by_default(_claim_default(sprites_root, tmp_path / "a", seed=1))
+    assert not composed_by_default(_claim_default(sprites_root, tmp_path / "b", source=str(tmp_path)))
+    default = _claim_default(sprites_root, tmp_path / "c")
+    assert composed_by_default(default)
+    out = tmp_path / "out"
+    judge = get_judge(str(default), None, out, 500, progress=False)
+    acc = judge.accuracies                                                   # measured on the 4 test characters
+    assert acc["attributes_mean"] > 0.9 and acc["motion_time_aware"] > 0.9 and acc["frozen_rejected"] > 0.9
+    assert load_judge(out / "judge.safetensors").accuracies == acc            # the copy beside the report
+    # Another number of judge steps asks for another judge: trained, not the shipped one.
+    trained = get_judge(str(default), None, tmp_path / "out2", 3, progress=False)
+    assert trained.accuracies["attributes_mean"] < 0.9

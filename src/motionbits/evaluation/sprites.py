@@ -1,7 +1,8 @@
 """The Sprites evaluation protocol, on the TEST split only.
 
-1. A judge (4 attribute heads + 1 motion head) is trained on the TRAIN split and its own test
-   accuracy is reported, so the reader knows how far the judge itself can be trusted.
+1. A judge (4 attribute heads + 1 motion head) is trained on the TRAIN split (on the default
+   benchmark the package ships one so trained) and its own test accuracy is measured and reported,
+   so the reader knows how far the judge itself can be trusted.
 2. Swap: each test clip A gets the motion codes of another test clip B (a random derangement of the
    evaluated clips, fixed seed); the judge must see A's 4 attributes and B's motion: its class AND
    B's poses frame by frame (judge.transferred; the class alone, the v1 judge's figure, counted
@@ -19,6 +20,7 @@
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from motionbits.assets import SPRITE_SHEETS, SPRITES_JUDGE
 from motionbits.atomic_files import write_json_atomic, write_text_atomic
 from motionbits.models.tokenizer import frames_to_float
 from motionbits.data.sprites import ATTRIBUTE_NAMES, MOTION_NAMES, action_and_direction, frame_poses, load_sprites
@@ -55,9 +58,34 @@ def derangement(n: int, generator: torch.Generator) -> torch.Tensor:
     return perm.roll(1)[torch.argsort(perm)]
 
 
+# The training steps of the shipped judge (assets.SPRITES_JUDGE, scripts/make_sprites_judge.py).
+SHIPPED_JUDGE_STEPS = 500
+
+
+def composed_by_default(root: str | Path) -> bool:
+    """Whether the Sprites data in `root` is the whole default benchmark: every character, composed from
+    the shipped sheets with seed 0, so its test characters are the ones the shipped judge never saw."""
+    try:
+        manifest = json.loads((Path(root) / "manifest.json").read_text())
+        return (manifest.get("full") is True and manifest.get("seed") == 0
+                and Path(manifest.get("source", "")).resolve() == SPRITE_SHEETS.resolve())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def get_judge(root: str, judge_path: str | Path | None, out_dir: Path, steps: int, progress: bool):
+    """The judge at judge_path; else, on the default benchmark, the shipped one; else one trained on
+    the training split. A judge not given is saved at judge_path (default out_dir/judge.safetensors)."""
     if judge_path and Path(judge_path).is_file():
         return load_judge(judge_path, "auto")  # on the GPU where there is one
+    if steps == SHIPPED_JUDGE_STEPS and composed_by_default(root) and SPRITES_JUDGE.is_file():
+        judge = load_judge(SPRITES_JUDGE, "auto")
+        test = load_sprites(root, "test")   # its own accuracy measured again, on this very test split
+        judge_accuracies(judge, test.frames, test.attributes, test.motion, frame_poses(test.motion))
+        save_judge(judge, Path(judge_path) if judge_path else out_dir / "judge.safetensors")
+        if progress:
+            print(f"judge: the shipped one ({SPRITES_JUDGE.name}, trained on the default benchmark's training characters)")
+        return judge
     train = load_sprites(root, "train")
     judge = train_judge(train.frames, train.attributes, train.motion, frame_poses(train.motion), steps=steps,
                         progress=progress)
