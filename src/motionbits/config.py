@@ -70,9 +70,8 @@ class ModelConfig:
     gumbel_alpha: float = setting(1.0, "code logits = -alpha x squared distance to each entry", above=0)
     gumbel_tau: float = setting(1.0, "temperature of the Gumbel-softmax sample and of the code distribution "
                                      "the rate is measured on", above=0)
-    rate_estimate: Literal["information", "joint", "marginal"] = setting(
-        "information", "the controlled rate: `information` = I(frame; code) from softmax(logits / tau), summed over "
-                       "groups; `joint` = I(frame; tuple of codes), so repeats between groups cost nothing; `marginal` = "
+    rate_estimate: Literal["information", "marginal"] = setting(
+        "information", "the controlled rate: `information` = I(frame; code) from softmax(logits / tau); `marginal` = "
                        "the paper's entropy of the mean sampling histogram")
     relative_motion: bool = setting(False, "codes read against a reference's mean motion feature (training: the "
                                            "content half; transfer: the driver's first window), FOMM's relative mode")
@@ -382,9 +381,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (m.codebook_size <= CODEC_MAX_ENTRIES,
          f"model.codebook_size = {m.codebook_size} is above {CODEC_MAX_ENTRIES}, the most entries per group the "
          "bitstream codes (docs/bitstream.md)"),
-        (m.rate_estimate != "joint" or m.codebook_size ** m.groups <= 65536,
-         f"model.rate_estimate joint measures the rate over all {m.codebook_size} ** groups = "
-         f"{m.codebook_size ** m.groups} tuples: at most 65536"),
         (t.target_bits <= m.groups * math.log2(m.codebook_size),
          f"train.target_bits={t.target_bits:g} is above the ceiling groups x log2(codebook_size) = "
          f"{m.groups * math.log2(m.codebook_size):g}"),

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from motionbits.models.quantizer import GroupQuantizer, entropy_bits, information_bits, joint_information_bits
+from motionbits.models.quantizer import GroupQuantizer, entropy_bits, information_bits
 
 
 def make(groups=4, size=8, dim=3, **kw):
@@ -89,32 +89,6 @@ def test_training_codes_are_samples_of_the_code_distribution():
     p = q.logits(motion[:1]).softmax(-1).flatten()
     freq = torch.bincount(codes, minlength=4).float() / codes.numel()
     assert torch.allclose(freq, p, atol=0.03)
-
-
-def test_joint_information_counts_what_two_groups_both_say_once():
-    # 4 distinct deterministic tuples: group 0 names them (2 bits), group 1 repeats group 0 (2 bits
-    # that say nothing new). Summed per group: 4 bits; the tuple carries 2.
-    q = make(groups=2, size=8, dim=2, alpha=1000.0, rate_estimate="joint").eval()
-    frames = torch.stack([torch.cat([q.codebook[0, k], q.codebook[1, k]]) for k in [0, 3, 5, 6]]).repeat(8, 1)
-    out = q(frames[:, None].detach())
-    assert math.isclose(out.information_bits.item(), 4.0, abs_tol=1e-3)
-    assert math.isclose(out.rate_bits.item(), 2.0, abs_tol=1e-3)      # the controlled rate is the joint one
-    # independent groups: 2 x 2 tuples, each group 1 bit: joint = sum = 2 bits
-    pairs = [(0, 0), (0, 5), (3, 0), (3, 5)]
-    frames = torch.stack([torch.cat([q.codebook[0, a], q.codebook[1, b]]) for a, b in pairs]).repeat(8, 1)
-    logits = q.logits(frames[:, None])
-    assert math.isclose(joint_information_bits(logits).item(), information_bits(logits).item(), abs_tol=1e-3)
-    assert math.isclose(joint_information_bits(logits).item(), 2.0, abs_tol=1e-3)
-
-
-def test_joint_information_of_soft_codes_matches_its_definition():
-    torch.manual_seed(1)
-    logits = torch.randn(6, 2, 3, 4)                                   # 12 frames, 3 groups of 4
-    p = logits.softmax(-1).reshape(12, 3, 4)
-    joint = torch.einsum("fa,fb,fc->fabc", p[:, 0], p[:, 1], p[:, 2]).reshape(12, -1)
-    mean = joint.mean(0)
-    expected = -(mean * mean.log2()).sum() + (joint * joint.log2()).sum(1).mean()
-    assert math.isclose(joint_information_bits(logits).item(), expected.item(), rel_tol=1e-4)
 
 
 def test_rate_penalty_moves_information_toward_target():

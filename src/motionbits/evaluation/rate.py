@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from motionbits.models.quantizer import entropy_bits, information_bits, joint_information_bits
+from motionbits.models.quantizer import entropy_bits, information_bits
 
 
 def group_usage(codes: torch.Tensor, codebook_size: int) -> dict[str, list]:
@@ -75,8 +75,7 @@ def rate_report(logits: torch.Tensor, codebook_size: int, estimate: str, ceiling
     marginal = entropy_bits(logits.softmax(-1).mean(0)).item()
     return {
         "estimate": estimate,
-        "controlled_bits_per_frame": (information if estimate == "information" else marginal if estimate == "marginal"
-                                      else joint_information_bits(logits[:, None]).item()),
+        "controlled_bits_per_frame": information if estimate == "information" else marginal,
         "information_bits_per_frame": information,
         "marginal_bits_per_frame": marginal,
         "empirical_bits_per_frame": plug_in,

@@ -16,10 +16,6 @@ summed over groups, in bits per frame, over the frames of the (global) batch:
   information between a frame and its code. Frames that all give the same p carry 0 bits, however
   spread p is; codes that are deterministic and distinct carry log2 of the number used. Only codes
   that depend on the frame count, so the target cannot be met by noise.
-- "joint": R = I(frame; tuple), the mutual information between a frame and its whole tuple of N
-  codes (H(mean_x of the product of the groups' p) - sum_i mean_x H(p_i)); the per-group sum above
-  counts a fact that two groups both say twice, so redundant groups spend the target on repeats.
-  Needs K_e ** N <= 65536.
 - "marginal": R = H(mean_x s), the entropy of the mean relaxed sample s = softmax((l + g) / tau):
   the paper's estimate. It can be met by noise (motion vectors equidistant from several entries
   give random codes that carry nothing; measured on Sprites: 10 bits per frame in training, 0.5 on
@@ -53,8 +49,8 @@ class GroupQuantizer(nn.Module):
     def __init__(self, groups: int, codebook_size: int, group_dim: int, alpha: float = 1.0,
                  tau: float = 1.0, rate_estimate: str = "information", usage_decay: float = 0.99):
         super().__init__()
-        if rate_estimate not in ("information", "joint", "marginal"):
-            raise ValueError(f"rate_estimate must be 'information', 'joint' or 'marginal', got {rate_estimate!r}")
+        if rate_estimate not in ("information", "marginal"):
+            raise ValueError(f"rate_estimate must be 'information' or 'marginal', got {rate_estimate!r}")
         self.rate_estimate = rate_estimate
         self.groups, self.codebook_size, self.group_dim = groups, codebook_size, group_dim
         self.alpha, self.tau = alpha, tau
@@ -91,10 +87,9 @@ class GroupQuantizer(nn.Module):
         """motion [B, T, N*d]. `gumbel` [B, T, N, K_e] may be given to make sampling reproducible."""
         logits = self.logits(motion)                                    # [B, T, N, K_e]
         information = information_bits(logits)
-        controlled = joint_information_bits(logits) if self.rate_estimate == "joint" else information
         if not self.training:
             codes = logits.argmax(-1)
-            return QuantizerOutput(self.lookup(codes), codes, controlled, information,
+            return QuantizerOutput(self.lookup(codes), codes, information, information,
                                    entropy_bits(_all_reduce_mean(logits.softmax(-1).mean(dim=(0, 1)))))
         if gumbel is None:
             gumbel = -torch.empty_like(logits).exponential_().log()
@@ -109,7 +104,7 @@ class GroupQuantizer(nn.Module):
             static = self.static_bits(codes)
             self.usage.mul_(self.usage_decay).add_(frequency, alpha=1 - self.usage_decay)
         return QuantizerOutput(rearrange(quantized, "b t n d -> b t (n d)"), codes,
-                               marginal if self.rate_estimate == "marginal" else controlled,
+                               information if self.rate_estimate == "information" else marginal,
                                information, marginal, entropy_bits(frequency), static)
 
     @torch.no_grad()
@@ -143,17 +138,6 @@ def information_bits(logits: torch.Tensor) -> torch.Tensor:
     mean_p = _all_reduce_mean(p.mean(dim=(0, 1)))                                     # [N, K_e]
     conditional = -(p * torch.log2(p.clamp_min(1e-12))).sum(-1).mean(dim=(0, 1)).sum()
     return entropy_bits(mean_p) - _all_reduce_mean(conditional)
-
-
-def joint_information_bits(logits: torch.Tensor) -> torch.Tensor:
-    """logits [B, T, N, K_e] -> I(frame; tuple of N codes) over the B*T frames, in bits per frame:
-    H(mean_x prod_i p_i) - sum_i mean_x H(p_i) (the groups' codes are independent given the frame)."""
-    p = logits.float().softmax(-1).flatten(0, 1)                                      # [F, N, K_e]
-    joint = p[:, 0]
-    for i in range(1, p.shape[1]):
-        joint = (joint[:, :, None] * p[:, i, None, :]).flatten(1)                     # [F, K_e ** (i+1)]
-    conditional = -(p * torch.log2(p.clamp_min(1e-12))).sum(-1).sum(-1).mean()
-    return entropy_bits(_all_reduce_mean(joint.mean(0))) - _all_reduce_mean(conditional)
 
 
 def _distributed() -> bool:
