@@ -126,3 +126,19 @@ def test_training_logs_it_and_evaluate_and_the_script_report_it(sprites_root, tm
     assert printed["train"]["clips"] == 3 and set(printed["test"]["gap"]) == {"shuffled", "held", "other"}
     assert script.main(["--checkpoint", str(tmp_path / "run"), "--data", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_failing_instrument_does_not_stop_the_training(sprites_root, tmp_path, capsys, monkeypatch, one_thread):
+    # The reliance log comes before the step's checkpoint: a crash there would lose the steps since the last one.
+    from motionbits.evaluation.reliance import RelianceClips
+    from motionbits.training.bcd import RELIANCE_EVERY_LOGS, train
+
+    def broken(self, model, seed=0):
+        raise RuntimeError("instrument broke")
+
+    monkeypatch.setattr(RelianceClips, "measure", broken)
+    cfg = tiny_config(data={"root": str(sprites_root), "image_size": 64}, model={"patch_size": 16},
+                      train={"steps": RELIANCE_EVERY_LOGS + 1, "log_every": 1})
+    train(cfg, tmp_path / "run", progress=False)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == RELIANCE_EVERY_LOGS + 1
+    assert f"decoder reliance not logged at step {RELIANCE_EVERY_LOGS} (RuntimeError: instrument broke)" in capsys.readouterr().err
