@@ -18,20 +18,17 @@ import tempfile
 from pathlib import Path
 
 from motionbits.assets import SPRITES_JUDGE
-from motionbits.data.sprites import compose_sprites, frame_poses, load_sprites
+from motionbits.data.sprites import compose_sprites
 from motionbits.errors import MotionbitsError
-from motionbits.evaluation.judge import judge_accuracies, save_judge, train_judge
-from motionbits.evaluation.sprites import SHIPPED_JUDGE_STEPS, composed_by_default
+from motionbits.evaluation.judge import save_judge
+from motionbits.evaluation.sprites import SHIPPED_JUDGE_STEPS, composed_by_default, measure_judge, trained_judge
 
 
 def make_judge(data: Path, out: Path) -> dict:
     if not composed_by_default(data):
         raise MotionbitsError(f"{data}: not the default benchmark (every character, the shipped sheets, seed 0)")
-    train = load_sprites(data, "train")
-    judge = train_judge(train.frames, train.attributes, train.motion, frame_poses(train.motion),
-                        steps=SHIPPED_JUDGE_STEPS, seed=0)
-    test = load_sprites(data, "test")
-    accuracies = judge_accuracies(judge, test.frames, test.attributes, test.motion, frame_poses(test.motion))
+    judge = trained_judge(data, SHIPPED_JUDGE_STEPS)
+    accuracies = measure_judge(judge, data)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_judge(judge, out)
     return accuracies

@@ -20,7 +20,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -35,8 +34,9 @@ from motionbits.data.sprites import ATTRIBUTE_NAMES, MOTION_NAMES, action_and_di
 from motionbits.diffusion import network_calls
 from motionbits.errors import MotionbitsError
 from motionbits.evaluation.content_probe import probe_content
-from motionbits.evaluation.judge import (MISREAD_FRAMES, judge_accuracies, judge_predict, load_judge, save_judge,
-                                         train_judge, transferred)
+from motionbits.data.folders import dataset_manifest
+from motionbits.evaluation.judge import (MISREAD_FRAMES, SpritesJudge, judge_accuracies, judge_predict, load_judge,
+                                         save_judge, train_judge, transferred)
 from motionbits.evaluation.metrics import accuracy, flicker, frame_change, motion_distribution_scores, psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
 from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
@@ -66,32 +66,38 @@ def composed_by_default(root: str | Path) -> bool:
     """Whether the Sprites data in `root` is the whole default benchmark: every character, composed from
     the shipped sheets with seed 0, so its test characters are the ones the shipped judge never saw."""
     try:
-        manifest = json.loads((Path(root) / "manifest.json").read_text())
-        return (manifest.get("full") is True and manifest.get("seed") == 0
-                and Path(manifest.get("source", "")).resolve() == SPRITE_SHEETS.resolve())
-    except (OSError, ValueError, TypeError):
+        _, manifest = dataset_manifest(root, "test", "sprites")
+    except MotionbitsError:
         return False
+    return (manifest.get("full") is True and manifest.get("seed") == 0
+            and Path(str(manifest.get("source", ""))).resolve() == SPRITE_SHEETS.resolve())
+
+
+def trained_judge(root: str | Path, steps: int, progress: bool = True) -> SpritesJudge:
+    """A judge trained on the training split of the Sprites data in `root`."""
+    train = load_sprites(root, "train")
+    return train_judge(train.frames, train.attributes, train.motion, frame_poses(train.motion), steps=steps,
+                       progress=progress)
+
+
+def measure_judge(judge: SpritesJudge, root: str | Path) -> dict[str, float]:
+    """The judge's own accuracies on the test split of `root` (also kept in judge.accuracies)."""
+    test = load_sprites(root, "test")
+    return judge_accuracies(judge, test.frames, test.attributes, test.motion, frame_poses(test.motion))
 
 
 def get_judge(root: str, judge_path: str | Path | None, out_dir: Path, steps: int, progress: bool):
     """The judge at judge_path; else, on the default benchmark, the shipped one; else one trained on
-    the training split. A judge not given is saved at judge_path (default out_dir/judge.safetensors)."""
+    the training split. A judge not given is measured on the test split and saved at judge_path
+    (default out_dir/judge.safetensors)."""
     if judge_path and Path(judge_path).is_file():
         return load_judge(judge_path, "auto")  # on the GPU where there is one
-    if steps == SHIPPED_JUDGE_STEPS and composed_by_default(root) and SPRITES_JUDGE.is_file():
-        judge = load_judge(SPRITES_JUDGE, "auto")
-        test = load_sprites(root, "test")   # its own accuracy measured again, on this very test split
-        judge_accuracies(judge, test.frames, test.attributes, test.motion, frame_poses(test.motion))
-        save_judge(judge, Path(judge_path) if judge_path else out_dir / "judge.safetensors")
-        if progress:
-            print(f"judge: the shipped one ({SPRITES_JUDGE.name}, trained on the default benchmark's training characters)")
-        return judge
-    train = load_sprites(root, "train")
-    judge = train_judge(train.frames, train.attributes, train.motion, frame_poses(train.motion), steps=steps,
-                        progress=progress)
-    test = load_sprites(root, "test")
-    judge_accuracies(judge, test.frames, test.attributes, test.motion, frame_poses(test.motion))
+    shipped = steps == SHIPPED_JUDGE_STEPS and composed_by_default(root) and SPRITES_JUDGE.is_file()
+    judge = load_judge(SPRITES_JUDGE, "auto") if shipped else trained_judge(root, steps, progress)
+    measure_judge(judge, root)   # the shipped one's too: its accuracy on this very test split
     save_judge(judge, Path(judge_path) if judge_path else out_dir / "judge.safetensors")
+    if shipped and progress:
+        print(f"judge: the shipped one ({SPRITES_JUDGE.name}, trained on the default benchmark's training characters)")
     return judge
 
 
