@@ -7,7 +7,7 @@ import torch
 
 from motionbits.data import latent_cache
 from motionbits.data.clips import ClipSet, load_clips
-from motionbits.models.tokenizer import TAEF2, build_tokenizer
+from motionbits.models.tokenizer import TAEF2, build_tokenizer, frames_to_float
 from tests.helpers import tiny_config
 
 
@@ -109,3 +109,17 @@ def test_writing_the_cache_again_removes_what_a_killed_write_left(tmp_path):
     latents = torch.zeros(2, 4, 3, 2, 2, dtype=torch.bfloat16)     # [N, T, C, h, w]
     assert latent_cache.write_latents(path, latents, 0.5)
     assert not stale.exists() and latent_cache.read_latents(path, expected_clips=2)[1] == 0.5
+
+
+def test_overlapping_clips_encode_each_distinct_frame_once_into_every_place(one_thread):
+    video = np.random.default_rng(1).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)   # 10 frames
+    frames = np.stack([video[s:s + 4] for s in range(0, 7, 2)])          # clips of 4 every 2: [4, 4, 16, 16, 3]
+    tok = _tokenizer()
+    seen = []
+    encode = tok.encode
+    tok.encode = lambda x: seen.append(len(x)) or encode(x)
+    clips = ClipSet(frames, tok, torch.device("cpu"))
+    assert sum(seen) == 10                                               # 16 places, 10 distinct frames
+    alone = encode(frames_to_float(torch.from_numpy(video))).to(torch.bfloat16)
+    for c, s in enumerate(range(0, 7, 2)):
+        assert torch.allclose(clips.cached[c].float(), alone[s:s + 4].float(), atol=1e-2)

@@ -8,6 +8,7 @@ kept on disk beside the data (`latent_cache.py`) so the next run, resume or swee
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +65,19 @@ class ClipSet:
     @torch.no_grad()
     def _encode_all(self, progress: bool, batch: int = 64) -> torch.Tensor:
         flat = self.frames.flatten(0, 1)                # [N*T, H, W, 3]
+        # Video clips overlap in time (8 frames every 2: each frame in 4 clips): each distinct frame
+        # is encoded once, and its latent goes to every place it appears.
+        first_seen: dict[bytes, int] = {}
+        where = torch.tensor([first_seen.setdefault(hashlib.blake2b(frame.numpy().tobytes(), digest_size=16).digest(),
+                                                    len(first_seen)) for frame in flat])       # [N*T] distinct frame
+        one_place = torch.zeros(len(first_seen), dtype=torch.long)
+        one_place[where] = torch.arange(len(flat))      # where each distinct frame appears (any of its places)
+        distinct = flat.index_select(0, one_place)      # [F, H, W, 3]
         out = []
-        for start in tqdm(range(0, len(flat), batch), desc="encoding latents", disable=not progress):
-            x = frames_to_float(flat[start:start + batch]).to(self.device)
+        for start in tqdm(range(0, len(distinct), batch), desc="encoding latents", disable=not progress):
+            x = frames_to_float(distinct[start:start + batch]).to(self.device)
             out.append(self.tokenizer.encode(x).to(torch.bfloat16).cpu())
-        z = torch.cat(out)
+        z = torch.cat(out).index_select(0, where)       # [N*T, C, h, w]
         return z.reshape(*self.frames.shape[:2], *z.shape[1:])  # [N, T, C, h, w]
 
     def frames_u8(self, index: torch.Tensor) -> torch.Tensor:
