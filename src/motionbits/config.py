@@ -119,6 +119,10 @@ class TrainConfig:
                                                "clips that all start at one phase (Sprites)")
     augment_content_flip: bool = setting(False, "pixels: mirror the content frames at random")
     augment_motion_colors: bool = setting(False, "pixels: permute the motion frames' colour channels at random")
+    augment_clip_colors: int = setting(0, "video: this many recoloured copies of the training clips (channels "
+                                          "permuted, gains and offsets, one draw per video), each clip read whole "
+                                          "from one copy, so a decoder must take the colours from the content", low=0,
+                                       high=8)
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
     target_bits: float = setting(8.0, "H_target: the rate the penalty pulls to, bits per frame", low=0)
     bitrate_lambda: float = setting(0.01, "weight of (rate - target)^2", low=0)
@@ -376,6 +380,8 @@ def validate(cfg: Config, where: str = "config") -> None:
          "train.content_from_video needs data.kind: video (clips with their videos)"),
         (t.content_gap_seconds == 0 or t.content_from_video > 0,
          "train.content_gap_seconds needs train.content_from_video above 0 (it says how far that clip is)"),
+        (t.augment_clip_colors == 0 or d.kind == "video",
+         "train.augment_clip_colors needs data.kind: video (a recolouring is drawn per video)"),
         (not (t.augment_content_flip or t.augment_motion_colors) or m.tokenizer == "pixels",
          "train.augment_content_flip / augment_motion_colors act on pixels: turn them off with a latent tokenizer"),
         (m.codebook_size <= CODEC_MAX_ENTRIES,

@@ -187,3 +187,40 @@ def test_content_from_video_reads_the_content_half_from_another_clip_of_the_vide
     torch.testing.assert_close(z[:, 4:], own[:, 4:])            # motion half (and target): the clip's own
     with pytest.raises(MotionbitsError, match="content_from_video needs data.kind: video"):
         tiny_config(train={"content_from_video": 0.5})
+
+
+def test_clip_colour_copies_read_content_and_target_from_one_recolouring_of_their_video(tmp_path):
+    from motionbits.data.colour_copies import colour_copies, recoloured
+    from motionbits.data.video import build_video_dataset
+    from tests.data.test_video import moving_square, write_video
+
+    src = tmp_path / "src"
+    for person in ("anna", "ben"):
+        write_video(src / person / "take.mp4", moving_square(40, seed=len(person)))
+    root = tmp_path / "clips"
+    build_video_dataset(src, root, size=16, frames=8, stride=8, test_fraction=0.5, progress=False)
+    cfg = tiny_config(data={"kind": "video", "root": str(root), "image_size": 16},
+                      train={"steps": 1, "batch_size": 16, "content_from_video": 1.0, "augment_clip_colors": 2})
+    clips = load_clips(cfg, "train", torch.device("cpu"))
+    # one draw per video: equal pixels anywhere in a video stay equal, and the copy is not the clip
+    video = clips.labels["video"]
+    frames = np.zeros((4, 2, 4, 4, 3), np.uint8) + np.array([200, 100, 30], np.uint8)
+    again = recoloured(frames, np.array([0, 0, 1, 1]), copy=1, seed=0)
+    assert (again[0] == again[1]).all() and (again[2] == again[3]).all() and not (again[0] == again[2]).all()
+    assert not (again[0] == frames[0]).all()
+    task = BCDTask(cfg, clips, colour_copies(cfg, clips))
+    trainer = Trainer(task, schedule_of(cfg), tmp_path / "run", torch.device("cpu"), progress=False)
+    state = trainer.generator.get_state()
+    batch = task.draw(trainer.generator, 16)
+    assert set(batch.colour_copy.tolist()) == {0, 1, 2}
+    seen = []
+    trainer.forward = lambda z, draws: seen.append(z) or trainer.model(z, draws)
+    trainer.generator.set_state(state)
+    trainer.train_step()
+    for row, (clip, other, copy) in enumerate(zip(batch.index, batch.content_index, batch.colour_copy)):
+        read = task.clip_sets[copy].latents
+        torch.testing.assert_close(seen[0][row, :4], read(other[None])[0, :4])   # the content: the same copy
+        torch.testing.assert_close(seen[0][row, 4:], read(clip[None])[0, 4:])    # motion and target
+    assert (video[batch.content_index.numpy()] == video[batch.index.numpy()]).all()
+    with pytest.raises(MotionbitsError, match="augment_clip_colors needs data.kind: video"):
+        tiny_config(train={"augment_clip_colors": 1})

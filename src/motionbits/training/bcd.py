@@ -4,6 +4,7 @@ Follow one batch from disk to loss:
     data/<root>  ──load_clips──► ClipSet: uint8 clips [N, T, H, W, 3] + the tokenizer's cached latents
     BCDModel.draw ──► Draws: which clips, noise levels, noise, Gumbel noise, augmentation draws
     BCDTask.loss: clips.latents(draws.index) ──► z [b, T, C, h, w] ──► BCDModel(z, draws) ──► loss
+    (with train.augment_clip_colors, each clip's latents from one recoloured copy: data/colour_copies.py)
 and training/loop.py does the rest (optimizer, schedule, EMA, checkpoints, logs, DDP).
 
 Before the first step, what the data decides is written into the run's config: the clips' frame
@@ -22,6 +23,7 @@ import torch
 from motionbits.atomic_files import write_text_atomic
 from motionbits.config import Config, config_changes
 from motionbits.data.clips import ClipSet, load_clips
+from motionbits.data.colour_copies import colour_copies
 from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel, Draws, SameVideoClips
@@ -46,8 +48,9 @@ class BCDTask(Task):
     name = "train"
     shown_metrics = ("diffusion_loss", "rate_bits", "code_entropy_bits", "static_code_bits", "entries_used_min")
 
-    def __init__(self, cfg: Config, clips: ClipSet):
+    def __init__(self, cfg: Config, clips: ClipSet, colour_copies: list[ClipSet] = ()):
         self.cfg, self.clips = cfg, clips
+        self.clip_sets = [clips, *colour_copies]   # train.augment_clip_colors: the clips, then their recoloured copies
         self.model = BCDModel(cfg, clips.latent_channels, clips.latent_size)
         # (validate() allows content_from_video on video data only, whose clips always carry their video)
         self.same_video = None
@@ -60,11 +63,25 @@ class BCDTask(Task):
         return self.model.draw(len(self.clips), batch_size, generator, self.same_video)
 
     def loss(self, module, draws: Draws, device: torch.device) -> dict[str, torch.Tensor]:
-        z = self.clips.latents(draws.index)                                      # [b, T, C, h, w]
+        z = self.latents(draws.index, draws.colour_copy)                          # [b, T, C, h, w]
         if draws.content_index is not None:  # the content half from another moment of the video
             half = z.shape[1] // 2
-            z = torch.cat([self.clips.latents(draws.content_index)[:, :half], z[:, half:]], dim=1)
+            z = torch.cat([self.latents(draws.content_index, draws.colour_copy)[:, :half], z[:, half:]], dim=1)
         return module(z, draws.to(device))
+
+    def latents(self, index: torch.Tensor, colour_copy: torch.Tensor | None) -> torch.Tensor:
+        """index [b] -> latents [b, T, C, h, w], each clip from its recoloured copy (None: all as they are)."""
+        if colour_copy is None:
+            return self.clips.latents(index)
+        z = None
+        for copy, clips in enumerate(self.clip_sets):
+            rows = (colour_copy == copy).nonzero().flatten()
+            if len(rows):
+                part = clips.latents(index[rows])
+                if z is None:
+                    z = part.new_empty((len(index), *part.shape[1:]))
+                z[rows.to(z.device)] = part
+        return z
 
     def describe(self) -> dict:
         return {"config": self.cfg.to_dict(),
@@ -152,7 +169,8 @@ def train(cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool 
         cfg.data.fps = video_dataset_fps(cfg.data.root)    # transfer feeds videos at the rate trained on
     if cfg.diffusion.sigma_data is None:
         cfg.diffusion.sigma_data = round(clips.latent_std, 4)
-    task = BCDTask(cfg, clips)
+    copies = colour_copies(cfg, clips, progress=progress and dist_info.main) if cfg.train.augment_clip_colors else []
+    task = BCDTask(cfg, clips, copies)
     run_dir = Path(run_dir)
     resuming = (run_dir / "last.pt").exists() and not fresh
     if cfg.train.init_from and not resuming:
