@@ -160,7 +160,8 @@ def test_same_video_clips_keeps_the_gap_and_draws_every_far_clip():
         tiny_config(train={"content_gap_seconds": 1.0})
 
 
-def test_content_from_video_reads_the_content_half_from_another_clip_of_the_video(tmp_path):
+def two_people_clips(tmp_path, **train):
+    """A tiny config on a video dataset of two people, 5 clips of 8 frames each."""
     from motionbits.data.video import build_video_dataset
     from tests.data.test_video import moving_square, write_video
 
@@ -169,8 +170,12 @@ def test_content_from_video_reads_the_content_half_from_another_clip_of_the_vide
         write_video(src / person / "take.mp4", moving_square(40, seed=len(person)))
     root = tmp_path / "clips"
     build_video_dataset(src, root, size=16, frames=8, stride=8, test_fraction=0.5, progress=False)
-    cfg = tiny_config(data={"kind": "video", "root": str(root), "image_size": 16},
-                      train={"steps": 1, "batch_size": 16, "content_from_video": 1.0})
+    return tiny_config(data={"kind": "video", "root": str(root), "image_size": 16},
+                       train={"steps": 1, "batch_size": 16, "content_from_video": 1.0, **train})
+
+
+def test_content_from_video_reads_the_content_half_from_another_clip_of_the_video(tmp_path):
+    cfg = two_people_clips(tmp_path)
     task = BCDTask(cfg, load_clips(cfg, "train", torch.device("cpu")))
     trainer = Trainer(task, schedule_of(cfg), tmp_path / "run", torch.device("cpu"), progress=False)
     state = trainer.generator.get_state()
@@ -191,16 +196,8 @@ def test_content_from_video_reads_the_content_half_from_another_clip_of_the_vide
 
 def test_clip_colour_copies_read_content_and_target_from_one_recolouring_of_their_video(tmp_path):
     from motionbits.data.colour_copies import colour_copies, recoloured
-    from motionbits.data.video import build_video_dataset
-    from tests.data.test_video import moving_square, write_video
 
-    src = tmp_path / "src"
-    for person in ("anna", "ben"):
-        write_video(src / person / "take.mp4", moving_square(40, seed=len(person)))
-    root = tmp_path / "clips"
-    build_video_dataset(src, root, size=16, frames=8, stride=8, test_fraction=0.5, progress=False)
-    cfg = tiny_config(data={"kind": "video", "root": str(root), "image_size": 16},
-                      train={"steps": 1, "batch_size": 16, "content_from_video": 1.0, "augment_clip_colors": 2})
+    cfg = two_people_clips(tmp_path, augment_clip_colors=2)
     clips = load_clips(cfg, "train", torch.device("cpu"))
     # one draw per video: equal pixels anywhere in a video stay equal, and the copy is not the clip
     video = clips.labels["video"]
