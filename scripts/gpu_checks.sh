@@ -23,7 +23,7 @@
 #               python scripts/pack_frames.py pack DATA/own128 .heads   # never committed
 #   device run (carry .whl and .heads, timeout 600):
 #               python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl &&
-#               PYTHONPATH=$PWD/src:$PWD/.site HEADS_CONFIG=results/h200-talking-heads-own/recipe.yaml \
+#               PYTHONPATH=$PWD/src:$PWD/.site HEADS_CONFIG=results/h200-talking-heads-own/recipe-colours.yaml \
 #                 bash scripts/gpu_checks.sh $OUT .heads
 # A dry run on a CPU (minutes): DEVICE=cpu SPRITES_MIN=0.3 HEADS_MIN=0.3 CLIPS=16 COMPILE=0 \
 #   BENCH_CONFIGS=sprites-cpu SPRITES_CONFIG=sprites-cpu bash scripts/gpu_checks.sh OUT_DIR HEADS
