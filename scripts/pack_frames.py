@@ -4,7 +4,7 @@ A dataset folder (`motionbits data video`) stores every clip's frames, and clips
 (8 frames every 2), so each frame is stored about four times: 435 MB for 4 minutes of 128x128 faces.
 `pack` keeps each video's frames once, as near-lossless H.264 (yuv444p, CRF 6), beside the clip
 index; `unpack` decodes them and writes the frames of every clip again. What the model trains on
-differs from the original by the codec's rounding (PSNR printed by `pack`, about 50 dB).
+differs from the original by the codec's rounding (PSNR printed by `pack`: 46 dB on 128x128 faces).
 
     python scripts/pack_frames.py pack DATA PACKED      # DATA: a dataset folder; PACKED: new folder
     python scripts/pack_frames.py unpack PACKED DATA    # on the other machine
@@ -25,16 +25,16 @@ SPLITS = ("train", "test")
 def unique_frames(index: np.lib.npyio.NpzFile, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each video's frames once, in order, (F, H, W, 3), and each clip's first frame's row in them (N,)."""
     videos, starts = index["video"], index["start"]
-    rows, offsets, where = [], {}, np.zeros(len(clips), dtype=np.int64)
+    rows, where, offset = [], np.zeros(len(clips), dtype=np.int64), 0
     for v in np.unique(videos):
         members = np.flatnonzero(videos == v)
         length = int(starts[members].max()) + clips.shape[1]
         frames = np.zeros((length, *clips.shape[2:]), dtype=np.uint8)
         for c in members:
             frames[starts[c]:starts[c] + clips.shape[1]] = clips[c]
-        offsets[int(v)] = sum(len(r) for r in rows)
         rows.append(frames)
-        where[members] = offsets[int(v)] + starts[members]
+        where[members] = offset + starts[members]
+        offset += length
     return np.concatenate(rows), where
 
 
@@ -64,7 +64,8 @@ def pack(data: Path, packed: Path) -> None:
         clips = np.load(data / f"{split}_frames.npy", mmap_mode="r")  # (N, T, H, W, 3)
         frames, where = unique_frames(index, clips)
         rebuilt = frames[where[:, None] + np.arange(clips.shape[1])]
-        assert np.array_equal(rebuilt, clips), f"{split}: clips do not tile their videos"
+        if not np.array_equal(rebuilt, clips):
+            raise SystemExit(f"{data}: the {split} clips do not tile their videos (not a `motionbits data video` folder?)")
         write_video(frames, packed / f"{split}.mp4")
         np.savez(packed / f"{split}.npz", **{k: index[k] for k in index.files}, frame_row=where)
         decoded = read_video(packed / f"{split}.mp4").astype(np.float64)
