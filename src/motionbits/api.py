@@ -154,11 +154,12 @@ class MotionBits:
         shape = (b, t, self.model.latent_channels, self.model.latent_size, self.model.latent_size)
         noise = torch.randn(shape, generator=gen).to(self.device)
         content, codes = content.to(self.device), codes.to(self.device)
-        # Frames are independent given content and codes, so a long clip renders in spans of frames
-        # (temporal layers see the whole clip instead).
+        # Frames are independent given content and their motion condition, so a long clip renders in
+        # spans of frames (temporal layers see the whole clip instead).
         span = t if self.cfg.model.temporal_attention else max(1, RENDER_FRAMES // b)
         with autocast(self.device, self.bf16):
-            z = torch.cat([self.model.render(content, codes[:, i:i + span], noise[:, i:i + span], steps, sampler)
+            motion = self.model.motion_condition(codes)                                 # [B, T, Cm]
+            z = torch.cat([self.model.render_condition(content, motion[:, i:i + span], noise[:, i:i + span], steps, sampler)
                            for i in range(0, t, span)], dim=1)
         return self.to_frames(z.float())
 

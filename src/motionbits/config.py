@@ -81,6 +81,9 @@ class ModelConfig:
     denoiser_heads: int = setting(4, "denoiser attention heads", low=1)
     temporal_attention: bool = setting(False, "attention across frames at each patch position after every spatial "
                                               "block (zero-initialised; relative frame positions)")
+    motion_context: int = setting(0, "blocks of a small transformer that reads each frame's codes beside the other "
+                                     "frames of its encoder window before they condition the denoiser (0: each "
+                                     "frame's codes alone)", low=0)
 
 
 @dataclass

@@ -152,3 +152,26 @@ def test_a_short_packet_before_another_is_refused(pipe, clip):
     decoder = StreamDecoder(pipe, where="x.mbits", render=False)
     with pytest.raises(MotionbitsError, match=r"packet 3 \(motion, from frame 8\) follows a packet of fewer than 4"):
         decoder.feed(spliced)
+
+
+def test_a_model_that_reads_codes_in_context_streams_the_frames_of_a_whole_clip_render(run, sprites_root):
+    # model.motion_context reads each frame's codes beside its window's: packet by packet, the
+    # decoder must cut the same windows as a whole-clip render, the last one shifted back.
+    from motionbits.models.motion_context import MotionContext
+    from tests.helpers import awake
+
+    frames = np.load(sprites_root / "test.npz")["frames"]                  # [N, 8, 64, 64, 3]
+    clip = torch.from_numpy(np.stack([frames[(5 * t) % len(frames), t % 8] for t in range(22)]))  # a frame of a new clip each
+    pipe = MotionBits.from_checkpoint(run)
+    pipe.cfg.model.motion_context = 1
+    pipe.model.motion_context = awake(MotionContext(pipe.model.quantizer.dim, 1), std=0.3).eval()
+    awake(pipe.model.denoiser, std=0.05)               # a denoiser trained 2 steps barely reads its condition
+    codes = pipe.encode_motion(clip)[0]
+    assert len(set(map(tuple, codes[18:].tolist()))) > 1
+    data = pack(encode_clip(pipe, clip, fps=8, content="float16"))
+    ends = [0] + [at for at, _ in _packet_ends(data)] + [len(data)]
+    streamed = decode_stream([data[a:b] for a, b in zip(ends, ends[1:])], pipe)
+    assert torch.equal(streamed[None], pipe.reconstruct(clip))
+    pipe.model.motion_context = None
+    plain = decode_stream([data], pipe)
+    assert not torch.equal(streamed[20:], plain[20:])   # the context changed the last frames

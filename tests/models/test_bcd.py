@@ -176,3 +176,25 @@ def test_render_shapes_and_determinism():
     noise = torch.randn(2, 6, 3, 16, 16)
     a = model.render(content, codes, noise, steps=2)
     assert a.shape == (2, 6, 3, 16, 16) and torch.equal(a, model.render(content, codes, noise, steps=2))
+
+
+def test_motion_context_reads_a_frame_s_codes_beside_its_window_only():
+    # A frame whose tuple two poses share is told apart by the tuples around it; the context is
+    # cut in the encoder's windows, so what conditions a frame is what training showed it.
+    model = BCDModel(tiny_config(model={"motion_context": 1}), 3, 16).eval()
+    codes = torch.randint(0, 8, (1, 10, 4), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model.motion_condition(codes), model.quantizer.lookup(codes))   # zero output: starts as the codes
+    awake(model.motion_context)
+    base = model.motion_condition(codes)                                               # [1, 10, Cm]
+    changed = codes.clone()
+    changed[0, 1] = (codes[0, 1] + 1) % 8                                              # a code in the first window
+    moved = (model.motion_condition(changed) - base).abs().amax(dim=-1)[0]
+    assert (moved[:4] > 1e-4).all() and (moved[4:] == 0).all()
+    changed = codes.clone()
+    changed[0, 7] = (codes[0, 7] + 1) % 8              # windows 0-3, 4-7 and the last read shifted back: 6-9
+    moved = (model.motion_condition(changed) - base).abs().amax(dim=-1)[0]
+    assert (moved[:4] == 0).all() and (moved[4:] > 1e-4).all()
+    awake(model).train()                               # (a new denoiser ignores its condition)
+    out = model(torch.randn(2, 8, 3, 16, 16), draws_for(model, 2))
+    out["loss"].backward()
+    assert model.motion_context.inp.weight.grad.abs().sum() > 0                        # training reads it too

@@ -283,12 +283,15 @@ class StreamDecoder:
         return codes
 
     def _render(self, codes: np.ndarray) -> torch.Tensor:
-        """codes [n, N] -> uint8 frames [n, H, W, 3], their noise the generator's next n frames."""
-        pipe = self.pipe
-        noise = torch.randn((1, len(codes), *self._noise_shape), generator=self._noise).to(pipe.device)
+        """codes [n, N] (the last decoded) -> uint8 frames [n, H, W, 3], their noise the generator's next n frames."""
+        pipe, n, w = self.pipe, len(codes), self.pipe.model.window
+        # model.motion_context reads the codes in the encoder's windows: from one window before this
+        # packet (packets start on a window), the last window is cut shifted back as in a whole-clip render.
+        recent = self._codes.all[max(0, len(self._codes.all) - n - w):]
+        noise = torch.randn((1, n, *self._noise_shape), generator=self._noise).to(pipe.device)
         with autocast(pipe.device, pipe.bf16):
-            z = pipe.model.render(self.content.to(pipe.device), torch.from_numpy(codes)[None].to(pipe.device), noise,
-                                  self.steps, self.sampler)
+            motion = pipe.model.motion_condition(torch.from_numpy(recent)[None].to(pipe.device))[:, -n:]
+            z = pipe.model.render_condition(self.content.to(pipe.device), motion, noise, self.steps, self.sampler)
         return pipe.to_frames(z.float())[0]
 
 

@@ -97,7 +97,7 @@ def reliance(model: BCDModel, z: torch.Tensor, identity: np.ndarray | None = Non
             noise = torch.randn(target.shape, generator=generator).to(z.device)   # the same for every variant
             level = torch.full(target.shape[:2], float(sigma), device=z.device)
             for name, c in variants.items():
-                motion = model.quantizer.lookup(c)                           # [B, W, Cm]
+                motion = model.motion_condition(c)                           # [B, W, Cm]
                 net = lambda x, c_noise, m=motion: model.denoiser(x, c_noise, m, content)   # noqa: E731
                 losses[name][sigma_key(sigma)] = model.edm.loss(net, target, level, noise).mean().item()
     finally:

@@ -25,6 +25,7 @@ from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
 from motionbits.errors import MotionbitsError
 from motionbits.models.encoder import KeyFrameContentReader, MotionContentEncoder, PatchPoolContentReader
+from motionbits.models.motion_context import MotionContext
 from motionbits.models.quantizer import GroupQuantizer
 
 
@@ -117,6 +118,7 @@ class BCDModel(nn.Module):
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width, m.denoiser_depth,
                                  m.denoiser_heads, m.content_dim, self.quantizer.dim, m.temporal_attention,
                                  content_in_place=m.content_reader == "key_frame")
+        self.motion_context = MotionContext(self.quantizer.dim, m.motion_context) if m.motion_context else None
         self.edm = EDM(cfg.diffusion)
 
     @property
@@ -160,6 +162,8 @@ class BCDModel(nn.Module):
         content, motion, target = self.split_clip(z, draws)
         q = self.quantizer(motion, draws.gumbel)        # the rate is measured on every rebuilt frame
         quantized = q.quantized                                                  # [B, T', Cm]
+        if self.motion_context is not None:                                      # one window: T' = window
+            quantized = self.motion_context(quantized)
         if draws.frame_pick is not None:
             pick = draws.frame_pick
             quantized = quantized.gather(1, pick[..., None].expand(-1, -1, quantized.shape[-1]))        # [B, R, Cm]
@@ -237,10 +241,30 @@ class BCDModel(nn.Module):
         return self.motion_logits(z, reference).argmax(-1)
 
     @torch.no_grad()
+    def motion_condition(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, T, N] -> what conditions the denoiser [B, T, Cm]: the codes' vectors, with
+        model.motion_context read in the encoder's windows (as motion_logits cuts them)."""
+        motion = self.quantizer.lookup(codes)
+        if self.motion_context is None:
+            return motion
+        t, w = motion.shape[1], self.window
+        out, start = [], 0
+        while start < t:
+            begin = min(start, max(t - w, 0))
+            out.append(self.motion_context(motion[:, begin: begin + w])[:, start - begin:])
+            start = begin + w
+        return torch.cat(out, dim=1)
+
+    @torch.no_grad()
     def render(self, content: torch.Tensor, codes: torch.Tensor, noise: torch.Tensor,
                steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
         """content [B, K, Cc], codes [B, T, N], noise [B, T, C, h, w] -> latents [B, T, C, h, w]."""
-        motion = self.quantizer.lookup(codes)
+        return self.render_condition(content, self.motion_condition(codes), noise, steps, sampler)
+
+    @torch.no_grad()
+    def render_condition(self, content: torch.Tensor, motion: torch.Tensor, noise: torch.Tensor,
+                         steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
+        """render() from motion_condition's output [B, T, Cm], so a long clip renders in spans of frames."""
         return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
 
 
