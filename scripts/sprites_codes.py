@@ -8,8 +8,9 @@ pose its codes name. This prints both, on clips of the test split (characters ne
 
 - codes: each frame's code tuple (all groups) names a pose and a class by majority vote over the
   frames of train-split clips with that tuple; the share of test frames whose tuple names their
-  true pose and class, and how many distinct tuples occur. Class right but pose wrong: the codes
-  carry the motion class but not where in it a frame is.
+  true pose and class, and how many distinct tuples occur, by frame index too, and the poses most
+  often named as another. Class right but pose wrong: the codes carry the motion class but not
+  where in it a frame is; one pose always named as another: the two share their tuples.
 - decoder: the judge's reading of each reconstructed frame (content and codes from the same clip),
   the share in their own pose for each frame index. Near 0 at some indices: the decoder never
   learned those frames' poses.
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from motionbits.api import MotionBits
-from motionbits.data.sprites import FRAMES, frame_poses, load_sprites
+from motionbits.data.sprites import FRAMES, MOTION_NAMES, frame_poses, load_sprites
 from motionbits.evaluation.judge import judge_predict, load_judge
 from motionbits.evaluation.sprites import poses_by_frame
 
@@ -32,12 +33,20 @@ def majority_vote_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, te
                            test_labels: np.ndarray) -> float:
     """Codes [N, G] int and labels [N]: the share of test rows whose code tuple's most frequent
     training label is their label (a tuple never seen in training counts as wrong)."""
+    return float(np.mean(majority_pose(train_codes, train_labels, test_codes) == test_labels))
+
+
+def majority_pose(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray) -> np.ndarray:
+    """The label each test row's code tuple names (its most frequent training label; -1: a tuple
+    never seen in training). Codes [N, G] int, labels [N] -> [N]."""
     votes: dict[tuple, Counter] = defaultdict(Counter)
     for code, label in zip(map(tuple, train_codes), train_labels):
         votes[code][label] += 1
-    hits = [code in votes and votes[code].most_common(1)[0][0] == label
-            for code, label in zip(map(tuple, test_codes), test_labels)]
-    return float(np.mean(hits))
+    return np.array([votes[code].most_common(1)[0][0] if code in votes else -1 for code in map(tuple, test_codes)])
+
+
+def pose_name(pose: int) -> str:
+    return "a tuple never seen" if pose < 0 else f"{MOTION_NAMES[pose // FRAMES]} frame {pose % FRAMES}"
 
 
 def main() -> None:
@@ -69,6 +78,14 @@ def main() -> None:
     tuples = len(set(map(tuple, flat(train_codes))))
     print(f"codes: {tuples} distinct tuples on {3 * args.clips} train clips; a test frame's tuple names "
           f"its pose {100 * pose:.1f} %, its class {100 * motion:.1f} %")
+    true = frame_poses(test_motion)                                                   # [n, T]
+    named = majority_pose(flat(train_codes), frame_poses(train_motion).ravel(), flat(test_codes)).reshape(true.shape)
+    print("codes: the tuple names its frame's pose, by frame index: "
+          + " / ".join(f"{100 * v:.0f}" for v in (named == true).mean(0)) + " %")
+    merged = Counter((t, n) for t, n in zip(true.ravel(), named.ravel()) if t != n)
+    print("codes: poses most often named as another (test frames):")
+    for (t, n), count in merged.most_common(8):
+        print(f"  {pose_name(t)} as {pose_name(n)}: {count}")
 
     recon = torch.cat([pipe.reconstruct(test_frames[i:i + 64], steps=args.steps)
                        for i in range(0, args.clips, 64)])
