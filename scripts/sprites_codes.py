@@ -89,9 +89,16 @@ def main() -> None:
 
     recon = torch.cat([pipe.reconstruct(test_frames[i:i + 64], steps=args.steps)
                        for i in range(0, args.clips, 64)])
-    by_frame = poses_by_frame(judge_predict(load_judge(args.judge), recon), torch.from_numpy(test_motion))
+    probs = judge_predict(load_judge(args.judge), recon)
+    by_frame = poses_by_frame(probs, torch.from_numpy(test_motion))
     print("decoder: reconstructed frames in their own pose, by frame index: "
           + " / ".join(f"{100 * v:.0f}" for v in by_frame) + " %")
+    drawn = probs["poses"].argmax(-1).numpy()                                         # [n, T]
+    wrong = Counter((t, d, i) for clip_true, clip_drawn in zip(true, drawn)
+                    for i, (t, d) in enumerate(zip(clip_true, clip_drawn)) if t != d)
+    print("decoder: poses most often drawn as another (reconstructed test frames):")
+    for (t, d, i), count in wrong.most_common(8):
+        print(f"  frame {i}: {pose_name(t)} as {pose_name(d)}: {count}")
 
 
 if __name__ == "__main__":
