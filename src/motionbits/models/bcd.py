@@ -227,12 +227,9 @@ class BCDModel(nn.Module):
             reference = z[:, :w] if reference is None else reference[:, :w]
             offset = self.encoder(reference)[1].mean(dim=1, keepdim=True)          # [B, 1, N*d]
         logits = []
-        start = 0
-        while start < t:
-            begin = min(start, max(t - w, 0))
+        for begin, new in encoder_windows(t, w):
             _, motion = self.encoder(z[:, begin: begin + w])
-            logits.append(self.quantizer.logits(motion - offset)[:, start - begin:])
-            start = begin + w
+            logits.append(self.quantizer.logits(motion - offset)[:, new:])
         return torch.cat(logits, dim=1)
 
     @torch.no_grad()
@@ -247,13 +244,9 @@ class BCDModel(nn.Module):
         motion = self.quantizer.lookup(codes)
         if self.motion_context is None:
             return motion
-        t, w = motion.shape[1], self.window
-        out, start = [], 0
-        while start < t:
-            begin = min(start, max(t - w, 0))
-            out.append(self.motion_context(motion[:, begin: begin + w])[:, start - begin:])
-            start = begin + w
-        return torch.cat(out, dim=1)
+        w = self.window
+        return torch.cat([self.motion_context(motion[:, begin: begin + w])[:, new:]
+                          for begin, new in encoder_windows(motion.shape[1], w)], dim=1)
 
     @torch.no_grad()
     def render(self, content: torch.Tensor, codes: torch.Tensor, noise: torch.Tensor,
@@ -266,6 +259,17 @@ class BCDModel(nn.Module):
                          steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
         """render() from motion_condition's output [B, T, Cm], so a long clip renders in spans of frames."""
         return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
+
+
+def encoder_windows(frames: int, window: int) -> list[tuple[int, int]]:
+    """(first frame, frames of it not in an earlier window) of each window the encoder reads a clip
+    of `frames` in: consecutive windows, the last shifted back to stay full."""
+    out, start = [], 0
+    while start < frames:
+        begin = min(start, max(frames - window, 0))
+        out.append((begin, start - begin))
+        start = begin + window
+    return out
 
 
 def _permute_channels(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
