@@ -10,6 +10,8 @@ videos in both splits) gives:
   rows "model", "still" (its first frame held), "tokenizer only" (the ceiling) and "null"
   (another window of the person: what a moving face that is not this one gives); landmark signals
   pooled with a 95 % bootstrap interval (evaluation/face_motion.py), AKD and PSNR;
+- the same for windows of the person's training videos (seen): a rebuild that follows there what
+  it misses on the held-back video has learnt the footage, not how the face moves;
 - transfer: the person's first held-back clip as the content, driven by windows of the test split's
   people the run never trained on (or of --drivers, a dataset of footage from elsewhere): motion r
   against the driver, CSIM to the person (dlib descriptors of the person's held-back frames) and the
@@ -57,38 +59,23 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
         raise MotionbitsError(f"{root}: no person {person!r} (its people: {', '.join(names)})")
     frames, labels = load_video_clips(root, "test")
     frames = frames[:, : pipe.cfg.data.frames]
-    train_ids = np.unique(load_video_clips(root, "train")[1]["identity"])
+    t_frames, t_labels = load_video_clips(root, "train")
+    t_frames = t_frames[:, : pipe.cfg.data.frames]
+    train_ids = np.unique(t_labels["identity"])
     own = labels["identity"] == names.index(person)
     if names.index(person) not in train_ids or not own.any():
         raise MotionbitsError(f"{root}: {person} needs videos in both splits (make it with --test-videos)")
-    read = lambda clip: read_faces(np.asarray(clip), models, embed=False)    # noqa: E731
-
-    recon = MotionFollowing()
-    akds = {"model": [], "still": [], "tokenizer only": []}
-    psnrs = {name: [] for name in akds}
     held_back = windows_of(frames, labels, own, most)
     if len(held_back) < 2:
         raise MotionbitsError(f"{root}: {person}'s held-back videos give {len(held_back)} windows of {WINDOW} frames; "
                               "need 2 or more")
-    strips = []
-    readings = []
-    for i, (_, tiles) in enumerate(held_back):
-        window = stack(frames, tiles)[None]
-        out = pipe.transfer(window, window, steps=steps, seed=seed + i)[0].numpy()
-        through = pipe.to_frames(pipe.to_latents(window))[0].numpy()
-        # the first window's descriptors are the person's reference for the transfers below
-        target = read_faces(window[0], models, embed_every=4) if i == 0 else read(window[0])
-        readings.append(target)
-        rows = {"model": read(out), "tokenizer only": read(through), "still": held(target, len(target.found))}
-        for name, r in rows.items():
-            recon.add(name, i, r.landmarks, target.landmarks)
-            akds[name].append(akd(r, target)["akd"])
-        for name, frames_out in (("model", out), ("tokenizer only", through), ("still", window[0][:1])):
-            psnrs[name].append(window_psnr(frames_out, window[0]))
-        if i == 0:
-            strips.append(np.concatenate([window[0], out], axis=1))              # [L, 2H, W, 3]
-    for i in range(len(held_back)):                                               # null: another window
-        recon.add("null", i, readings[(i + 1) % len(held_back)].landmarks, readings[i].landmarks)
+    # the first held-back window's descriptors are the person's reference for the transfers below
+    held_back_rebuilt, readings, strip = rebuild(pipe, frames, held_back, models, steps, seed, describe_first=True)
+    strips = [strip]
+    # The same on the person's training videos: a decoder that draws there what it misses on the
+    # held-back video has learnt the training footage, not the motion.
+    seen_windows = windows_of(t_frames, t_labels, t_labels["identity"] == names.index(person), most)
+    seen = rebuild(pipe, t_frames, seen_windows, models, steps, seed)[0] if seen_windows else None
 
     content = np.asarray(frames[held_back[0][1][0]])[None]
     reference = readings[0].mean_embedding()
@@ -126,16 +113,49 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
     report = {
         "person": person, "data": Path(root).name, "drivers": Path(drivers_root).name if drivers_root else "unseen people of the test split",
         "window_frames": WINDOW, "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
-        "reconstruction": {"windows": len(held_back), "videos": len(set(w[0] for w in held_back)),
-                           "following": recon.summary(seed=seed),
-                           "akd": {k: _mean(vs) for k, vs in akds.items()},
-                           "psnr_db": {k: _mean(vs) for k, vs in psnrs.items()}},
+        "reconstruction": held_back_rebuilt,
+        "reconstruction_seen": seen,
         "transfer": {"windows": len(drivers), "videos": len(set(w[0] for w in drivers)),
                      "following": transfer.summary(seed=seed),
                      "identity": {k: {key: _mean([r[key] for r in v]) for key in ("csim", "same_person")}
                                   for k, v in identity.items()}},
     }
     return report, strips
+
+
+def rebuild(pipe, frames: np.ndarray, windows: list[tuple[int, list[int]]], models, steps: int | None, seed: int,
+            describe_first: bool = False) -> tuple[dict, list, np.ndarray]:
+    """Each window rebuilt from its own content and codes (pipe.transfer(window, window)), against
+    the window: rows model, tokenizer only, still and null (another window, where there are two).
+    Returns the summary, each window's face readings and the first window's strip (window above,
+    rebuild below). describe_first: the first window's readings carry identity descriptors."""
+    read = lambda clip: read_faces(np.asarray(clip), models, embed=False)    # noqa: E731
+    following = MotionFollowing()
+    akds = {"model": [], "still": [], "tokenizer only": []}
+    psnrs = {name: [] for name in akds}
+    readings, strip = [], None
+    for i, (_, tiles) in enumerate(windows):
+        window = stack(frames, tiles)[None]                                       # [1, L, H, W, 3]
+        out = pipe.transfer(window, window, steps=steps, seed=seed + i)[0].numpy()
+        through = pipe.to_frames(pipe.to_latents(window))[0].numpy()
+        target = read_faces(window[0], models, embed_every=4) if i == 0 and describe_first else read(window[0])
+        readings.append(target)
+        rows = {"model": read(out), "tokenizer only": read(through), "still": held(target, len(target.found))}
+        for name, r in rows.items():
+            following.add(name, i, r.landmarks, target.landmarks)
+            akds[name].append(akd(r, target)["akd"])
+        for name, frames_out in (("model", out), ("tokenizer only", through), ("still", window[0][:1])):
+            psnrs[name].append(window_psnr(frames_out, window[0]))
+        if i == 0:
+            strip = np.concatenate([window[0], out], axis=1)                      # [L, 2H, W, 3]
+    if len(windows) > 1:
+        for i in range(len(windows)):                                             # null: another window
+            following.add("null", i, readings[(i + 1) % len(windows)].landmarks, readings[i].landmarks)
+    summary = {"windows": len(windows), "videos": len(set(w[0] for w in windows)),
+               "following": following.summary(seed=seed),
+               "akd": {k: _mean(vs) for k, vs in akds.items()},
+               "psnr_db": {k: _mean(vs) for k, vs in psnrs.items()}}
+    return summary, readings, strip
 
 
 def window_psnr(frames: np.ndarray, target: np.ndarray) -> float:
@@ -166,14 +186,11 @@ def table(report: dict) -> str:
     lines = [f"# Own footage: {report['person']}", "",
              f"Windows of {report['window_frames']} frames, {report['sample_steps']} sampling steps. Pooled r with a "
              "95 % bootstrap interval (reconstruction: over windows; transfer: over the drivers' videos).", "",
-             "## The held-back video rebuilt from its own codes", "",
-             f"{report['reconstruction']['windows']} windows of {report['reconstruction']['videos']} video(s).", "",
-             "| row | mouth r | head pose r | yaw r | AKD | PSNR dB |", "|---|---|---|---|---|---|"]
-    rec = report["reconstruction"]
-    for row, s in rec["following"].items():
-        a, db = rec["akd"].get(row), rec.get("psnr_db", {}).get(row)
-        lines.append(f"| {row} | {_r(s['groups']['mouth'])} | {_r(s['groups']['head pose'])} | "
-                     f"{_r(s['signals']['yaw'])} | {_number(a, 3)} | {_number(db, 1)} |")
+             "## The held-back video rebuilt from its own codes", ""]
+    lines += rebuild_table(report["reconstruction"])
+    if report.get("reconstruction_seen"):
+        lines += ["", "## Their training videos rebuilt (seen in training: what the decoder learnt, not what it generalises)", ""]
+        lines += rebuild_table(report["reconstruction_seen"])
     tr = report["transfer"]
     lines += ["", f"## {report['person']} driven by people never seen ({report['drivers']})", "",
               f"{tr['windows']} windows of {tr['videos']} driver videos.", "",
@@ -190,6 +207,16 @@ def table(report: dict) -> str:
         ident = tr["identity"][row]
         lines.append(f"| {row} | {r} | {r} | {r} | {ident['csim'] or 0:.3f} | {ident['same_person'] or 0:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def rebuild_table(rec: dict) -> list[str]:
+    lines = [f"{rec['windows']} windows of {rec['videos']} video(s).", "",
+             "| row | mouth r | head pose r | yaw r | AKD | PSNR dB |", "|---|---|---|---|---|---|"]
+    for row, s in rec["following"].items():
+        a, db = rec["akd"].get(row), rec.get("psnr_db", {}).get(row)
+        lines.append(f"| {row} | {_r(s['groups']['mouth'])} | {_r(s['groups']['head pose'])} | "
+                     f"{_r(s['signals']['yaw'])} | {_number(a, 3)} | {_number(db, 1)} |")
+    return lines
 
 
 def save_strip(strips: list[np.ndarray], path: Path, every: int = 4) -> None:

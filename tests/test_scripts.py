@@ -144,6 +144,8 @@ def test_own_footage_rebuilds_the_held_back_video_and_tells_a_copy_from_a_still_
     assert recon["following"]["still"]["groups"]["mouth"]["r_pooled"] == 0.0
     assert recon["akd"]["model"] == pytest.approx(0.0) and recon["akd"]["still"] > 0.01
     assert recon["psnr_db"]["model"] == 100.0 and 10 < recon["psnr_db"]["still"] < 40     # a copy; a held frame
+    seen = report["reconstruction_seen"]                                   # the training video: one window
+    assert seen["windows"] == 1 and seen["akd"]["model"] == pytest.approx(0.0) and "null" not in seen["following"]
     copy = report["transfer"]
     assert copy["windows"] == 2 and copy["following"]["model"]["groups"]["head pose"]["r_pooled"] == pytest.approx(1.0)
     assert copy["identity"]["model"]["same_person"] == 0.0                # Grace is not the man
@@ -154,7 +156,7 @@ def test_own_footage_rebuilds_the_held_back_video_and_tells_a_copy_from_a_still_
     assert [s.shape[1] for s in strips] == [192, 192]                    # driver above, result below
     with pytest.raises(own.MotionbitsError, match="no person 'nobody'"):
         own.measure(_PlainPipe(follows=True), str(tmp_path / "clips"), "nobody", None, 4, None, 0)
-    assert "| still |" in own.table(report)
+    assert "| still |" in own.table(report) and "training videos rebuilt" in own.table(report)
 
 
 def test_sprites_codes_tells_codes_that_carry_the_pose_from_codes_that_carry_only_the_class():
