@@ -274,3 +274,27 @@ def test_pack_frames_keeps_each_frame_once_and_rebuilds_every_clip(tmp_path):
     # overlapping clips (8 frames every 2) are stored once per frame, not once per clip
     train_clips = np.load(tmp_path / "clips" / "train_frames.npy", mmap_mode="r")
     assert len(pack.read_video(tmp_path / "packed" / "train.mp4")) < train_clips.shape[0] * train_clips.shape[1] / 2
+
+
+def test_last_weights_gives_a_run_whose_inference_uses_its_last_weights(tmp_path, sprites_root):
+    """The copy's inference weights are the run's last ones (not their average), and it loads."""
+    import pytest
+    import torch
+
+    from motionbits.api import MotionBits
+    from motionbits.training.bcd import train
+    from tests.helpers import tiny_config
+
+    run = tmp_path / "run"
+    train(tiny_config(data={"root": str(sprites_root), "image_size": 64}, model={"patch_size": 16},
+                      train={"steps": 3, "ema_decay": 0.9}), run, progress=False)
+    ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point() and not torch.equal(v, ckpt["ema"][k]))
+    script = load_script("last_weights")
+    script.last_weights(run, tmp_path / "last")
+    copy = torch.load(tmp_path / "last" / "last.pt", map_location="cpu", weights_only=True)
+    assert torch.equal(copy["ema"][name], ckpt["model"][name]) and "optimizer" not in copy
+    pipe = MotionBits.from_checkpoint(tmp_path / "last")
+    assert torch.equal(pipe.model.state_dict()[name], ckpt["model"][name])
+    with pytest.raises(script.MotionbitsError, match="the run's own folder"):
+        script.last_weights(run, run)
