@@ -109,7 +109,6 @@ class TrainConfig:
     lr: float = setting(1.5e-3, "peak learning rate (linear warm-up, cosine decay to 10 %)", above=0)
     weight_decay: float = setting(0.0, "AdamW weight decay", low=0)
     warmup_steps: int = setting(100, "linear warm-up steps", low=0)
-    lr_end: float = setting(0.1, "learning rate at the end of the cosine decay, a fraction of the peak", low=0, high=1)
     grad_clip: float = setting(1.0, "gradient norm clip", above=0)
     ema_decay: float = setting(0.995, "EMA of the weights (the EMA model is what inference uses)", low=0, high=1)
     cross_drive: bool = setting(True, "content from the first half of a clip, motion from the second, which is "

@@ -38,7 +38,7 @@ RELIANCE_EVERY_LOGS = 10
 
 def schedule_of(cfg: Config) -> Schedule:
     t = cfg.train
-    return Schedule(steps=t.steps, batch_size=t.batch_size, lr=t.lr, warmup_steps=t.warmup_steps, lr_end=t.lr_end,
+    return Schedule(steps=t.steps, batch_size=t.batch_size, lr=t.lr, warmup_steps=t.warmup_steps,
                     grad_accum=t.grad_accum, weight_decay=t.weight_decay, grad_clip=t.grad_clip,
                     ema_decay=t.ema_decay, seed=t.seed, amp=t.amp, compile=t.compile, log_every=t.log_every,
                     checkpoint_every=t.checkpoint_every, checkpoint_minutes=t.checkpoint_minutes)

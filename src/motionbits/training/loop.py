@@ -1,7 +1,7 @@
 """The one training loop: the BCD model (training/bcd.py), the motion prior (training/prior.py) and
 the Sprites judge (evaluation/judge.py) all train through `Trainer.fit`.
 
-The loop owns: AdamW with linear warm-up and cosine decay to `lr_end` of the peak (`learning_rate`),
+The loop owns: AdamW with linear warm-up and cosine decay to 10 % of the peak (`learning_rate`),
 gradient clipping, an EMA copy, micro-batches, bf16 autocast, torchrun DDP, the progress bar, the
 metrics log (metrics.jsonl and TensorBoard), checkpoints and exact resume. A task owns its model,
 the random draws of one step (an object with `.shard(part, parts)` and `.to(device)`) and its loss.
@@ -45,7 +45,6 @@ class Schedule:
     batch_size: int               # global clips per step
     lr: float
     warmup_steps: int = 100
-    lr_end: float = 0.1           # the cosine decay's end, a fraction of the peak
     grad_accum: int = 1
     weight_decay: float = 0.0     # on matrices and embeddings only
     grad_clip: float = 1.0
@@ -59,11 +58,11 @@ class Schedule:
 
 
 def learning_rate(s: Schedule, step: int) -> float:
-    """Linear warm-up, then cosine decay to `lr_end` of the peak at `steps` (held there after)."""
+    """Linear warm-up, then cosine decay to 10 % of the peak at `steps` (held there after)."""
     if step < s.warmup_steps:
         return s.lr * (step + 1) / s.warmup_steps
     progress = (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
-    return s.lr * (s.lr_end + (1 - s.lr_end) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 class Task(ABC):
