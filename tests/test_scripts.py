@@ -298,3 +298,25 @@ def test_last_weights_gives_a_run_whose_inference_uses_its_last_weights(tmp_path
     assert torch.equal(pipe.model.state_dict()[name], ckpt["model"][name])
     with pytest.raises(script.MotionbitsError, match="the run's own folder"):
         script.last_weights(run, run)
+
+
+def test_mouth_oracle_pooled_r_reads_within_clip_motion_and_the_oracle_starts_silent():
+    import numpy as np
+    import torch
+
+    oracle = load_script("mouth_oracle")
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(40, 4)) + rng.normal(size=(40, 1)) * 10       # clips at very different resting levels
+    # each clip's mean is removed: an output at other resting levels that moves like the truth reads 1
+    assert oracle.pooled_r(truth + rng.normal(size=(40, 1)) * 10, truth)["r"] == pytest.approx(1.0)
+    assert oracle.pooled_r(-truth, truth)["r"] == pytest.approx(-1.0)
+    independent = oracle.pooled_r(rng.normal(size=(40, 4)), truth)
+    assert abs(independent["r"]) < 0.3 and independent["interval"][0] < 0 < independent["interval"][1]
+    # a clip whose mouth was never found (NaN) drops out; one with too few frames too
+    held = truth.copy()
+    held[0] = np.nan
+    held[1, :2] = np.nan
+    assert oracle.pooled_r(held, truth)["clips"] == 38
+    # the added condition is zero until trained, so the copy starts as the model it copies
+    silent = oracle.Oracle(dim=12, mean=0.3, std=0.1)
+    assert torch.equal(silent(torch.tensor([[0.2, float("nan"), 0.5]])), torch.zeros(1, 3, 12))
