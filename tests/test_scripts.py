@@ -320,3 +320,29 @@ def test_mouth_oracle_pooled_r_reads_within_clip_motion_and_the_oracle_starts_si
     # the added condition is zero until trained, so the copy starts as the model it copies
     silent = oracle.Oracle(dim=12, mean=0.3, std=0.1)
     assert torch.equal(silent(torch.tensor([[0.2, float("nan"), 0.5]])), torch.zeros(1, 3, 12))
+
+
+def test_mouth_oracle_loss_is_the_models_loss_until_the_oracle_speaks(tmp_path):
+    import torch
+
+    from motionbits.data.clips import load_clips
+    from motionbits.training.bcd import BCDTask
+    from tests.helpers import awake
+
+    oracle = load_script("mouth_oracle")
+    for person in ("anna", "ben"):
+        write_video(tmp_path / "src" / person / "take.mp4", moving_square(24, seed=len(person)), fps=10)
+    build_video_dataset(tmp_path / "src", tmp_path / "clips", size=16, frames=8, stride=2, test_fraction=0.5,
+                        progress=False)
+    cfg = tiny_config(data={"kind": "video", "root": str(tmp_path / "clips"), "image_size": 16})
+    task = BCDTask(cfg, load_clips(cfg, "train", device=torch.device("cpu")))
+    awake(task.model)
+    draws = task.draw(torch.Generator().manual_seed(0), 4)
+    expected = task.loss(task.model, draws, torch.device("cpu"))["loss"].item()
+    silent = oracle.Oracle(task.model.quantizer.dim, 0.0, 1.0)
+    mouth = torch.rand(len(task.clips), task.model.window)
+    # the script's copy of the training loss is the model's own while the oracle adds nothing
+    assert oracle.oracle_loss(task, silent, mouth, draws).item() == pytest.approx(expected, rel=1e-6)
+    assert oracle.oracle_loss(task, silent, mouth, draws, mouth_weight=8.0).item() != pytest.approx(expected, rel=1e-3)
+    awake(silent, std=1.0)      # an oracle that speaks changes the condition, so the loss
+    assert oracle.oracle_loss(task, silent, mouth, draws).item() != pytest.approx(expected, rel=1e-3)
