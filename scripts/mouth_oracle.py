@@ -126,7 +126,7 @@ def conditions(model, oracle: Oracle | None, clips, index: torch.Tensor, content
     condition = model.motion_condition(model.encode_motion(target, reference=source))
     if oracle is not None:
         condition = condition + oracle(opening)
-    return model.content_reader(source), condition, target
+    return model.encode_content(source), condition, target
 
 
 @torch.no_grad()

@@ -322,9 +322,10 @@ def test_mouth_oracle_pooled_r_reads_within_clip_motion_and_the_oracle_starts_si
     assert torch.equal(silent(torch.tensor([[0.2, float("nan"), 0.5]])), torch.zeros(1, 3, 12))
 
 
-def test_mouth_oracle_loss_is_the_models_loss_until_the_oracle_speaks(tmp_path):
+def test_mouth_oracle_trains_on_the_models_loss_and_measures_what_its_condition_changes(tmp_path):
     import torch
 
+    from motionbits.api import MotionBits
     from motionbits.data.clips import load_clips
     from motionbits.training.bcd import BCDTask
     from tests.helpers import awake
@@ -346,3 +347,12 @@ def test_mouth_oracle_loss_is_the_models_loss_until_the_oracle_speaks(tmp_path):
     assert oracle.oracle_loss(task, silent, mouth, draws, mouth_weight=8.0).item() != pytest.approx(expected, rel=1e-3)
     awake(silent, std=1.0)      # an oracle that speaks changes the condition, so the loss
     assert oracle.oracle_loss(task, silent, mouth, draws).item() != pytest.approx(expected, rel=1e-3)
+    # the measures: an oracle copy rebuilds frames, and the loss gap is 0 for the same condition, not for another
+    content, right, target = oracle.conditions(task.model.eval(), silent, task.clips, torch.arange(2), torch.arange(2),
+                                               mouth[:2])
+    _, wrong, _ = oracle.conditions(task.model, silent, task.clips, torch.arange(2), torch.arange(2), mouth[:2] + 1)
+    assert oracle.rebuild(MotionBits(task.model, task.clips.tokenizer, cfg), task.model, content, right).shape == (2, 4, 16, 16, 3)
+    same = oracle.loss_gaps(task.model, content, right, right, target)
+    assert set(same) == {str(s) for s in oracle.GAP_SIGMAS}
+    assert all(v == {"mouth": 0.0, "frame": 0.0} for v in same.values())
+    assert all(v["frame"] != 0 for v in oracle.loss_gaps(task.model, content, right, wrong, target).values())
