@@ -5,7 +5,8 @@ not show it (r at the null's level). Either the codes say it too faintly, or the
 a mouth from a per-frame condition in the training it gets. This script tells the two apart: it
 trains a copy of a finished face model further (the run's own data, draws and loss) with one added
 input, the true inner-lip opening of each rebuilt frame (dlib landmarks of the training frames),
-projected by a zero-initialised linear layer onto the frame's motion condition. Then it rebuilds
+projected by a small layer whose output starts at zero onto the frame's motion condition; with
+--mouth-weight the mouth's latent cells count that many times in the loss. Then it rebuilds
 clips with (a) the true opening, (b) the opening held at the clip's first rebuilt frame, and the
 original model with its codes alone, and reads the mouth of every rebuilt frame with dlib.
 
@@ -13,7 +14,7 @@ If (a) follows the mouth and (b) does not, the decoder can draw a mouth from its
 codes are what lacks; if (a) does not either, the decoder (its conditioning, its training) is.
 The oracle is a diagnostic, not a model: nothing a user trains has it.
 
-    python scripts/mouth_oracle.py --checkpoint RUN --out OUT [--steps 1200] [--person obama]
+    python scripts/mouth_oracle.py --checkpoint RUN --out OUT [--mouth-weight 8] [--steps 1200] [--person obama]
 
 Writes OUT/mouth_oracle.{json,md}; the training clips' mouth openings are cached in OUT/mouth.npz and the
 trained copy in OUT/oracle_copy.pt (tensors only; a second run with the same OUT measures it again).
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,11 +32,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from motionbits.atomic_files import write_text_atomic
+from motionbits.atomic_files import write_json_atomic, write_text_atomic
 from motionbits.checkpoints import checkpoint_config, read_checkpoint
 from motionbits.data.clips import load_clips
 from motionbits.data.colour_copies import colour_copies
 from motionbits.data.folders import dataset_manifest
+from motionbits.errors import MotionbitsError
 from motionbits.evaluation.faces import read_faces
 from motionbits.evaluation.face_signals import motion_signals
 from motionbits.models.bcd import SameVideoClips
@@ -155,17 +156,27 @@ def loss_gaps(model, content: torch.Tensor, right: torch.Tensor, wrong: torch.Te
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a finished face run (folder or last.pt)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--data", help="the run's data folder, if it moved")
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--mouth-weight", type=float, default=1.0, help="the mouth's latent cells count this many times in the loss")
+    ap.add_argument("--mouth-weight", type=float, default=1.0,
+                    help="the mouth's latent cells count this many times in the loss")
     ap.add_argument("--clips", type=int, default=96, help="clips rebuilt per split")
     ap.add_argument("--person", default="obama", help="the held-back clips are this identity's test clips")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    try:
+        measure(args)
+    except MotionbitsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def measure(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,8 +194,10 @@ def main() -> None:
 
     half = task.model.window
     pick = torch.Generator().manual_seed(0)
-    person = dataset_manifest(cfg.data.root, "test", "video")[1]["identities"].index(args.person)
-    test_ids = np.flatnonzero(np.asarray(test.labels["identity"]) == person)
+    names = dataset_manifest(cfg.data.root, "test", "video")[1]["identities"]
+    test_ids = np.flatnonzero(np.asarray(test.labels["identity"]) == names.index(args.person)) if args.person in names else []
+    if not len(test_ids):
+        raise MotionbitsError(f"{cfg.data.root}: no held-back clips of {args.person!r} (its people: {', '.join(names)})")
     test_index = torch.from_numpy(test_ids[np.linspace(0, len(test_ids) - 1, min(args.clips, len(test_ids))).astype(int)])
     cache = out / "mouth.npz"     # the rebuilt halves' openings of every training clip (a few minutes of dlib)
     if cache.exists():
@@ -200,8 +213,12 @@ def main() -> None:
     # ---- train the copy with the oracle (the run's draws, a warm-up then a constant rate), or read it back
     model = task.model
     saved = out / "oracle_copy.pt"      # tensors only, read with weights_only
+    settings = torch.tensor([args.steps, args.lr, args.mouth_weight], dtype=torch.float64)
     if saved.exists():
         state = torch.load(saved, map_location="cpu", weights_only=True)
+        if "settings" not in state or not torch.equal(state["settings"], settings):
+            raise MotionbitsError(f"{saved}: a copy trained with other --steps, --lr or --mouth-weight; "
+                                  "give another --out or delete it")
         model.load_state_dict(state["model"])
         oracle.load_state_dict(state["oracle"])
         losses, minutes = state["losses"].tolist(), float(state["minutes"])
@@ -223,7 +240,7 @@ def main() -> None:
             losses.append(loss.item())
         minutes = (time.time() - started) / 60
         torch.save({"model": model.state_dict(), "oracle": oracle.state_dict(), "losses": torch.tensor(losses),
-                    "minutes": torch.tensor(minutes)},
+                    "minutes": torch.tensor(minutes), "settings": settings},
                    saved.with_suffix(".tmp"))
         saved.with_suffix(".tmp").replace(saved)
     model.eval()
@@ -232,10 +249,13 @@ def main() -> None:
     # ---- rebuild and read the mouths
     splits = {}
     train_index = torch.randperm(len(clips), generator=pick)[: args.clips]
-    splits["training clips"] = (clips, train_index, task.same_video.draw(train_index, pick), train_mouth[train_index.numpy()])
-    test_video = SameVideoClips(test.labels["video"], test.labels["start"], round(cfg.train.content_gap_seconds * cfg.data.fps))
+    gap = round(cfg.train.content_gap_seconds * (cfg.data.fps or 0)) if cfg.train.content_from_video else 0
+    train_video = SameVideoClips(clips.labels["video"], clips.labels["start"], gap)   # the content as the run read it
+    test_video = SameVideoClips(test.labels["video"], test.labels["start"], gap)
+    splits["training clips"] = (clips, train_index, train_video.draw(train_index, pick), train_mouth[train_index.numpy()])
     splits["held-back clips"] = (test, test_index, test_video.draw(test_index, pick), test_mouth)
-    report = {"checkpoint": str(ckpt["path"]), "steps": args.steps, "lr": args.lr, "mouth_weight": args.mouth_weight, "minutes": minutes,
+    report = {"checkpoint": str(ckpt["path"]), "steps": args.steps, "lr": args.lr, "mouth_weight": args.mouth_weight,
+              "minutes": minutes,
               "final_loss": float(np.mean(losses[-50:])) if losses else None, "splits": {}}
     for name, (data, index, content_index, truth) in splits.items():
         opening = torch.from_numpy(truth)
@@ -249,9 +269,10 @@ def main() -> None:
             "oracle copy, opening held": rebuild(pipe, model, oracle_content, wrong),
             "tokenizer only": pipe.to_frames(target).numpy(),
         }
-        report["splits"][name] = {"mouth_r": {row: pooled_r(mouth_openings(frames, row), truth) for row, frames in rows.items()},
+        following = {row: pooled_r(mouth_openings(frames, row), truth) for row, frames in rows.items()}
+        report["splits"][name] = {"mouth_r": following,
                                   "loss_gap_opening_held": loss_gaps(model, oracle_content, right, wrong, target)}
-    (out / "mouth_oracle.json").write_text(json.dumps(report, indent=2))
+    write_json_atomic(out / "mouth_oracle.json", report)
     lines = ["# Can the decoder draw a mouth? (scripts/mouth_oracle.py)", "",
              f"A copy of `{Path(report['checkpoint']).parent.name}` trained {args.steps} more steps with the true "
              f"inner-lip opening of each rebuilt frame as an extra condition"
@@ -274,4 +295,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -356,3 +356,6 @@ def test_mouth_oracle_trains_on_the_models_loss_and_measures_what_its_condition_
     assert set(same) == {str(s) for s in oracle.GAP_SIGMAS}
     assert all(v == {"mouth": 0.0, "frame": 0.0} for v in same.values())
     assert all(v["frame"] != 0 for v in oracle.loss_gaps(task.model, content, right, wrong, target).values())
+    # a person the data does not hold back is one line, not a traceback
+    train(cfg, tmp_path / "run", progress=False, max_steps=1)
+    assert oracle.main(["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "oracle"), "--person", "zoe"]) == 2
