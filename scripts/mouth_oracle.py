@@ -32,13 +32,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from motionbits.atomic_files import write_json_atomic, write_text_atomic
+from motionbits.atomic_files import atomic_path, write_json_atomic, write_text_atomic
 from motionbits.checkpoints import checkpoint_config, read_checkpoint
 from motionbits.data.clips import load_clips
 from motionbits.data.colour_copies import colour_copies
 from motionbits.data.folders import dataset_manifest
 from motionbits.errors import MotionbitsError
 from motionbits.evaluation.faces import read_faces
+from motionbits.evaluation.face_motion import correlation, sums
 from motionbits.evaluation.face_signals import motion_signals
 from motionbits.models.bcd import SameVideoClips
 from motionbits.training.bcd import BCDTask
@@ -57,20 +58,17 @@ def mouth_openings(frames: np.ndarray, label: str) -> np.ndarray:
 
 
 def pooled_r(output: np.ndarray, truth: np.ndarray, draws: int = 2000, seed: int = 0) -> dict:
-    """Pooled r of [N, T] signals after removing each clip's mean, with a 95 % bootstrap over clips."""
-    ok = ~np.isnan(output) & ~np.isnan(truth)
-    keep = ok.sum(1) >= 3
-    a, b, m = output[keep], truth[keep], ok[keep]
-    a = np.where(m, a - np.nanmean(np.where(m, a, np.nan), 1, keepdims=True), 0)
-    b = np.where(m, b - np.nanmean(np.where(m, b, np.nan), 1, keepdims=True), 0)
-    sums = np.stack([(a * b).sum(1), (a * a).sum(1), (b * b).sum(1)], 1)             # [N, 3]
+    """Pooled r of [N, T] signals after removing each clip's mean (face_motion's sums, so a clip needs
+    MIN_FRAMES frames with a mouth in both), with a 95 % bootstrap over clips; 0 where nothing moves."""
+    per_clip = [sums(a, b) for a, b in zip(output, truth)]
+    kept = np.array([s for s in per_clip if s is not None]).reshape(-1, 3)           # [N kept, 3]
 
     def r(s):
-        return float(s[0] / np.sqrt(s[1] * s[2])) if s[1] > 0 and s[2] > 0 else 0.0
+        return float(np.nan_to_num(correlation(s)))
     rng = np.random.default_rng(seed)
-    boot = [r(sums[rng.integers(0, len(sums), len(sums))].sum(0)) for _ in range(draws)]
-    return {"r": r(sums.sum(0)), "interval": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "clips": int(keep.sum())}
+    boot = [r(kept[rng.integers(0, len(kept), len(kept))].sum(0)) for _ in range(draws)]
+    return {"r": r(kept.sum(0)), "interval": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "clips": len(kept)}
 
 
 class Oracle(nn.Module):
@@ -204,7 +202,8 @@ def measure(args: argparse.Namespace) -> None:
         train_mouth = np.load(cache)["train"]
     else:
         train_mouth = mouth_openings(clips.frames[:, half:].numpy(), "training clips")
-        np.savez(cache, train=train_mouth)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+            np.savez(f, train=train_mouth)
     test_mouth = mouth_openings(test.frames[test_index, half:].numpy(), "held-back clips")
     mean, std = float(np.nanmean(train_mouth)), float(np.nanstd(train_mouth))
     oracle = Oracle(task.model.quantizer.dim, mean, std)
@@ -239,10 +238,9 @@ def measure(args: argparse.Namespace) -> None:
             opt.step()
             losses.append(loss.item())
         minutes = (time.time() - started) / 60
-        torch.save({"model": model.state_dict(), "oracle": oracle.state_dict(), "losses": torch.tensor(losses),
-                    "minutes": torch.tensor(minutes), "settings": settings},
-                   saved.with_suffix(".tmp"))
-        saved.with_suffix(".tmp").replace(saved)
+        with atomic_path(saved) as tmp, open(tmp, "wb") as f:
+            torch.save({"model": model.state_dict(), "oracle": oracle.state_dict(), "losses": torch.tensor(losses),
+                        "minutes": torch.tensor(minutes), "settings": settings}, f)
     model.eval()
     oracle.eval()
 
