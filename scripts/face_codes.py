@@ -120,10 +120,14 @@ def measure(pipe: MotionBits, root: str, person: str, most: int, seed: int = 0) 
         signals = []
         for _, tiles in windows:
             clip = np.concatenate([np.asarray(frames[t]) for t in tiles])            # [L, H, W, 3]
-            logits = pipe.motion_logits_of_latents(pipe.to_latents(clip[None]))[0].numpy()   # [L, N, K]
+            logits = pipe.motion_logits(clip[None])[0].numpy()                             # [L, N, K]
             codes = logits.argmax(-1)                                                      # [L, N]
             feats["codes"].append(np.eye(entries)[codes].reshape(len(clip), groups * entries))
             feats["logits"].append(logits.reshape(len(clip), -1))
+            crop_groups = getattr(pipe.cfg.model, "motion_crop_size", 0) and pipe.cfg.model.motion_crop_groups
+            if crop_groups:  # the crop's own groups (the last ones), alone
+                feats.setdefault("crop codes", []).append(np.eye(entries)[codes[:, -crop_groups:]].reshape(len(clip), -1))
+                feats.setdefault("crop logits", []).append(logits[:, -crop_groups:].reshape(len(clip), -1))
             signals.append(changes(read_faces(clip, models, embed=False).landmarks, w))
         sets[split] = (feats, signals, len(set(v for v, _ in windows)))
     (train, train_signals, train_videos), (test, test_signals, test_videos) = sets["train"], sets["test"]

@@ -83,3 +83,29 @@ def test_training_loss_is_weighted_so_every_noise_level_starts_at_one():
         s = torch.full((2000, 1), sigma)
         loss = edm.loss(lambda x, c: torch.zeros_like(x), x0, s, torch.randn_like(x0))
         assert abs(loss.mean().item() - 1.0) < 0.08, sigma
+
+
+def test_loss_map_weighs_the_mouths_cells_and_keeps_the_losss_scale():
+    from motionbits.models.bcd import mouth_loss_map
+
+    where = mouth_loss_map(16, 8.0)
+    heavy = (where > where.min()).nonzero()
+    assert heavy[:, 0].unique().tolist() == [10, 11, 12] and heavy[:, 1].unique().tolist() == [6, 7, 8, 9]
+    assert where.mean().item() == pytest.approx(1.0) and where.max() / where.min() == pytest.approx(8.0)
+    assert mouth_loss_map(16, 1.0) is None
+    # The same error costs 8 times more in a mouth cell than elsewhere; an even error costs as before.
+    edm = EDM(DiffusionConfig(sigma_data=0.5))
+    x0, sigma, noise = torch.zeros(1, 1, 1, 16, 16), torch.full((1, 1), 1.0), torch.zeros(1, 1, 1, 16, 16)
+
+    def miss(row, col):                     # a network whose output is wrong in one cell only
+        def net(x, c):
+            out = torch.zeros_like(x)
+            out[..., row, col] = 1.0
+            return out
+        return net
+
+    mouth = edm.loss(miss(11, 7), x0, sigma, noise, where)
+    cheek = edm.loss(miss(2, 2), x0, sigma, noise, where)
+    assert (mouth / cheek).item() == pytest.approx(8.0)
+    assert edm.loss(lambda x, c: torch.ones_like(x), x0, sigma, noise, where).item() == pytest.approx(
+        edm.loss(lambda x, c: torch.ones_like(x), x0, sigma, noise).item())

@@ -214,10 +214,7 @@ class _SlidingPipe:
         self.model = SimpleNamespace(window=4)
         self.cfg = SimpleNamespace(data=SimpleNamespace(frames=8), model=SimpleNamespace(groups=2, codebook_size=16))
 
-    def to_latents(self, frames):
-        return frames
-
-    def motion_logits_of_latents(self, frames):
+    def motion_logits(self, frames):
         import numpy as np
         import torch
 

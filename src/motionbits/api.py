@@ -124,8 +124,19 @@ class MotionBits:
     def encode_motion(self, frames, reference=None) -> torch.Tensor:
         """Motion codes [B, T, N] (int64), every frame. With model.relative_motion the codes say how
         the clip moved since `reference` (default: its own first window); other models ignore it."""
-        ref = None if reference is None or not self.cfg.model.relative_motion else self.to_latents(reference)
-        return self.motion_of_latents(self.to_latents(frames), ref)
+        frames = self._as_clips(frames)
+        ref = ref_crop = None
+        if reference is not None and self.cfg.model.relative_motion:
+            reference = self._as_clips(reference)
+            ref, ref_crop = self.to_latents(reference), self.model.crop_of_frames(reference)
+        return self.motion_of_latents(self.to_latents(frames), ref, self.model.crop_of_frames(frames), ref_crop)
+
+    @torch.no_grad()
+    def motion_logits(self, frames) -> torch.Tensor:
+        """Code logits [B, T, N, K_e] of every frame (the codes are their argmax), read against the
+        clip's own first window."""
+        frames = self._as_clips(frames)
+        return self.motion_logits_of_latents(self.to_latents(frames), crop=self.model.crop_of_frames(frames))
 
     # The same from latents [B, T, C, h, w], for callers that read one clip several ways (evaluation).
     @torch.no_grad()
@@ -136,14 +147,19 @@ class MotionBits:
             return self.model.encode_content(z).half().float()
 
     @torch.no_grad()
-    def motion_of_latents(self, z: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        return self.motion_logits_of_latents(z, reference).argmax(-1)
+    def motion_of_latents(self, z: torch.Tensor, reference: torch.Tensor | None = None,
+                          crop: torch.Tensor | None = None, reference_crop: torch.Tensor | None = None) -> torch.Tensor:
+        return self.motion_logits_of_latents(z, reference, crop, reference_crop).argmax(-1)
 
     @torch.no_grad()
-    def motion_logits_of_latents(self, z: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        """Code logits [B, T, N, K_e] (the codes are their argmax; evaluation/rate.py reads them)."""
+    def motion_logits_of_latents(self, z: torch.Tensor, reference: torch.Tensor | None = None,
+                                 crop: torch.Tensor | None = None,
+                                 reference_crop: torch.Tensor | None = None) -> torch.Tensor:
+        """Code logits [B, T, N, K_e] (the codes are their argmax; evaluation/rate.py reads them);
+        crop: the frames' pixel crops, for models with model.motion_crop_size (BCDModel.crop_of_frames)."""
+        crop, reference_crop = (None if c is None else c.to(self.device) for c in (crop, reference_crop))
         with autocast(self.device, self.bf16):
-            return self.model.motion_logits(z, reference).float()
+            return self.model.motion_logits(z, reference, crop, reference_crop).float()
 
     @torch.no_grad()
     def render(self, content: torch.Tensor, codes: torch.Tensor, steps: int | None = None,

@@ -54,12 +54,17 @@ class EDM:
         normal = torch.randn(shape, generator=generator, device=device)
         return (self.cfg.p_mean + self.cfg.p_std * normal).exp()
 
-    def loss(self, net: NetFn, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Weighted denoising loss per frame [B, T]; x0, noise [B,T,C,h,w]; sigma [B,T]."""
+    def loss(self, net: NetFn, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
+             where: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted denoising loss per frame [B, T]; x0, noise [B,T,C,h,w]; sigma [B,T]; `where` [h, w]:
+        how much each latent cell counts (None: all alike)."""
         sd = self.sigma_data
         denoised = self.denoise(net, x0 + _bcast(sigma, x0) * noise, sigma)
         weight = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2
-        return weight * (denoised - x0).pow(2).flatten(2).mean(-1)
+        error = (denoised - x0).pow(2)
+        if where is not None:
+            error = error * where
+        return weight * error.flatten(2).mean(-1)
 
     def schedule(self, steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """steps+1 noise levels from sigma_max down to sigma_min, then 0 (rho-spaced)."""

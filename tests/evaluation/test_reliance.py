@@ -72,7 +72,7 @@ def test_a_decoder_that_renders_its_codes_shows_a_clear_gap(monkeypatch):
         scale = 0.5 / frame_of(model.quantizer.lookup(codes)).std()
         frame_of[0].weight.mul_(scale), frame_of[0].bias.mul_(scale)            # frames of std 0.5 = sigma_data
         z = frame_of(model.quantizer.lookup(codes)) + tau * torch.randn(b, t, 3, 16, 16, generator=gen)
-    monkeypatch.setattr(model, "encode_motion", lambda clips: codes)
+    monkeypatch.setattr(model, "encode_motion", lambda clips, **_: codes)
     model.denoiser = CodeRenderer(frame_of, tau, model.edm.sigma_data)
     report = reliance(model, z)
     for variant, gaps in report["gap"].items():

@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 
 from motionbits.errors import MotionbitsError
-from motionbits.models.bcd import BCDModel, Draws
+from motionbits.models.bcd import BCDModel, Draws, aligned_lips, crops_at
 from tests.helpers import awake, tiny_config
 
 
@@ -198,3 +199,74 @@ def test_motion_context_reads_a_frame_s_codes_beside_its_window_only():
     out = model(torch.randn(2, 8, 3, 16, 16), draws_for(model, 2))
     out["loss"].backward()
     assert model.motion_context.inp.weight.grad.abs().sum() > 0                        # training reads it too
+
+
+def test_the_motion_crop_has_code_groups_and_a_rate_of_its_own():
+    # model.motion_crop_size: the last motion_crop_groups groups read a square of each frame's
+    # pixels (the mouth of face crops) and nothing else, pulled to their own rate; the crops must
+    # follow their frames through cross-driving's halves.
+    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "relative_motion": True,
+                             "motion_crop_size": 8, "motion_crop_top": 4, "motion_crop_left": 6,
+                             "motion_crop_groups": 1}, train={"motion_crop_bits": 1.0})
+    model = BCDModel(cfg, 3, 16).eval()
+    frames = torch.randint(0, 256, (2, 8, 16, 16, 3), dtype=torch.uint8)
+    crop = model.crop_of_frames(frames)                                     # [B, T, 3, 8, 8]
+    assert crop.shape == (2, 8, 3, 8, 8)
+    assert torch.equal(crop[0, 3, :, 0, 0], frames[0, 3, 4, 6].float().div(127.5).sub(1))
+    z = torch.randn(2, 8, 3, 16, 16)
+    _, motion, _ = model.split_clip(z, draws_for(model, 2), crop)
+    expected = model.read_motion(z[:, 4:], crop[:, 4:]) - model.read_motion(z[:, :4], crop[:, :4]).mean(1, keepdim=True)
+    assert torch.allclose(motion, expected, atol=1e-5)
+    d = cfg.model.group_dim                                  # the crop's group reads the crop alone
+    other = model.split_clip(torch.randn_like(z), draws_for(model, 2), crop)[1]
+    assert torch.allclose(other[..., -d:], motion[..., -d:], atol=1e-5)
+    assert not torch.allclose(other[..., :-d], motion[..., :-d], atol=1e-3)
+    codes = model.encode_motion(z, crop=crop)
+    assert torch.equal(codes[:, 4:], model.quantizer.logits(expected).argmax(-1))
+    with pytest.raises(MotionbitsError, match="give the frames' crops"):
+        model.encode_motion(z)
+    out = model.train()(z, draws_for(model, 2), crop)
+    assert 0 <= out["crop_bits"] <= 3 and out["rate_loss"] > 0
+    out["loss"].backward()
+    assert model.crop_encoder.embed.patch_mlp[0].weight.grad.abs().sum() > 0
+
+
+def test_a_crop_that_follows_the_mouth_is_cut_around_each_frames_centre():
+    frames = (torch.arange(2 * 3 * 10 * 12 * 3) % 251).to(torch.uint8).reshape(2, 3, 10, 12, 3)
+    centres = torch.tensor([[[5., 5.], [0., 0.], [11., 9.]], [[6., 4.], [6., 4.], [3., 7.]]])   # (x, y)
+    out = crops_at(frames, centres, 4)
+    assert out.shape == (2, 3, 4, 4, 3)
+    assert torch.equal(out[0, 0], frames[0, 0, 3:7, 3:7])
+    assert torch.equal(out[0, 1], frames[0, 1, 0:4, 0:4])         # moved inside at the corners
+    assert torch.equal(out[0, 2], frames[0, 2, 6:10, 8:12])
+    assert torch.equal(out[1, 2], frames[1, 2, 5:9, 1:5])
+
+
+def test_aligned_lips_forget_the_heads_place_size_and_roll():
+    rng = np.random.default_rng(0)
+    marks = rng.normal(size=(3, 68, 2)) * 10 + 60
+    turn = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    moved = (marks @ turn.T) * 1.7 + np.array([5.0, -3.0])
+    assert np.allclose(aligned_lips(moved), aligned_lips(marks), atol=1e-9)
+    opened = marks.copy()
+    opened[:, 57, 1] += 4.0                                      # the lower lip drops: the shape changes
+    assert not np.allclose(aligned_lips(opened), aligned_lips(marks), atol=1e-3)
+    level = marks.copy()
+    level[:, 36:42], level[:, 42:48] = [10.0, 0.0], [30.0, 0.0]  # eyes level, 20 px apart
+    lips = level[:, 48:68] - level[:, 48:68].mean(1, keepdims=True)
+    assert np.allclose(aligned_lips(level).reshape(3, 20, 2), lips / 20)
+
+
+def test_the_lip_encoder_reads_standardised_points_and_a_missing_face_as_the_mean():
+    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "motion_crop_size": 8,
+                             "motion_crop_groups": 1, "motion_crop_reads": "lip_landmarks"})
+    model = BCDModel(cfg, 3, 16).eval()
+    lips = torch.randn(4, 8, 40, dtype=torch.float64) * 0.05 + 0.3
+    lips[0, 0] = float("nan")
+    model.crop_encoder.set_statistics(lips)
+    assert torch.allclose(model.crop_encoder.mean, lips.reshape(-1, 40)[1:].mean(0).float(), atol=1e-6)   # (row 0: no face)
+    missing = lips[:1].clone()
+    missing[0, 0] = model.crop_encoder.mean.double()
+    assert torch.allclose(model.crop_encoder(lips[:1]), model.crop_encoder(missing), atol=1e-6)
+    assert not torch.allclose(model.crop_encoder(lips[:1]), model.crop_encoder(lips[1:2]), atol=1e-3)
+    assert "crop_encoder.mean" in model.state_dict()             # read at inference as trained

@@ -78,8 +78,9 @@ def code_variants(codes: torch.Tensor, window: int, identity: np.ndarray | None,
 
 @torch.no_grad()
 def reliance(model: BCDModel, z: torch.Tensor, identity: np.ndarray | None = None,
-             sigmas: tuple[float, ...] = SIGMAS, seed: int = 0) -> dict:
-    """z [B, T, C, h, w]: latents of fixed clips (T = the training clip length) ->
+             sigmas: tuple[float, ...] = SIGMAS, seed: int = 0, crop: torch.Tensor | None = None) -> dict:
+    """z [B, T, C, h, w]: latents of fixed clips (T = the training clip length; crop: their pixel
+    crops for a model.motion_crop_size model) ->
     {"clips": B, "loss_own": {sigma: L}, "gap": {variant: {sigma: (L_variant - L_own) / L_own}}}.
     The model is measured in eval mode, in float32, and left in the mode it was in."""
     was_training = model.training
@@ -89,7 +90,7 @@ def reliance(model: BCDModel, z: torch.Tensor, identity: np.ndarray | None = Non
         window = model.window
         z = z.float()
         content = model.encode_content(z)                                    # [B, K, Cc]
-        codes = model.encode_motion(z)                                       # [B, T, N]
+        codes = model.encode_motion(z, crop=crop)                            # [B, T, N]
         target = z[:, z.shape[1] - window:]                                  # [B, W, C, h, w]
         variants = code_variants(codes, window, identity, generator)
         losses: dict[str, dict[str, float]] = {name: {} for name in variants}
@@ -137,8 +138,8 @@ def latents_of(tokenizer, frames: torch.Tensor, device: torch.device) -> torch.T
 class RelianceClips:
     """The fixed clips of the instrument, as latents: a few training and a few test clips."""
 
-    def __init__(self, splits: dict[str, tuple[torch.Tensor, np.ndarray | None]]):
-        self.splits = splits                                                 # {name: (z [B, T, ...], identity)}
+    def __init__(self, splits: dict[str, tuple[torch.Tensor, np.ndarray | None, torch.Tensor]]):
+        self.splits = splits                          # {name: (z [B, T, ...], identity, uint8 frames [B, T, H, W, 3])}
 
     @classmethod
     def of_dataset(cls, cfg, tokenizer, device: torch.device, count: int = CLIPS) -> "RelianceClips":
@@ -150,11 +151,15 @@ class RelianceClips:
                 frames, identity = split_clips(cfg, split, count)
             except MotionbitsError:
                 continue
-            splits[split] = (latents_of(tokenizer, frames, device), identity)
+            splits[split] = (latents_of(tokenizer, frames, device), identity, frames)
         return cls(splits)
 
     def measure(self, model: BCDModel, seed: int = 0) -> dict[str, dict]:
-        return {name: reliance(model, z, identity, seed=seed) for name, (z, identity) in self.splits.items()}
+        report = {}
+        for name, (z, identity, frames) in self.splits.items():
+            crop = model.crop_of_frames(frames)
+            report[name] = reliance(model, z, identity, seed=seed, crop=None if crop is None else crop.to(z.device))
+        return report
 
 
 def scalars(report: dict[str, dict]) -> dict[str, float]:

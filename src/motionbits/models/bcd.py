@@ -14,6 +14,8 @@ one process computes on the same global batch.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -24,9 +26,11 @@ from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
 from motionbits.errors import MotionbitsError
-from motionbits.models.encoder import KeyFrameContentReader, MotionContentEncoder, PatchPoolContentReader
+from motionbits.models.encoder import (CropMotionEncoder, KeyFrameContentReader, LipMotionEncoder,
+                                       MotionContentEncoder, PatchPoolContentReader)
 from motionbits.models.motion_context import MotionContext
-from motionbits.models.quantizer import GroupQuantizer
+from motionbits.models.quantizer import GroupQuantizer, information_bits
+from motionbits.models.tokenizer import frames_to_float
 
 
 @dataclass
@@ -90,6 +94,71 @@ class SameVideoClips:
         return torch.where(eligible > 0, self.order[self.first[index] + offset], index)
 
 
+MOUTH_ROWS, MOUTH_COLUMNS = (0.65, 0.80), (0.38, 0.62)   # of a `data video --crop face` frame (dlib's mouth points)
+
+
+def mouth_loss_map(size: int, weight: float) -> torch.Tensor | None:
+    """[size, size] weights, `weight` times more on the mouth's cells, mean 1; None for weight 1."""
+    if weight == 1:
+        return None
+    cells = torch.ones(size, size)
+    (top, bottom), (left, right) = ((math.floor(a * size), math.ceil(b * size)) for a, b in (MOUTH_ROWS, MOUTH_COLUMNS))
+    cells[top:bottom, left:right] = weight
+    return cells / cells.mean()
+
+
+MOUTH_POINTS = slice(48, 68)                           # dlib's 68-point model: the lips
+
+
+def mouth_centres(frames: np.ndarray, fallback: tuple[float, float]) -> np.ndarray:
+    """uint8 clips [B, T, H, W, 3] -> each frame's mouth centre [B, T, 2] (x, y pixels): the mean of
+    dlib's lip points; a frame without a face gets its clip's mean, a clip without one `fallback`."""
+    from motionbits.evaluation.faces import read_faces   # dlib, needed only by models with this crop
+    out = np.empty((*frames.shape[:2], 2))
+    for i, clip in enumerate(frames):
+        found = read_faces(clip, embed=False).landmarks[:, MOUTH_POINTS].mean(1)     # [T, 2], NaN: no face
+        ok = ~np.isnan(found[:, 0])
+        out[i] = np.where(ok[:, None], found, found[ok].mean(0) if ok.any() else fallback)
+    return out
+
+
+EYES = (slice(36, 42), slice(42, 48))
+
+
+def aligned_lips(marks: np.ndarray) -> np.ndarray:
+    """dlib's 68 points [T, 68, 2] -> the 20 lip points [T, 40] (x, y interleaved) aligned to the eyes:
+    the lips' centre at 0, the eye line level, the eyes' distance 1 (NaN rows stay NaN)."""
+    left, right = marks[:, EYES[0]].mean(1), marks[:, EYES[1]].mean(1)                # [T, 2]
+    across = right - left
+    distance = np.linalg.norm(across, axis=-1)                                        # [T]
+    cos, sin = across[:, 0] / distance, across[:, 1] / distance
+    lips = marks[:, MOUTH_POINTS] - marks[:, MOUTH_POINTS].mean(1, keepdims=True)     # [T, 20, 2]
+    x = (lips[..., 0] * cos[:, None] + lips[..., 1] * sin[:, None]) / distance[:, None]   # rotated by -roll
+    y = (-lips[..., 0] * sin[:, None] + lips[..., 1] * cos[:, None]) / distance[:, None]
+    return np.stack([x, y], -1).reshape(len(marks), 40)
+
+
+def lip_shapes(frames: np.ndarray) -> np.ndarray:
+    """uint8 clips [B, T, H, W, 3] -> each frame's aligned lip points [B, T, 40] (aligned_lips; NaN
+    where dlib finds no face)."""
+    from motionbits.evaluation.faces import read_faces   # dlib, needed only by models with this input
+    return np.stack([aligned_lips(read_faces(clip, embed=False).landmarks) for clip in frames])
+
+
+def crops_at(frames: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 frames [B, T, H, W, 3], centres [B, T, 2] (x, y) -> size x size squares [B, T, size, size, 3]
+    around them, moved inside the frame where they would cross its edge."""
+    b, t, h, w, _ = frames.shape
+    left = (centres[..., 0] - size / 2).round().long().clamp(0, w - size)                    # [B, T]
+    top = (centres[..., 1] - size / 2).round().long().clamp(0, h - size)
+    steps = torch.arange(size)
+    rows = (top[..., None] + steps)[..., :, None]                                           # [B, T, s, 1]
+    cols = (left[..., None] + steps)[..., None, :]                                          # [B, T, 1, s]
+    bi = torch.arange(b)[:, None, None, None]
+    ti = torch.arange(t)[None, :, None, None]
+    return frames[bi, ti, rows, cols]
+
+
 class BCDModel(nn.Module):
     def __init__(self, cfg: Config, latent_channels: int, latent_size: int):
         super().__init__()
@@ -99,9 +168,17 @@ class BCDModel(nn.Module):
         self.quantizer = GroupQuantizer(m.groups, m.codebook_size, m.group_dim, m.gumbel_alpha, m.gumbel_tau,
                                         m.rate_estimate)
         reads_content = m.content_reader == "encoder"
+        crop_groups = m.motion_crop_groups if m.motion_crop_size else 0
         self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
                                             m.encoder_heads, m.content_queries if reads_content else 0,
-                                            m.content_dim, self.quantizer.dim)
+                                            m.content_dim, (m.groups - crop_groups) * m.group_dim)
+        if not crop_groups:
+            self.crop_encoder = None
+        elif m.motion_crop_reads == "lip_landmarks":
+            self.crop_encoder = LipMotionEncoder(m.encoder_width, 2, m.encoder_heads, crop_groups * m.group_dim)
+        else:
+            self.crop_encoder = CropMotionEncoder(m.motion_crop_size, m.encoder_width, 2, m.encoder_heads,
+                                                  crop_groups * m.group_dim)
         if m.content_reader == "patch_pool":
             self.content_reader = PatchPoolContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
                                                          2, m.encoder_heads, m.content_queries, m.content_dim)
@@ -120,6 +197,8 @@ class BCDModel(nn.Module):
                                  content_in_place=m.content_reader == "key_frame")
         self.motion_context = MotionContext(self.quantizer.dim, m.motion_context) if m.motion_context else None
         self.edm = EDM(cfg.diffusion)
+        # Face crops put the mouth in one place; there it moves few pixels, so the loss barely pays for it.
+        self.register_buffer("loss_map", mouth_loss_map(latent_size, cfg.train.mouth_loss_weight), persistent=False)
 
     @property
     def window(self) -> int:
@@ -157,9 +236,10 @@ class BCDModel(nn.Module):
                                              dim=1)[:, :t_render].sort(dim=1).values
         return draws
 
-    def forward(self, z: torch.Tensor, draws: Draws) -> dict[str, torch.Tensor]:
-        """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips)."""
-        content, motion, target = self.split_clip(z, draws)
+    def forward(self, z: torch.Tensor, draws: Draws, crop: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips); crop
+        [B, T, 3, s, s]: the frames' pixel crops (model.motion_crop_size)."""
+        content, motion, target = self.split_clip(z, draws, crop)
         q = self.quantizer(motion, draws.gumbel)        # the rate is measured on every rebuilt frame
         quantized = q.quantized                                                  # [B, T', Cm]
         if self.motion_context is not None:                                      # one window: T' = window
@@ -169,15 +249,23 @@ class BCDModel(nn.Module):
             quantized = quantized.gather(1, pick[..., None].expand(-1, -1, quantized.shape[-1]))        # [B, R, Cm]
             target = target.gather(1, pick.view(*pick.shape, 1, 1, 1).expand(-1, -1, *target.shape[2:]))
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
-                                  target, draws.sigma, draws.noise)               # [B, R]
+                                  target, draws.sigma, draws.noise, self.loss_map)  # [B, R]
         diffusion_loss = per_frame.mean()
-        rate_loss = self.cfg.train.bitrate_lambda * (q.rate_bits - self.cfg.train.target_bits) ** 2
-        return {"loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
+        lam = self.cfg.train.bitrate_lambda
+        if self.crop_encoder is None:
+            rate_loss = lam * (q.rate_bits - self.cfg.train.target_bits) ** 2
+        else:  # the crop's groups (the last ones) have a rate target of their own
+            crop_bits = information_bits(self.quantizer.logits(motion)[:, :, -self.cfg.model.motion_crop_groups:])
+            rate_loss = (lam * (q.rate_bits - crop_bits - self.cfg.train.target_bits) ** 2
+                         + lam * (crop_bits - self.cfg.train.motion_crop_bits) ** 2)
+        extra = {} if self.crop_encoder is None else {"crop_bits": crop_bits.detach()}
+        return {**extra, "loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
                 "rate_loss": rate_loss.detach(), "rate_bits": q.rate_bits.detach(),
                 "information_bits": q.information_bits.detach(), "marginal_bits": q.marginal_bits.detach(),
                 "code_entropy_bits": q.code_entropy_bits, "static_code_bits": q.static_code_bits}
 
-    def split_clip(self, z: torch.Tensor, draws: Draws) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def split_clip(self, z: torch.Tensor, draws: Draws,
+                   crop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...].
 
         The augmentations change only the encoders' inputs, never the target: a mirrored content
@@ -186,10 +274,16 @@ class BCDModel(nn.Module):
         half = self.window
         content_in = reference_in = z[:, :half]                                  # [B, T', C, h, w]
         motion_in = target = z[:, z.shape[1] - half:]        # the second half (cross-driving), else the clip
+        crop_reference = crop_motion = None
+        if crop is not None:
+            crop_reference, crop_motion = crop[:, :half], crop[:, crop.shape[1] - half:]
         if draws.rebuild_first is not None:  # the halves trade places: every frame's pose gets rebuilt
             swap = draws.rebuild_first[:, None, None, None, None]
             content_in, target = torch.where(swap, target, content_in), torch.where(swap, content_in, target)
             reference_in, motion_in = content_in, target  # (no relative motion here: config.py)
+            if crop is not None:
+                crop_reference, crop_motion = (torch.where(swap, crop_motion, crop_reference),
+                                               torch.where(swap, crop_reference, crop_motion))
         if draws.content_flip is not None:
             content_in = torch.where(draws.content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
         if draws.motion_channels is not None:  # the reference is read like the motion frames
@@ -200,7 +294,12 @@ class BCDModel(nn.Module):
         inputs = [motion_in] + ([reference_in] if relative else [])
         if self.content_reader is None and not (relative and reference_in is content_in):
             inputs.append(content_in)
+        crops = None  # (the encoder reads no content when there are crops: config.py)
+        if crop is not None:
+            crops = torch.cat([crop_motion] + ([crop_reference] if relative else []), dim=0)
         content, motion = self.encoder(torch.cat(inputs, dim=0))
+        if crops is not None:
+            motion = torch.cat([motion, self.crop_encoder(crops)], dim=-1)       # [nB, T', N*d]
         b = z.shape[0]
         motion = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True) if relative else motion[:b]   # [B, T', N*d]
         content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
@@ -215,8 +314,20 @@ class BCDModel(nn.Module):
         content, _ = self.encoder(z[:, : self.window])
         return content
 
+    def read_motion(self, z: torch.Tensor, crop: torch.Tensor | None = None) -> torch.Tensor:
+        """Motion features [B, T, N*d] of frames z [B, T, ...] (and their pixel crops [B, T, 3, s, s]
+        for the crop's code groups, model.motion_crop_size)."""
+        motion = self.encoder(z)[1]
+        if self.crop_encoder is None:
+            return motion
+        if crop is None:
+            raise MotionbitsError("this model reads the motion of a pixel crop too (model.motion_crop_size): "
+                                  "give the frames' crops (BCDModel.crop_of_frames)")
+        return torch.cat([motion, self.crop_encoder(crop)], dim=-1)
+
     @torch.no_grad()
-    def motion_logits(self, z: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    def motion_logits(self, z: torch.Tensor, reference: torch.Tensor | None = None, crop: torch.Tensor | None = None,
+                      reference_crop: torch.Tensor | None = None) -> torch.Tensor:
         """Code logits [B, T, N, K_e] of every frame of z [B, T, ...], read in consecutive windows of
         the training length (the last window is shifted back to stay full). With
         model.relative_motion every window is read against `reference` [B, T_r, ...] (default: z's
@@ -224,18 +335,37 @@ class BCDModel(nn.Module):
         t, w = z.shape[1], self.window
         offset = 0.0
         if self.cfg.model.relative_motion:
-            reference = z[:, :w] if reference is None else reference[:, :w]
-            offset = self.encoder(reference)[1].mean(dim=1, keepdim=True)          # [B, 1, N*d]
+            if reference is None:
+                reference, reference_crop = z, crop
+            offset = self.read_motion(reference[:, :w], None if reference_crop is None else reference_crop[:, :w])
+            offset = offset.mean(dim=1, keepdim=True)                                # [B, 1, N*d]
         logits = []
         for begin, new in encoder_windows(t, w):
-            _, motion = self.encoder(z[:, begin: begin + w])
+            motion = self.read_motion(z[:, begin: begin + w], None if crop is None else crop[:, begin: begin + w])
             logits.append(self.quantizer.logits(motion - offset)[:, new:])
         return torch.cat(logits, dim=1)
 
     @torch.no_grad()
-    def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None, crop: torch.Tensor | None = None,
+                      reference_crop: torch.Tensor | None = None) -> torch.Tensor:
         """Motion codes [B, T, N] of every frame of z (see motion_logits)."""
-        return self.motion_logits(z, reference).argmax(-1)
+        return self.motion_logits(z, reference, crop, reference_crop).argmax(-1)
+
+    def crop_of_frames(self, frames: torch.Tensor, centres: np.ndarray | None = None) -> torch.Tensor | None:
+        """uint8 frames [B, T, H, W, 3] -> the motion encoder's pixel crops [B, T, 3, s, s] in [-1, 1]
+        (None without model.motion_crop_size). With model.motion_crop_follows_mouth each crop is
+        centred on its frame's mouth: `centres` [B, T, 2] (x, y pixels), else found with dlib."""
+        m = self.cfg.model
+        if not m.motion_crop_size:
+            return None
+        top, left, size = m.motion_crop_top, m.motion_crop_left, m.motion_crop_size
+        if m.motion_crop_reads == "lip_landmarks":
+            return torch.as_tensor(lip_shapes(np.asarray(frames)) if centres is None else centres).float()
+        if not m.motion_crop_follows_mouth:
+            return frames_to_float(frames[:, :, top:top + size, left:left + size])
+        if centres is None:
+            centres = mouth_centres(np.asarray(frames), (left + size / 2, top + size / 2))
+        return frames_to_float(crops_at(frames, torch.as_tensor(centres), size))
 
     @torch.no_grad()
     def motion_condition(self, codes: torch.Tensor) -> torch.Tensor:
