@@ -79,8 +79,6 @@ class ModelConfig:
                                        "resolution (0: off), e.g. the mouth of aligned face crops", low=0)
     motion_crop_top: int = setting(0, "motion_crop_size: the square's top row, in pixels", low=0)
     motion_crop_left: int = setting(0, "motion_crop_size: the square's left column, in pixels", low=0)
-    motion_crop_follows_mouth: bool = setting(False, "motion_crop_size: the square is centred on each frame's mouth "
-                                                     "(dlib landmarks; top/left where none is found)")
     motion_crop_reads: str = setting("pixels", "motion_crop_size: what the crop's groups read: `pixels` (the square) or "
                                                "`lip_landmarks` (dlib's 20 lip points, aligned to the eyes)")
     motion_crop_groups: int = setting(2, "motion_crop_size: the last this many code groups are read from the square "

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from motionbits.errors import MotionbitsError
-from motionbits.models.bcd import BCDModel, Draws, aligned_lips, crops_at
+from motionbits.models.bcd import BCDModel, Draws, aligned_lips
 from tests.helpers import awake, tiny_config
 
 
@@ -229,17 +229,6 @@ def test_the_motion_crop_has_code_groups_and_a_rate_of_its_own():
     assert 0 <= out["crop_bits"] <= 3 and out["rate_loss"] > 0
     out["loss"].backward()
     assert model.crop_encoder.embed.patch_mlp[0].weight.grad.abs().sum() > 0
-
-
-def test_a_crop_that_follows_the_mouth_is_cut_around_each_frames_centre():
-    frames = (torch.arange(2 * 3 * 10 * 12 * 3) % 251).to(torch.uint8).reshape(2, 3, 10, 12, 3)
-    centres = torch.tensor([[[5., 5.], [0., 0.], [11., 9.]], [[6., 4.], [6., 4.], [3., 7.]]])   # (x, y)
-    out = crops_at(frames, centres, 4)
-    assert out.shape == (2, 3, 4, 4, 3)
-    assert torch.equal(out[0, 0], frames[0, 0, 3:7, 3:7])
-    assert torch.equal(out[0, 1], frames[0, 1, 0:4, 0:4])         # moved inside at the corners
-    assert torch.equal(out[0, 2], frames[0, 2, 6:10, 8:12])
-    assert torch.equal(out[1, 2], frames[1, 2, 5:9, 1:5])
 
 
 def test_aligned_lips_forget_the_heads_place_size_and_roll():

@@ -110,18 +110,6 @@ def mouth_loss_map(size: int, weight: float) -> torch.Tensor | None:
 MOUTH_POINTS = slice(48, 68)                           # dlib's 68-point model: the lips
 
 
-def mouth_centres(frames: np.ndarray, fallback: tuple[float, float]) -> np.ndarray:
-    """uint8 clips [B, T, H, W, 3] -> each frame's mouth centre [B, T, 2] (x, y pixels): the mean of
-    dlib's lip points; a frame without a face gets its clip's mean, a clip without one `fallback`."""
-    from motionbits.evaluation.faces import read_faces   # dlib, needed only by models with this crop
-    out = np.empty((*frames.shape[:2], 2))
-    for i, clip in enumerate(frames):
-        found = read_faces(clip, embed=False).landmarks[:, MOUTH_POINTS].mean(1)     # [T, 2], NaN: no face
-        ok = ~np.isnan(found[:, 0])
-        out[i] = np.where(ok[:, None], found, found[ok].mean(0) if ok.any() else fallback)
-    return out
-
-
 EYES = (slice(36, 42), slice(42, 48))
 
 
@@ -143,20 +131,6 @@ def lip_shapes(frames: np.ndarray) -> np.ndarray:
     where dlib finds no face)."""
     from motionbits.evaluation.faces import read_faces   # dlib, needed only by models with this input
     return np.stack([aligned_lips(read_faces(clip, embed=False).landmarks) for clip in frames])
-
-
-def crops_at(frames: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 frames [B, T, H, W, 3], centres [B, T, 2] (x, y) -> size x size squares [B, T, size, size, 3]
-    around them, moved inside the frame where they would cross its edge."""
-    b, t, h, w, _ = frames.shape
-    left = (centres[..., 0] - size / 2).round().long().clamp(0, w - size)                    # [B, T]
-    top = (centres[..., 1] - size / 2).round().long().clamp(0, h - size)
-    steps = torch.arange(size)
-    rows = (top[..., None] + steps)[..., :, None]                                           # [B, T, s, 1]
-    cols = (left[..., None] + steps)[..., None, :]                                          # [B, T, 1, s]
-    bi = torch.arange(b)[:, None, None, None]
-    ti = torch.arange(t)[None, :, None, None]
-    return frames[bi, ti, rows, cols]
 
 
 class BCDModel(nn.Module):
@@ -351,21 +325,17 @@ class BCDModel(nn.Module):
         """Motion codes [B, T, N] of every frame of z (see motion_logits)."""
         return self.motion_logits(z, reference, crop, reference_crop).argmax(-1)
 
-    def crop_of_frames(self, frames: torch.Tensor, centres: np.ndarray | None = None) -> torch.Tensor | None:
-        """uint8 frames [B, T, H, W, 3] -> the motion encoder's pixel crops [B, T, 3, s, s] in [-1, 1]
-        (None without model.motion_crop_size). With model.motion_crop_follows_mouth each crop is
-        centred on its frame's mouth: `centres` [B, T, 2] (x, y pixels), else found with dlib."""
+    def crop_of_frames(self, frames: torch.Tensor, lips: np.ndarray | None = None) -> torch.Tensor | None:
+        """uint8 frames [B, T, H, W, 3] -> what the crop's code groups read (None without
+        model.motion_crop_size): the pixel crops [B, T, 3, s, s] in [-1, 1], or with
+        motion_crop_reads lip_landmarks the aligned lip points [B, T, 40] (`lips`, else found with dlib)."""
         m = self.cfg.model
         if not m.motion_crop_size:
             return None
-        top, left, size = m.motion_crop_top, m.motion_crop_left, m.motion_crop_size
         if m.motion_crop_reads == "lip_landmarks":
-            return torch.as_tensor(lip_shapes(np.asarray(frames)) if centres is None else centres).float()
-        if not m.motion_crop_follows_mouth:
-            return frames_to_float(frames[:, :, top:top + size, left:left + size])
-        if centres is None:
-            centres = mouth_centres(np.asarray(frames), (left + size / 2, top + size / 2))
-        return frames_to_float(crops_at(frames, torch.as_tensor(centres), size))
+            return torch.as_tensor(lip_shapes(np.asarray(frames)) if lips is None else lips).float()
+        top, left, size = m.motion_crop_top, m.motion_crop_left, m.motion_crop_size
+        return frames_to_float(frames[:, :, top:top + size, left:left + size])
 
     @torch.no_grad()
     def motion_condition(self, codes: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from motionbits.data.clips import ClipSet, load_clips
 from motionbits.data.colour_copies import colour_copies
 from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
-from motionbits.models.bcd import BCDModel, Draws, SameVideoClips, lip_shapes, mouth_centres
+from motionbits.models.bcd import BCDModel, Draws, SameVideoClips, lip_shapes
 from motionbits.training import checkpoint as ckpt_io
 from motionbits.training.loop import Schedule, Task, Trainer, learning_rate, setup_distributed
 
@@ -35,25 +35,6 @@ from motionbits.training.loop import Schedule, Task, Trainer, learning_rate, set
 # Decoder reliance goes to TensorBoard every this many log lines (every 500 steps at log_every 50):
 # a few clips, 20 forward passes, about the cost of two training steps.
 RELIANCE_EVERY_LOGS = 10
-
-
-def cached_mouth_centres(cfg: Config, clips: ClipSet) -> np.ndarray:
-    """Every training frame's mouth centre [N, T, 2] (dlib, about 20 ms a frame), cached beside the
-    clips (recoloured copies share it: recolouring moves no pixel)."""
-    path = Path(cfg.data.root) / f"mouth_centres-train-{len(clips)}.npy"
-    if path.exists():
-        centres = np.load(path)
-        if centres.shape == (len(clips), clips.frames.shape[1], 2):
-            return centres
-    m = cfg.model
-    frames = clips.frames.numpy()
-    print(f"finding the mouth in {frames.shape[0] * frames.shape[1]} training frames (dlib, once)")
-    centres = np.concatenate([mouth_centres(frames[i:i + 64], (m.motion_crop_left + m.motion_crop_size / 2,
-                                                                m.motion_crop_top + m.motion_crop_size / 2))
-                              for i in range(0, len(frames), 64)])
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, centres)
-    return centres
 
 
 def cached_lip_shapes(cfg: Config, clips: ClipSet) -> np.ndarray:
@@ -94,12 +75,10 @@ class BCDTask(Task):
             gap = round(cfg.train.content_gap_seconds * (cfg.data.fps or 0))
             self.same_video = SameVideoClips(clips.labels["video"], clips.labels["start"], gap)
         self.reliance_clips = None       # the decoder-reliance clips' latents, made on first use
-        self.mouth_centres = None        # model.motion_crop_follows_mouth: [N, T, 2], found once, cached
+        self.lips = None                 # model.motion_crop_reads lip_landmarks: [N, T, 40], found once, cached
         if cfg.model.motion_crop_size and cfg.model.motion_crop_reads == "lip_landmarks":
-            self.mouth_centres = cached_lip_shapes(cfg, clips)
-            self.model.crop_encoder.set_statistics(torch.from_numpy(self.mouth_centres))
-        elif cfg.model.motion_crop_size and cfg.model.motion_crop_follows_mouth:
-            self.mouth_centres = cached_mouth_centres(cfg, clips)
+            self.lips = cached_lip_shapes(cfg, clips)
+            self.model.crop_encoder.set_statistics(torch.from_numpy(self.lips))
 
     def draw(self, generator: torch.Generator, batch_size: int) -> Draws:
         return self.model.draw(len(self.clips), batch_size, generator, self.same_video)
@@ -116,8 +95,8 @@ class BCDTask(Task):
 
 
     def crop(self, index: torch.Tensor, colour_copy: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-        """The motion encoder's pixel crops of clips `index` (model.motion_crop_size), each from the
-        recoloured copy its latents come from, else None."""
+        """What the crop's code groups read for clips `index` (model.motion_crop_size): the pixel crops,
+        each from the recoloured copy its latents come from, or the cached lip points; else None."""
         if not self.cfg.model.motion_crop_size:
             return None
         frames = self.clips.frames_u8(index)
@@ -126,8 +105,8 @@ class BCDTask(Task):
                 rows = (colour_copy == copy).nonzero().flatten().cpu()
                 if len(rows):
                     frames[rows] = clips.frames_u8(index[rows])
-        centres = None if self.mouth_centres is None else self.mouth_centres[index.cpu().numpy()]
-        return self.model.crop_of_frames(frames, centres).to(device)
+        lips = None if self.lips is None else self.lips[index.cpu().numpy()]
+        return self.model.crop_of_frames(frames, lips).to(device)
 
     def latents(self, index: torch.Tensor, colour_copy: torch.Tensor | None) -> torch.Tensor:
         """index [b] -> latents [b, T, C, h, w], each clip from its recoloured copy (None: all as they are)."""
