@@ -259,3 +259,16 @@ def test_the_lip_encoder_reads_standardised_points_and_a_missing_face_as_the_mea
     assert torch.allclose(model.crop_encoder(lips[:1]), model.crop_encoder(missing), atol=1e-6)
     assert not torch.allclose(model.crop_encoder(lips[:1]), model.crop_encoder(lips[1:2]), atol=1e-3)
     assert "crop_encoder.mean" in model.state_dict()             # read at inference as trained
+    # The lip points follow their frames when the halves trade places (train.rebuild_either_half).
+    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "motion_crop_size": 8,
+                             "motion_crop_groups": 1, "motion_crop_reads": "lip_landmarks"},
+                      train={"rebuild_either_half": True})
+    model = BCDModel(cfg, 3, 16).eval()
+    z, lips = torch.randn(2, 8, 3, 16, 16), torch.randn(2, 8, 40)
+    draws = draws_for(model, 2)
+    draws.rebuild_first = torch.tensor([True, False])
+    motion = model.split_clip(z, draws, lips)[1]                                     # [B, T', N*d]
+    d = cfg.model.group_dim
+    assert motion.shape == (2, 4, cfg.model.groups * d)
+    assert torch.allclose(motion[0, :, -d:], model.crop_encoder(lips[:1, :4])[0], atol=1e-5)
+    assert torch.allclose(motion[1, :, -d:], model.crop_encoder(lips[1:, 4:])[0], atol=1e-5)

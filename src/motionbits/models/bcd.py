@@ -255,7 +255,8 @@ class BCDModel(nn.Module):
             swap = draws.rebuild_first[:, None, None, None, None]
             content_in, target = torch.where(swap, target, content_in), torch.where(swap, content_in, target)
             reference_in, motion_in = content_in, target  # (no relative motion here: config.py)
-            if crop is not None:
+            if crop is not None:  # pixel crops [B, T', 3, s, s] or lip points [B, T', 40]
+                swap = draws.rebuild_first.view(-1, *[1] * (crop.dim() - 1))
                 crop_reference, crop_motion = (torch.where(swap, crop_motion, crop_reference),
                                                torch.where(swap, crop_reference, crop_motion))
         if draws.content_flip is not None:
