@@ -229,6 +229,9 @@ def test_the_motion_crop_has_code_groups_and_a_rate_of_its_own():
     assert 0 <= out["crop_bits"] <= 3 and out["rate_loss"] > 0
     out["loss"].backward()
     assert model.crop_encoder.embed.patch_mlp[0].weight.grad.abs().sum() > 0
+    from motionbits.codec.compat import check_codable                        # the bitstream reads latents alone
+    with pytest.raises(MotionbitsError, match="does not read yet"):
+        check_codable(cfg, "run/last.pt")
 
 
 def test_aligned_lips_forget_the_heads_place_size_and_roll():
