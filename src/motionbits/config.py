@@ -81,6 +81,10 @@ class ModelConfig:
     motion_crop_left: int = setting(0, "motion_crop_size: the square's left column, in pixels", low=0)
     motion_crop_reads: str = setting("pixels", "motion_crop_size: what the crop's groups read: `pixels` (the square) or "
                                                "`lip_landmarks` (dlib's 20 lip points, aligned to the eyes)")
+    motion_crop_relative: bool = setting(False, "motion_crop_reads lip_landmarks: the lip points read as their change from "
+                                                "a reference's mean (training: the content half; inference: the "
+                                                "clip's or the driver's first window), so a driver's own lip shape "
+                                                "stays out of the codes")
     motion_crop_groups: int = setting(2, "motion_crop_size: the last this many code groups are read from the square "
                                          "alone, the others from the latents alone", low=1)
     patch_size: int = setting(8, "denoiser patch side, in latent cells", low=1)
@@ -413,6 +417,9 @@ def validate(cfg: Config, where: str = "config") -> None:
                                      and m.rate_estimate == "information" and m.motion_crop_groups < m.groups),
          "model.motion_crop_size needs content_reader patch_pool or key_frame, rate_estimate information, "
          "motion_crop_groups below groups and no train.augment_motion_colors"),
+        (not m.motion_crop_relative or (m.motion_crop_size and m.motion_crop_reads == "lip_landmarks"
+                                        and not m.relative_motion),
+         "model.motion_crop_relative needs motion_crop_size and motion_crop_reads lip_landmarks, without relative_motion"),
         (m.motion_crop_reads in ("pixels", "lip_landmarks"),
          f"model.motion_crop_reads must be pixels or lip_landmarks, not {m.motion_crop_reads!r}"),
         (cfg.diffusion.sigma_min < cfg.diffusion.sigma_max, "diffusion.sigma_min must be below diffusion.sigma_max"),

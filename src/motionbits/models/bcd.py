@@ -149,7 +149,8 @@ class BCDModel(nn.Module):
         if not crop_groups:
             self.crop_encoder = None
         elif m.motion_crop_reads == "lip_landmarks":
-            self.crop_encoder = LipMotionEncoder(m.encoder_width, 2, m.encoder_heads, crop_groups * m.group_dim)
+            self.crop_encoder = LipMotionEncoder(m.encoder_width, 2, m.encoder_heads, crop_groups * m.group_dim,
+                                                 relative=m.motion_crop_relative)
         else:
             self.crop_encoder = CropMotionEncoder(m.motion_crop_size, m.encoder_width, 2, m.encoder_heads,
                                                   crop_groups * m.group_dim)
@@ -270,6 +271,8 @@ class BCDModel(nn.Module):
         if self.content_reader is None and not (relative and reference_in is content_in):
             inputs.append(content_in)
         crops = None  # (the encoder reads no content when there are crops: config.py)
+        if crop is not None and self.cfg.model.motion_crop_relative:   # lip points: their change from the reference
+            crop_motion = crop_motion - crop_reference.nanmean(dim=1, keepdim=True)
         if crop is not None:
             crops = torch.cat([crop_motion] + ([crop_reference] if relative else []), dim=0)
         content, motion = self.encoder(torch.cat(inputs, dim=0))
@@ -314,6 +317,8 @@ class BCDModel(nn.Module):
                 reference, reference_crop = z, crop
             offset = self.read_motion(reference[:, :w], None if reference_crop is None else reference_crop[:, :w])
             offset = offset.mean(dim=1, keepdim=True)                                # [B, 1, N*d]
+        if crop is not None and self.cfg.model.motion_crop_relative:   # lip points: their change from the reference
+            crop = crop - (crop if reference_crop is None else reference_crop)[:, :w].nanmean(dim=1, keepdim=True)
         logits = []
         for begin, new in encoder_windows(t, w):
             motion = self.read_motion(z[:, begin: begin + w], None if crop is None else crop[:, begin: begin + w])

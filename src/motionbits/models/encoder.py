@@ -109,8 +109,9 @@ class LipMotionEncoder(nn.Module):
     one token per frame, a few encoder blocks across the frames -> motion [B, T, Nc*d] for the code
     groups of its own. The head's place, size and roll are taken out before the encoder sees it."""
 
-    def __init__(self, width: int, depth: int, heads: int, motion_dim: int, points: int = 40):
+    def __init__(self, width: int, depth: int, heads: int, motion_dim: int, points: int = 40, relative: bool = False):
         super().__init__()
+        self.relative = relative      # it reads changes from a reference's mean (model.motion_crop_relative)
         self.register_buffer("mean", torch.zeros(points))     # set from the training frames (set_statistics)
         self.register_buffer("spread", torch.ones(()))
         self.embed = nn.Sequential(nn.Linear(points, width), nn.SiLU(), nn.Linear(width, width))
@@ -120,7 +121,9 @@ class LipMotionEncoder(nn.Module):
         self.to_motion = nn.Linear(width, motion_dim)
 
     def set_statistics(self, lips: torch.Tensor) -> None:
-        """lips [..., 40] of the training frames (NaN: no face)."""
+        """lips [N, T, 40] of the training clips (NaN: no face)."""
+        if self.relative:           # the spread of a clip's changes from its own mean
+            lips = lips - lips.nanmean(dim=1, keepdim=True)
         ok = lips[~lips[..., 0].isnan()].reshape(-1, lips.shape[-1]).float()
         self.mean.copy_(ok.mean(0))
         self.spread.copy_((ok - ok.mean(0)).std())
