@@ -417,9 +417,8 @@ def validate(cfg: Config, where: str = "config") -> None:
                                      and m.rate_estimate == "information" and m.motion_crop_groups < m.groups),
          "model.motion_crop_size needs content_reader patch_pool or key_frame, rate_estimate information, "
          "motion_crop_groups below groups and no train.augment_motion_colors"),
-        (not m.motion_crop_relative or (m.motion_crop_size and m.motion_crop_reads == "lip_landmarks"
-                                        and not m.relative_motion),
-         "model.motion_crop_relative needs motion_crop_size and motion_crop_reads lip_landmarks, without relative_motion"),
+        (not m.motion_crop_relative or (m.motion_crop_size and m.motion_crop_reads == "lip_landmarks"),
+         "model.motion_crop_relative needs motion_crop_size and motion_crop_reads lip_landmarks"),
         (m.motion_crop_reads in ("pixels", "lip_landmarks"),
          f"model.motion_crop_reads must be pixels or lip_landmarks, not {m.motion_crop_reads!r}"),
         (cfg.diffusion.sigma_min < cfg.diffusion.sigma_max, "diffusion.sigma_min must be below diffusion.sigma_max"),

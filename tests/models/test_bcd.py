@@ -277,13 +277,14 @@ def test_the_lip_encoder_reads_standardised_points_and_a_missing_face_as_the_mea
     assert torch.allclose(motion[1, :, -d:], model.crop_encoder(lips[1:, 4:])[0], atol=1e-5)
 
 
-def test_relative_lip_points_leave_a_persons_own_lip_shape_out_of_the_codes():
+@pytest.mark.parametrize("relative", [False, True])
+def test_relative_lip_points_leave_a_persons_own_lip_shape_out_of_the_codes(relative):
     # model.motion_crop_relative: the lip groups read each frame's change from the reference's mean
     # (the content half in training, the first window at inference), so a constant lip shape
     # added to every frame (another person's mouth) changes nothing, while a change over time does.
     cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "motion_crop_size": 8,
                              "motion_crop_groups": 1, "motion_crop_reads": "lip_landmarks",
-                             "motion_crop_relative": True})
+                             "motion_crop_relative": True, "relative_motion": relative})
     model = BCDModel(cfg, 3, 16).eval()
     z, lips = torch.randn(2, 8, 3, 16, 16), torch.randn(2, 8, 40)
     other_mouth = lips + torch.randn(2, 1, 40)
@@ -291,8 +292,11 @@ def test_relative_lip_points_leave_a_persons_own_lip_shape_out_of_the_codes():
     d = cfg.model.group_dim
     motion = model.split_clip(z, draws, lips)[1]
     assert torch.allclose(model.split_clip(z, draws, other_mouth)[1], motion, atol=1e-5)
-    assert torch.allclose(motion[..., -d:], model.crop_encoder(lips[:, 4:] - lips[:, :4].mean(1, keepdim=True)),
-                          atol=1e-5)
+    centre = lips[:, :4].mean(1, keepdim=True)
+    expected = model.crop_encoder(lips[:, 4:] - centre)
+    if relative:  # (relative_motion: less the reference's mean feature, read from the centred reference too)
+        expected = expected - model.crop_encoder(lips[:, :4] - centre).mean(1, keepdim=True)
+    assert torch.allclose(motion[..., -d:], expected, atol=1e-5)
     logits = model.motion_logits(z, crop=lips)
     assert torch.allclose(model.motion_logits(z, crop=other_mouth), logits, atol=1e-5)
     moving = lips.clone()

@@ -272,7 +272,8 @@ class BCDModel(nn.Module):
             inputs.append(content_in)
         crops = None  # (the encoder reads no content when there are crops: config.py)
         if crop is not None and self.cfg.model.motion_crop_relative:   # lip points: their change from the reference
-            crop_motion = crop_motion - crop_reference.nanmean(dim=1, keepdim=True)
+            centre = crop_reference.nanmean(dim=1, keepdim=True)                  # [B, 1, 40]
+            crop_motion, crop_reference = crop_motion - centre, crop_reference - centre
         if crop is not None:
             crops = torch.cat([crop_motion] + ([crop_reference] if relative else []), dim=0)
         content, motion = self.encoder(torch.cat(inputs, dim=0))
@@ -312,13 +313,15 @@ class BCDModel(nn.Module):
         own first window), so the codes say how z moved since then."""
         t, w = z.shape[1], self.window
         offset = 0.0
+        if crop is not None and self.cfg.model.motion_crop_relative:   # lip points: their change from the reference
+            centre = (crop if reference_crop is None else reference_crop)[:, :w].nanmean(dim=1, keepdim=True)
+            crop = crop - centre
+            reference_crop = None if reference_crop is None else reference_crop - centre
         if self.cfg.model.relative_motion:
             if reference is None:
                 reference, reference_crop = z, crop
             offset = self.read_motion(reference[:, :w], None if reference_crop is None else reference_crop[:, :w])
             offset = offset.mean(dim=1, keepdim=True)                                # [B, 1, N*d]
-        if crop is not None and self.cfg.model.motion_crop_relative:   # lip points: their change from the reference
-            crop = crop - (crop if reference_crop is None else reference_crop)[:, :w].nanmean(dim=1, keepdim=True)
         logits = []
         for begin, new in encoder_windows(t, w):
             motion = self.read_motion(z[:, begin: begin + w], None if crop is None else crop[:, begin: begin + w])
