@@ -41,11 +41,10 @@ from motionbits.errors import MotionbitsError
 from motionbits.evaluation.faces import read_faces
 from motionbits.evaluation.face_motion import correlation, sums
 from motionbits.evaluation.face_signals import motion_signals
-from motionbits.models.bcd import SameVideoClips
+from motionbits.models.bcd import MOUTH_COLUMNS, MOUTH_ROWS, SameVideoClips, mouth_loss_map
 from motionbits.training.bcd import BCDTask
 from motionbits.api import MotionBits
 
-MOUTH_ROWS, MOUTH_COLUMNS = (0.65, 0.80), (0.38, 0.62)   # of a `data video --crop face` frame: dlib's mouth points
 GAP_SIGMAS = (0.5, 2.0, 5.0, 10.0, 20.0)
 
 
@@ -102,15 +101,11 @@ def oracle_loss(task: BCDTask, oracle: Oracle, mouth: torch.Tensor, draws, mouth
     q = model.quantizer(motion, draws.gumbel)
     quantized = q.quantized if model.motion_context is None else model.motion_context(q.quantized)
     quantized = quantized + oracle(mouth[draws.index])                             # [b, T', Cm]
-    sigma, sd = draws.sigma, model.edm.sigma_data
-    noisy = target + sigma[..., None, None, None] * draws.noise
-    denoised = model.edm.denoise(lambda x, c: model.denoiser(x, c, quantized, content), noisy, sigma)
-    where = torch.ones(target.shape[-2:])
-    where[mouth_cells(target.shape[-1])] = mouth_weight
-    error = ((denoised - target).pow(2) * (where / where.mean())).flatten(2).mean(-1)        # [b, T']
-    weight = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2                             # EDM's loss weight
+    where = mouth_loss_map(target.shape[-1], mouth_weight)                          # [h, w] or None
+    per_frame = model.edm.loss(lambda x, c: model.denoiser(x, c, quantized, content), target, draws.sigma,
+                               draws.noise, None if where is None else where.to(target.device))      # [b, T']
     cfg = task.cfg.train
-    return (weight * error).mean() + cfg.bitrate_lambda * (q.rate_bits - cfg.target_bits) ** 2
+    return per_frame.mean() + cfg.bitrate_lambda * (q.rate_bits - cfg.target_bits) ** 2
 
 
 @torch.no_grad()
