@@ -93,34 +93,33 @@ class BCDTask(Task):
                 crop = torch.cat([self.crop(draws.content_index, draws.colour_copy, device)[:, :half], crop[:, half:]], dim=1)
         return module(z, draws.to(device)) if crop is None else module(z, draws.to(device), crop)
 
-
     def crop(self, index: torch.Tensor, colour_copy: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-        """What the crop's code groups read for clips `index` (model.motion_crop_size): the pixel crops,
-        each from the recoloured copy its latents come from, or the cached lip points; else None."""
+        """What the crop's code groups read for clips `index` (model.motion_crop_size): the cached lip
+        points, or the pixel crops, each from the recoloured copy its latents come from; else None."""
         if not self.cfg.model.motion_crop_size:
             return None
-        frames = self.clips.frames_u8(index)
-        if colour_copy is not None:
-            for copy, clips in enumerate(self.clip_sets[1:], start=1):
-                rows = (colour_copy == copy).nonzero().flatten().cpu()
-                if len(rows):
-                    frames[rows] = clips.frames_u8(index[rows])
-        lips = None if self.lips is None else self.lips[index.cpu().numpy()]
-        return self.model.crop_of_frames(frames, lips).to(device)
+        if self.lips is not None:                   # (recolouring moves no lip point)
+            return torch.from_numpy(self.lips[index.cpu().numpy()]).float().to(device)
+        frames = self.from_copies(index, colour_copy, ClipSet.frames_u8)
+        return self.model.crop_of_frames(frames).to(device)
 
     def latents(self, index: torch.Tensor, colour_copy: torch.Tensor | None) -> torch.Tensor:
         """index [b] -> latents [b, T, C, h, w], each clip from its recoloured copy (None: all as they are)."""
+        return self.from_copies(index, colour_copy, ClipSet.latents)
+
+    def from_copies(self, index: torch.Tensor, colour_copy: torch.Tensor | None, read) -> torch.Tensor:
+        """read(clip_set, index) of clips `index`, each from its recoloured copy (None: all as they are)."""
         if colour_copy is None:
-            return self.clips.latents(index)
-        z = None
+            return read(self.clips, index)
+        out = None
         for copy, clips in enumerate(self.clip_sets):
             rows = (colour_copy == copy).nonzero().flatten()
             if len(rows):
-                part = clips.latents(index[rows])
-                if z is None:
-                    z = part.new_empty((len(index), *part.shape[1:]))
-                z[rows.to(z.device)] = part
-        return z
+                part = read(clips, index[rows])
+                if out is None:
+                    out = part.new_empty((len(index), *part.shape[1:]))
+                out[rows.to(out.device)] = part
+        return out
 
     def describe(self) -> dict:
         return {"config": self.cfg.to_dict(),
