@@ -124,10 +124,10 @@ def measure(pipe: MotionBits, root: str, person: str, most: int, seed: int = 0) 
             codes = logits.argmax(-1)                                                      # [L, N]
             feats["codes"].append(np.eye(entries)[codes].reshape(len(clip), groups * entries))
             feats["logits"].append(logits.reshape(len(clip), -1))
-            crop_groups = getattr(pipe.cfg.model, "motion_crop_size", 0) and pipe.cfg.model.motion_crop_groups
-            if crop_groups:  # the crop's own groups (the last ones), alone
-                feats.setdefault("crop codes", []).append(np.eye(entries)[codes[:, -crop_groups:]].reshape(len(clip), -1))
-                feats.setdefault("crop logits", []).append(logits[:, -crop_groups:].reshape(len(clip), -1))
+            lip_groups = pipe.cfg.model.lip_groups
+            if lip_groups:  # the lip groups (the last ones), alone
+                feats.setdefault("lip codes", []).append(np.eye(entries)[codes[:, -lip_groups:]].reshape(len(clip), -1))
+                feats.setdefault("lip logits", []).append(logits[:, -lip_groups:].reshape(len(clip), -1))
             signals.append(changes(read_faces(clip, models, embed=False).landmarks, w))
         sets[split] = (feats, signals, len(set(v for v, _ in windows)))
     (train, train_signals, train_videos), (test, test_signals, test_videos) = sets["train"], sets["test"]

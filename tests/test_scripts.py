@@ -212,7 +212,8 @@ class _SlidingPipe:
         from types import SimpleNamespace
 
         self.model = SimpleNamespace(window=4)
-        self.cfg = SimpleNamespace(data=SimpleNamespace(frames=8), model=SimpleNamespace(groups=2, codebook_size=16))
+        self.cfg = SimpleNamespace(data=SimpleNamespace(frames=8),
+                                   model=SimpleNamespace(groups=2, codebook_size=16, lip_groups=0))
 
     def motion_logits(self, frames):
         import numpy as np

@@ -125,18 +125,18 @@ class MotionBits:
         """Motion codes [B, T, N] (int64), every frame. With model.relative_motion the codes say how
         the clip moved since `reference` (default: its own first window); other models ignore it."""
         frames = self._as_clips(frames)
-        ref = ref_crop = None
+        ref = ref_lips = None
         if reference is not None and self.cfg.model.relative_motion:
             reference = self._as_clips(reference)
-            ref, ref_crop = self.to_latents(reference), self.model.crop_of_frames(reference)
-        return self.motion_of_latents(self.to_latents(frames), ref, self.model.crop_of_frames(frames), ref_crop)
+            ref, ref_lips = self.to_latents(reference), self.model.lips_of_frames(reference)
+        return self.motion_of_latents(self.to_latents(frames), ref, self.model.lips_of_frames(frames), ref_lips)
 
     @torch.no_grad()
     def motion_logits(self, frames) -> torch.Tensor:
         """Code logits [B, T, N, K_e] of every frame (the codes are their argmax), read against the
         clip's own first window."""
         frames = self._as_clips(frames)
-        return self.motion_logits_of_latents(self.to_latents(frames), crop=self.model.crop_of_frames(frames))
+        return self.motion_logits_of_latents(self.to_latents(frames), lips=self.model.lips_of_frames(frames))
 
     # The same from latents [B, T, C, h, w], for callers that read one clip several ways (evaluation).
     @torch.no_grad()
@@ -148,18 +148,19 @@ class MotionBits:
 
     @torch.no_grad()
     def motion_of_latents(self, z: torch.Tensor, reference: torch.Tensor | None = None,
-                          crop: torch.Tensor | None = None, reference_crop: torch.Tensor | None = None) -> torch.Tensor:
-        return self.motion_logits_of_latents(z, reference, crop, reference_crop).argmax(-1)
+                          lips: torch.Tensor | None = None, reference_lips: torch.Tensor | None = None) -> torch.Tensor:
+        return self.motion_logits_of_latents(z, reference, lips, reference_lips).argmax(-1)
 
     @torch.no_grad()
     def motion_logits_of_latents(self, z: torch.Tensor, reference: torch.Tensor | None = None,
-                                 crop: torch.Tensor | None = None,
-                                 reference_crop: torch.Tensor | None = None) -> torch.Tensor:
+                                 lips: torch.Tensor | None = None,
+                                 reference_lips: torch.Tensor | None = None) -> torch.Tensor:
         """Code logits [B, T, N, K_e] (the codes are their argmax; evaluation/rate.py reads them);
-        crop: the frames' pixel crops, for models with model.motion_crop_size (BCDModel.crop_of_frames)."""
-        crop, reference_crop = (None if c is None else c.to(self.device) for c in (crop, reference_crop))
+        lips: the frames' aligned lip points [B, T, 40], for models with model.lip_groups
+        (BCDModel.lips_of_frames)."""
+        lips, reference_lips = (None if x is None else x.to(self.device) for x in (lips, reference_lips))
         with autocast(self.device, self.bf16):
-            return self.model.motion_logits(z, reference, crop, reference_crop).float()
+            return self.model.motion_logits(z, reference, lips, reference_lips).float()
 
     @torch.no_grad()
     def render(self, content: torch.Tensor, codes: torch.Tensor, steps: int | None = None,

@@ -75,18 +75,12 @@ class ModelConfig:
                        "the paper's entropy of the mean sampling histogram")
     relative_motion: bool = setting(False, "codes read against a reference's mean motion feature (training: the "
                                            "content half; transfer: the driver's first window), FOMM's relative mode")
-    motion_crop_size: int = setting(0, "the motion encoder also reads this square of every frame's pixels at full "
-                                       "resolution (0: off), e.g. the mouth of aligned face crops", low=0)
-    motion_crop_top: int = setting(0, "motion_crop_size: the square's top row, in pixels", low=0)
-    motion_crop_left: int = setting(0, "motion_crop_size: the square's left column, in pixels", low=0)
-    motion_crop_reads: str = setting("pixels", "motion_crop_size: what the crop's groups read: `pixels` (the square) or "
-                                               "`lip_landmarks` (dlib's 20 lip points, aligned to the eyes)")
-    motion_crop_relative: bool = setting(False, "motion_crop_reads lip_landmarks: the lip points read as their change from "
-                                                "a reference's mean (training: the content half; inference: the "
-                                                "clip's or the driver's first window), so a driver's own lip shape "
-                                                "stays out of the codes")
-    motion_crop_groups: int = setting(2, "motion_crop_size: the last this many code groups are read from the square "
-                                         "alone, the others from the latents alone", low=1)
+    lip_groups: int = setting(0, "the last this many code groups read the lips alone (dlib's 20 lip points, aligned to "
+                                 "the eyes: lip_points.py), the others the latents alone (0: none); a face model's "
+                                 "mouth gets a rate of its own, train.lip_bits", low=0)
+    lip_relative: bool = setting(False, "lip_groups: the lip points read as their change from a reference's mean "
+                                        "(training: the content half; inference: the clip's or the driver's first "
+                                        "window), so a driver's own lip shape stays out of the codes")
     patch_size: int = setting(8, "denoiser patch side, in latent cells", low=1)
     denoiser_width: int = setting(256, "denoiser (DiT) width", low=8)
     denoiser_depth: int = setting(4, "denoiser blocks", low=1)
@@ -143,8 +137,8 @@ class TrainConfig:
                                             "where the mouth lies (rows 0.65-0.80, columns 0.38-0.62 of the frame) "
                                             "counts this many times the rest, the map's mean kept at 1", low=1)
     target_bits: float = setting(8.0, "H_target: the rate the penalty pulls to, bits per frame", low=0)
-    motion_crop_bits: float = setting(2.0, "model.motion_crop_size: the crop's code groups are pulled to this rate of "
-                                           "their own, the other groups to target_bits", low=0)
+    lip_bits: float = setting(2.0, "model.lip_groups: the lip groups are pulled to this rate of their own, the "
+                                   "other groups to target_bits", low=0)
     bitrate_lambda: float = setting(0.01, "weight of (rate - target)^2", low=0)
     init_from: str | None = setting(None, "a stage-1 run (folder or last.pt) whose weights start this run; modules "
                                           "it lacks (temporal layers) start at zero and are listed")
@@ -410,17 +404,11 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.target_bits <= m.groups * math.log2(m.codebook_size),
          f"train.target_bits={t.target_bits:g} is above the ceiling groups x log2(codebook_size) = "
          f"{m.groups * math.log2(m.codebook_size):g}"),
-        (m.motion_crop_size == 0 or max(m.motion_crop_top, m.motion_crop_left) + m.motion_crop_size <= d.image_size,
-         f"model.motion_crop ({m.motion_crop_size} pixels at row {m.motion_crop_top}, column {m.motion_crop_left}) "
-         f"must lie inside the {d.image_size}-pixel frames"),
-        (m.motion_crop_size == 0 or (m.content_reader != "encoder" and not t.augment_motion_colors
-                                     and m.rate_estimate == "information" and m.motion_crop_groups < m.groups),
-         "model.motion_crop_size needs content_reader patch_pool or key_frame, rate_estimate information, "
-         "motion_crop_groups below groups and no train.augment_motion_colors"),
-        (not m.motion_crop_relative or (m.motion_crop_size and m.motion_crop_reads == "lip_landmarks"),
-         "model.motion_crop_relative needs motion_crop_size and motion_crop_reads lip_landmarks"),
-        (m.motion_crop_reads in ("pixels", "lip_landmarks"),
-         f"model.motion_crop_reads must be pixels or lip_landmarks, not {m.motion_crop_reads!r}"),
+        (m.lip_groups == 0 or (m.content_reader != "encoder" and not t.augment_motion_colors
+                               and m.rate_estimate == "information" and m.lip_groups < m.groups),
+         "model.lip_groups needs content_reader patch_pool or key_frame, rate_estimate information, "
+         "lip_groups below groups and no train.augment_motion_colors"),
+        (not m.lip_relative or m.lip_groups, "model.lip_relative needs model.lip_groups"),
         (cfg.diffusion.sigma_min < cfg.diffusion.sigma_max, "diffusion.sigma_min must be below diffusion.sigma_max"),
     ]
     for ok, message in checks:

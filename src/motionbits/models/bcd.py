@@ -26,11 +26,11 @@ from motionbits.config import Config
 from motionbits.diffusion import EDM
 from motionbits.models.denoiser import Denoiser
 from motionbits.errors import MotionbitsError
-from motionbits.models.encoder import (CropMotionEncoder, KeyFrameContentReader, LipMotionEncoder,
-                                       MotionContentEncoder, PatchPoolContentReader)
+from motionbits.lip_points import lip_shapes
+from motionbits.models.encoder import (KeyFrameContentReader, LipMotionEncoder, MotionContentEncoder,
+                                       PatchPoolContentReader)
 from motionbits.models.motion_context import MotionContext
 from motionbits.models.quantizer import GroupQuantizer, information_bits
-from motionbits.models.tokenizer import frames_to_float
 
 
 @dataclass
@@ -107,32 +107,6 @@ def mouth_loss_map(size: int, weight: float) -> torch.Tensor | None:
     return cells / cells.mean()
 
 
-MOUTH_POINTS = slice(48, 68)                           # dlib's 68-point model: the lips
-
-
-EYES = (slice(36, 42), slice(42, 48))
-
-
-def aligned_lips(marks: np.ndarray) -> np.ndarray:
-    """dlib's 68 points [T, 68, 2] -> the 20 lip points [T, 40] (x, y interleaved) aligned to the eyes:
-    the lips' centre at 0, the eye line level, the eyes' distance 1 (NaN rows stay NaN)."""
-    left, right = marks[:, EYES[0]].mean(1), marks[:, EYES[1]].mean(1)                # [T, 2]
-    across = right - left
-    distance = np.linalg.norm(across, axis=-1)                                        # [T]
-    cos, sin = across[:, 0] / distance, across[:, 1] / distance
-    lips = marks[:, MOUTH_POINTS] - marks[:, MOUTH_POINTS].mean(1, keepdims=True)     # [T, 20, 2]
-    x = (lips[..., 0] * cos[:, None] + lips[..., 1] * sin[:, None]) / distance[:, None]   # rotated by -roll
-    y = (-lips[..., 0] * sin[:, None] + lips[..., 1] * cos[:, None]) / distance[:, None]
-    return np.stack([x, y], -1).reshape(len(marks), 40)
-
-
-def lip_shapes(frames: np.ndarray) -> np.ndarray:
-    """uint8 clips [B, T, H, W, 3] -> each frame's aligned lip points [B, T, 40] (aligned_lips; NaN
-    where dlib finds no face)."""
-    from motionbits.evaluation.faces import read_faces   # dlib, needed only by models with this input
-    return np.stack([aligned_lips(read_faces(clip, embed=False).landmarks) for clip in frames])
-
-
 class BCDModel(nn.Module):
     def __init__(self, cfg: Config, latent_channels: int, latent_size: int):
         super().__init__()
@@ -142,18 +116,11 @@ class BCDModel(nn.Module):
         self.quantizer = GroupQuantizer(m.groups, m.codebook_size, m.group_dim, m.gumbel_alpha, m.gumbel_tau,
                                         m.rate_estimate)
         reads_content = m.content_reader == "encoder"
-        crop_groups = m.motion_crop_groups if m.motion_crop_size else 0
         self.encoder = MotionContentEncoder(latent_channels, latent_size, m.encoder_width, m.encoder_depth,
                                             m.encoder_heads, m.content_queries if reads_content else 0,
-                                            m.content_dim, (m.groups - crop_groups) * m.group_dim)
-        if not crop_groups:
-            self.crop_encoder = None
-        elif m.motion_crop_reads == "lip_landmarks":
-            self.crop_encoder = LipMotionEncoder(m.encoder_width, 2, m.encoder_heads, crop_groups * m.group_dim,
-                                                 relative=m.motion_crop_relative)
-        else:
-            self.crop_encoder = CropMotionEncoder(m.motion_crop_size, m.encoder_width, 2, m.encoder_heads,
-                                                  crop_groups * m.group_dim)
+                                            m.content_dim, (m.groups - m.lip_groups) * m.group_dim)
+        self.lip_encoder = (LipMotionEncoder(m.encoder_width, 2, m.encoder_heads, m.lip_groups * m.group_dim,
+                                             relative=m.lip_relative) if m.lip_groups else None)
         if m.content_reader == "patch_pool":
             self.content_reader = PatchPoolContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
                                                          2, m.encoder_heads, m.content_queries, m.content_dim)
@@ -211,10 +178,10 @@ class BCDModel(nn.Module):
                                              dim=1)[:, :t_render].sort(dim=1).values
         return draws
 
-    def forward(self, z: torch.Tensor, draws: Draws, crop: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips); crop
-        [B, T, 3, s, s]: the frames' pixel crops (model.motion_crop_size)."""
-        content, motion, target = self.split_clip(z, draws, crop)
+    def forward(self, z: torch.Tensor, draws: Draws, lips: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips); lips
+        [B, T, 40]: the frames' aligned lip points (model.lip_groups)."""
+        content, motion, target = self.split_clip(z, draws, lips)
         q = self.quantizer(motion, draws.gumbel)        # the rate is measured on every rebuilt frame
         quantized = q.quantized                                                  # [B, T', Cm]
         if self.motion_context is not None:                                      # one window: T' = window
@@ -227,20 +194,20 @@ class BCDModel(nn.Module):
                                   target, draws.sigma, draws.noise, self.loss_map)  # [B, R]
         diffusion_loss = per_frame.mean()
         lam = self.cfg.train.bitrate_lambda
-        if self.crop_encoder is None:
+        if self.lip_encoder is None:
             rate_loss = lam * (q.rate_bits - self.cfg.train.target_bits) ** 2
-        else:  # the crop's groups (the last ones) have a rate target of their own
-            crop_bits = information_bits(self.quantizer.logits(motion)[:, :, -self.cfg.model.motion_crop_groups:])
-            rate_loss = (lam * (q.rate_bits - crop_bits - self.cfg.train.target_bits) ** 2
-                         + lam * (crop_bits - self.cfg.train.motion_crop_bits) ** 2)
-        extra = {} if self.crop_encoder is None else {"crop_bits": crop_bits.detach()}
+        else:  # the lip groups (the last ones) have a rate target of their own
+            lip_bits = information_bits(self.quantizer.logits(motion)[:, :, -self.cfg.model.lip_groups:])
+            rate_loss = (lam * (q.rate_bits - lip_bits - self.cfg.train.target_bits) ** 2
+                         + lam * (lip_bits - self.cfg.train.lip_bits) ** 2)
+        extra = {} if self.lip_encoder is None else {"lip_bits": lip_bits.detach()}
         return {**extra, "loss": diffusion_loss + rate_loss, "diffusion_loss": diffusion_loss.detach(),
                 "rate_loss": rate_loss.detach(), "rate_bits": q.rate_bits.detach(),
                 "information_bits": q.information_bits.detach(), "marginal_bits": q.marginal_bits.detach(),
                 "code_entropy_bits": q.code_entropy_bits, "static_code_bits": q.static_code_bits}
 
     def split_clip(self, z: torch.Tensor, draws: Draws,
-                   crop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   lips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, T, ...] -> content [B, K, Cc], motion [B, T', N*d], target [B, T', ...].
 
         The augmentations change only the encoders' inputs, never the target: a mirrored content
@@ -249,17 +216,17 @@ class BCDModel(nn.Module):
         half = self.window
         content_in = reference_in = z[:, :half]                                  # [B, T', C, h, w]
         motion_in = target = z[:, z.shape[1] - half:]        # the second half (cross-driving), else the clip
-        crop_reference = crop_motion = None
-        if crop is not None:
-            crop_reference, crop_motion = crop[:, :half], crop[:, crop.shape[1] - half:]
+        lips_reference = lips_motion = None
+        if lips is not None:                                                     # [B, T', 40] each
+            lips_reference, lips_motion = lips[:, :half], lips[:, lips.shape[1] - half:]
         if draws.rebuild_first is not None:  # the halves trade places: every frame's pose gets rebuilt
             swap = draws.rebuild_first[:, None, None, None, None]
             content_in, target = torch.where(swap, target, content_in), torch.where(swap, content_in, target)
             reference_in, motion_in = content_in, target  # (no relative motion here: config.py)
-            if crop is not None:  # pixel crops [B, T', 3, s, s] or lip points [B, T', 40]
-                swap = draws.rebuild_first.view(-1, *[1] * (crop.dim() - 1))
-                crop_reference, crop_motion = (torch.where(swap, crop_motion, crop_reference),
-                                               torch.where(swap, crop_reference, crop_motion))
+            if lips is not None:
+                swap = draws.rebuild_first[:, None, None]
+                lips_reference, lips_motion = (torch.where(swap, lips_motion, lips_reference),
+                                               torch.where(swap, lips_reference, lips_motion))
         if draws.content_flip is not None:
             content_in = torch.where(draws.content_flip[:, None, None, None, None], content_in.flip(-1), content_in)
         if draws.motion_channels is not None:  # the reference is read like the motion frames
@@ -270,15 +237,13 @@ class BCDModel(nn.Module):
         inputs = [motion_in] + ([reference_in] if relative else [])
         if self.content_reader is None and not (relative and reference_in is content_in):
             inputs.append(content_in)
-        crops = None  # (the encoder reads no content when there are crops: config.py)
-        if crop is not None and self.cfg.model.motion_crop_relative:   # lip points: their change from the reference
-            centre = crop_reference.nanmean(dim=1, keepdim=True)                  # [B, 1, 40]
-            crop_motion, crop_reference = crop_motion - centre, crop_reference - centre
-        if crop is not None:
-            crops = torch.cat([crop_motion] + ([crop_reference] if relative else []), dim=0)
         content, motion = self.encoder(torch.cat(inputs, dim=0))
-        if crops is not None:
-            motion = torch.cat([motion, self.crop_encoder(crops)], dim=-1)       # [nB, T', N*d]
+        if lips is not None:  # (the encoder reads no content then: config.py, so the reads line up)
+            if self.cfg.model.lip_relative:   # their change from the reference
+                centre = lips_reference.nanmean(dim=1, keepdim=True)                # [B, 1, 40]
+                lips_motion, lips_reference = lips_motion - centre, lips_reference - centre
+            lip_reads = torch.cat([lips_motion] + ([lips_reference] if relative else []), dim=0)
+            motion = torch.cat([motion, self.lip_encoder(lip_reads)], dim=-1)      # [nB, T', N*d]
         b = z.shape[0]
         motion = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True) if relative else motion[:b]   # [B, T', N*d]
         content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
@@ -293,58 +258,54 @@ class BCDModel(nn.Module):
         content, _ = self.encoder(z[:, : self.window])
         return content
 
-    def read_motion(self, z: torch.Tensor, crop: torch.Tensor | None = None) -> torch.Tensor:
-        """Motion features [B, T, N*d] of frames z [B, T, ...] (and their pixel crops [B, T, 3, s, s]
-        for the crop's code groups, model.motion_crop_size)."""
+    def read_motion(self, z: torch.Tensor, lips: torch.Tensor | None = None) -> torch.Tensor:
+        """Motion features [B, T, N*d] of frames z [B, T, ...] (and their aligned lip points
+        [B, T, 40] for the lip code groups, model.lip_groups)."""
         motion = self.encoder(z)[1]
-        if self.crop_encoder is None:
+        if self.lip_encoder is None:
             return motion
-        if crop is None:
-            raise MotionbitsError("this model reads the motion of a pixel crop too (model.motion_crop_size): "
-                                  "give the frames' crops (BCDModel.crop_of_frames)")
-        return torch.cat([motion, self.crop_encoder(crop)], dim=-1)
+        if lips is None:
+            raise MotionbitsError("this model reads the motion of the lips too (model.lip_groups): "
+                                  "give the frames' lip points (BCDModel.lips_of_frames)")
+        return torch.cat([motion, self.lip_encoder(lips)], dim=-1)
 
     @torch.no_grad()
-    def motion_logits(self, z: torch.Tensor, reference: torch.Tensor | None = None, crop: torch.Tensor | None = None,
-                      reference_crop: torch.Tensor | None = None) -> torch.Tensor:
+    def motion_logits(self, z: torch.Tensor, reference: torch.Tensor | None = None, lips: torch.Tensor | None = None,
+                      reference_lips: torch.Tensor | None = None) -> torch.Tensor:
         """Code logits [B, T, N, K_e] of every frame of z [B, T, ...], read in consecutive windows of
         the training length (the last window is shifted back to stay full). With
         model.relative_motion every window is read against `reference` [B, T_r, ...] (default: z's
-        own first window), so the codes say how z moved since then."""
+        own first window), so the codes say how z moved since then. lips, reference_lips
+        [B, T, 40]: those frames' aligned lip points, for model.lip_groups (lips_of_frames)."""
         t, w = z.shape[1], self.window
         offset = 0.0
-        if crop is not None and self.cfg.model.motion_crop_relative:   # lip points: their change from the reference
-            centre = (crop if reference_crop is None else reference_crop)[:, :w].nanmean(dim=1, keepdim=True)
-            crop = crop - centre
-            reference_crop = None if reference_crop is None else reference_crop - centre
+        if lips is not None and self.cfg.model.lip_relative:   # their change from the reference's first window
+            centre = (lips if reference_lips is None else reference_lips)[:, :w].nanmean(dim=1, keepdim=True)
+            lips = lips - centre
+            reference_lips = None if reference_lips is None else reference_lips - centre
         if self.cfg.model.relative_motion:
             if reference is None:
-                reference, reference_crop = z, crop
-            offset = self.read_motion(reference[:, :w], None if reference_crop is None else reference_crop[:, :w])
+                reference, reference_lips = z, lips
+            offset = self.read_motion(reference[:, :w], None if reference_lips is None else reference_lips[:, :w])
             offset = offset.mean(dim=1, keepdim=True)                                # [B, 1, N*d]
         logits = []
         for begin, new in encoder_windows(t, w):
-            motion = self.read_motion(z[:, begin: begin + w], None if crop is None else crop[:, begin: begin + w])
+            motion = self.read_motion(z[:, begin: begin + w], None if lips is None else lips[:, begin: begin + w])
             logits.append(self.quantizer.logits(motion - offset)[:, new:])
         return torch.cat(logits, dim=1)
 
     @torch.no_grad()
-    def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None, crop: torch.Tensor | None = None,
-                      reference_crop: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None, lips: torch.Tensor | None = None,
+                      reference_lips: torch.Tensor | None = None) -> torch.Tensor:
         """Motion codes [B, T, N] of every frame of z (see motion_logits)."""
-        return self.motion_logits(z, reference, crop, reference_crop).argmax(-1)
+        return self.motion_logits(z, reference, lips, reference_lips).argmax(-1)
 
-    def crop_of_frames(self, frames: torch.Tensor, lips: np.ndarray | None = None) -> torch.Tensor | None:
-        """uint8 frames [B, T, H, W, 3] -> what the crop's code groups read (None without
-        model.motion_crop_size): the pixel crops [B, T, 3, s, s] in [-1, 1], or with
-        motion_crop_reads lip_landmarks the aligned lip points [B, T, 40] (`lips`, else found with dlib)."""
-        m = self.cfg.model
-        if not m.motion_crop_size:
+    def lips_of_frames(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor | None:
+        """uint8 frames [B, T, H, W, 3] -> their aligned lip points [B, T, 40] for the lip code
+        groups (dlib, lip_points.py), None for a model without them."""
+        if not self.cfg.model.lip_groups:
             return None
-        if m.motion_crop_reads == "lip_landmarks":
-            return torch.as_tensor(lip_shapes(np.asarray(frames)) if lips is None else lips).float()
-        top, left, size = m.motion_crop_top, m.motion_crop_left, m.motion_crop_size
-        return frames_to_float(frames[:, :, top:top + size, left:left + size])
+        return torch.from_numpy(lip_shapes(np.asarray(frames))).float()
 
     @torch.no_grad()
     def motion_condition(self, codes: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@
 
 The content is read once per clip; the motion is per frame and goes on to the quantizer.
 `PatchPoolContentReader` and `KeyFrameContentReader` are the alternative content paths of
-`model.content_reader: patch_pool` and `key_frame`.
+`model.content_reader: patch_pool` and `key_frame`; `LipMotionEncoder` reads the motion of the
+lip code groups (model.lip_groups) from lip points instead of latents.
 """
 from __future__ import annotations
 
@@ -79,39 +80,15 @@ class MotionContentEncoder(nn.Module):
         return (self.to_content(x[:, :k]) if k else None), motion
 
 
-class CropMotionEncoder(nn.Module):
-    """The motion of a square of each frame's pixels, read at full resolution (model.motion_crop_size,
-    e.g. the mouth of aligned face crops, which moves within one or two of taef2's 8-pixel cells):
-    one token per frame, a few encoder blocks across the frames, motion [B, T, Nc*d] for the code
-    groups of its own (model.motion_crop_groups), so what it says has a rate of its own."""
-
-    def __init__(self, crop_size: int, width: int, depth: int, heads: int, motion_dim: int):
-        super().__init__()
-        self.embed = FrameEmbedder(3, crop_size, width)
-        self.position_bias = RelativePositionBias(heads)
-        self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(width)
-        self.to_motion = nn.Linear(width, motion_dim)
-
-    def forward(self, crop: torch.Tensor) -> torch.Tensor:
-        """crop [B, T, 3, s, s] in [-1, 1] -> motion [B, T, Nc*d]."""
-        x = self.embed(crop)                                                    # [B, T, W]
-        bias = self.position_bias(crop.shape[1], crop.device, queries=0)
-        for block in self.blocks:
-            x = block(x, bias)
-        return self.to_motion(self.norm(x))
-
-
 class LipMotionEncoder(nn.Module):
-    """The motion of the lips as dlib draws them (model.motion_crop_reads: lip_landmarks): each
-    frame's 20 lip points, aligned to the eyes (their centre at 0, the eye line level, the eyes'
-    distance 1; BCDModel.crop_of_frames), standardised by the training frames' mean and spread,
-    one token per frame, a few encoder blocks across the frames -> motion [B, T, Nc*d] for the code
-    groups of its own. The head's place, size and roll are taken out before the encoder sees it."""
+    """The motion of the lips as dlib draws them (model.lip_groups): each frame's 20 lip points,
+    aligned to the eyes (lip_points.py: the head's place, size and roll taken out), standardised
+    by the training frames' mean and spread, one token per frame, a few encoder blocks across the
+    frames -> motion [B, T, Nl*d] for the lip code groups, whose rate is pulled apart (train.lip_bits)."""
 
     def __init__(self, width: int, depth: int, heads: int, motion_dim: int, points: int = 40, relative: bool = False):
         super().__init__()
-        self.relative = relative      # it reads changes from a reference's mean (model.motion_crop_relative)
+        self.relative = relative      # it reads changes from a reference's mean (model.lip_relative)
         self.register_buffer("mean", torch.zeros(points))     # set from the training frames (set_statistics)
         self.register_buffer("spread", torch.ones(()))
         self.embed = nn.Sequential(nn.Linear(points, width), nn.SiLU(), nn.Linear(width, width))
@@ -129,7 +106,7 @@ class LipMotionEncoder(nn.Module):
         self.spread.copy_((ok - ok.mean(0)).std())
 
     def forward(self, lips: torch.Tensor) -> torch.Tensor:
-        """lips [B, T, 40] (NaN where no face: read as the mean) -> motion [B, T, Nc*d]."""
+        """lips [B, T, 40] (NaN where no face: read as the mean) -> motion [B, T, Nl*d]."""
         lips = torch.where(lips.isnan(), self.mean, lips.float())
         x = self.embed((lips - self.mean) / self.spread)                              # [B, T, W]
         bias = self.position_bias(lips.shape[1], lips.device, queries=0)

@@ -27,7 +27,8 @@ from motionbits.data.clips import ClipSet, load_clips
 from motionbits.data.colour_copies import colour_copies
 from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
-from motionbits.models.bcd import BCDModel, Draws, SameVideoClips, lip_shapes
+from motionbits.lip_points import LIP_FEATURES, lip_shapes
+from motionbits.models.bcd import BCDModel, Draws, SameVideoClips
 from motionbits.training import checkpoint as ckpt_io
 from motionbits.training.loop import Schedule, Task, Trainer, learning_rate, setup_distributed
 
@@ -43,7 +44,7 @@ def cached_lip_shapes(cfg: Config, clips: ClipSet) -> np.ndarray:
     path = Path(cfg.data.root) / f"lip_shapes-train-{len(clips)}.npy"
     if path.exists():
         lips = np.load(path)
-        if lips.shape == (len(clips), clips.frames.shape[1], 40):
+        if lips.shape == (len(clips), clips.frames.shape[1], LIP_FEATURES):
             return lips
     frames = clips.frames.numpy()
     print(f"reading the lips of {frames.shape[0] * frames.shape[1]} training frames (dlib, once)")
@@ -75,47 +76,35 @@ class BCDTask(Task):
             gap = round(cfg.train.content_gap_seconds * (cfg.data.fps or 0))
             self.same_video = SameVideoClips(clips.labels["video"], clips.labels["start"], gap)
         self.reliance_clips = None       # the decoder-reliance clips' latents, made on first use
-        self.lips = None                 # model.motion_crop_reads lip_landmarks: [N, T, 40], found once, cached
-        if cfg.model.motion_crop_size and cfg.model.motion_crop_reads == "lip_landmarks":
-            self.lips = cached_lip_shapes(cfg, clips)
-            self.model.crop_encoder.set_statistics(torch.from_numpy(self.lips))
+        self.lips = None                 # model.lip_groups: the clips' lip points [N, T, 40], found once, cached
+        if cfg.model.lip_groups:
+            self.lips = torch.from_numpy(cached_lip_shapes(cfg, clips)).float()
+            self.model.lip_encoder.set_statistics(self.lips)
 
     def draw(self, generator: torch.Generator, batch_size: int) -> Draws:
         return self.model.draw(len(self.clips), batch_size, generator, self.same_video)
 
     def loss(self, module, draws: Draws, device: torch.device) -> dict[str, torch.Tensor]:
         z = self.latents(draws.index, draws.colour_copy)                          # [b, T, C, h, w]
-        crop = self.crop(draws.index, draws.colour_copy, device)                  # [b, T, 3, s, s] or None
         if draws.content_index is not None:  # the content half from another moment of the video
             half = z.shape[1] // 2
             z = torch.cat([self.latents(draws.content_index, draws.colour_copy)[:, :half], z[:, half:]], dim=1)
-            if crop is not None:
-                crop = torch.cat([self.crop(draws.content_index, draws.colour_copy, device)[:, :half], crop[:, half:]], dim=1)
-        return module(z, draws.to(device)) if crop is None else module(z, draws.to(device), crop)
-
-    def crop(self, index: torch.Tensor, colour_copy: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-        """What the crop's code groups read for clips `index` (model.motion_crop_size): the cached lip
-        points, or the pixel crops, each from the recoloured copy its latents come from; else None."""
-        if not self.cfg.model.motion_crop_size:
-            return None
-        if self.lips is not None:                   # (recolouring moves no lip point)
-            return torch.from_numpy(self.lips[index.cpu().numpy()]).float().to(device)
-        frames = self.from_copies(index, colour_copy, ClipSet.frames_u8)
-        return self.model.crop_of_frames(frames).to(device)
+        if self.lips is None:
+            return module(z, draws.to(device))
+        lips = self.lips[draws.index.cpu()]                  # [b, T, 40] (recolouring moves no lip point)
+        if draws.content_index is not None:
+            lips = torch.cat([self.lips[draws.content_index.cpu()][:, :half], lips[:, half:]], dim=1)
+        return module(z, draws.to(device), lips.to(device))
 
     def latents(self, index: torch.Tensor, colour_copy: torch.Tensor | None) -> torch.Tensor:
         """index [b] -> latents [b, T, C, h, w], each clip from its recoloured copy (None: all as they are)."""
-        return self.from_copies(index, colour_copy, ClipSet.latents)
-
-    def from_copies(self, index: torch.Tensor, colour_copy: torch.Tensor | None, read) -> torch.Tensor:
-        """read(clip_set, index) of clips `index`, each from its recoloured copy (None: all as they are)."""
         if colour_copy is None:
-            return read(self.clips, index)
+            return self.clips.latents(index)
         out = None
         for copy, clips in enumerate(self.clip_sets):
             rows = (colour_copy == copy).nonzero().flatten()
             if len(rows):
-                part = read(clips, index[rows])
+                part = clips.latents(index[rows])
                 if out is None:
                     out = part.new_empty((len(index), *part.shape[1:]))
                 out[rows.to(out.device)] = part

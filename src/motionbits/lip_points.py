@@ -1,0 +1,45 @@
+"""The lips as dlib draws them, with the head taken out: what a model's lip code groups read
+(model.lip_groups).
+
+    uint8 frames [T, H, W, 3] ──► dlib's 68 points of the largest face (face_models.py)
+        ──► the 20 lip points [T, 40] (x, y interleaved) aligned to the eyes: the lips' centre at 0,
+            the eye line level, the eyes' distance 1, so the head's place, size and roll are gone
+
+A frame without a face gives a row of NaN (LipMotionEncoder reads it as the training mean).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from motionbits.face_models import face_models, upsample_for
+
+MOUTH_POINTS = slice(48, 68)                           # dlib's 68-point model: the lips
+EYES = (slice(36, 42), slice(42, 48))                  # its left and right eye
+LIP_FEATURES = 40                                      # 20 points, x and y
+
+
+def aligned_lips(marks: np.ndarray) -> np.ndarray:
+    """dlib's 68 points [T, 68, 2] -> the 20 lip points [T, 40] aligned to the eyes (NaN rows stay NaN)."""
+    left, right = marks[:, EYES[0]].mean(1), marks[:, EYES[1]].mean(1)                # [T, 2]
+    across = right - left
+    distance = np.linalg.norm(across, axis=-1)                                        # [T]
+    cos, sin = across[:, 0] / distance, across[:, 1] / distance
+    lips = marks[:, MOUTH_POINTS] - marks[:, MOUTH_POINTS].mean(1, keepdims=True)     # [T, 20, 2]
+    x = (lips[..., 0] * cos[:, None] + lips[..., 1] * sin[:, None]) / distance[:, None]   # rotated by -roll
+    y = (-lips[..., 0] * sin[:, None] + lips[..., 1] * cos[:, None]) / distance[:, None]
+    return np.stack([x, y], -1).reshape(len(marks), LIP_FEATURES)
+
+
+def lip_shapes(clips: np.ndarray) -> np.ndarray:
+    """uint8 clips [B, T, H, W, 3] -> each frame's aligned lip points [B, T, 40] (about 20 ms a
+    128-px frame on one core)."""
+    models = face_models()
+    clips = np.asarray(clips)
+    upsample = upsample_for(max(clips.shape[2:4]))
+    marks = np.full((*clips.shape[:2], 68, 2), np.nan)                                # [B, T, 68, 2]
+    for b, clip in enumerate(clips):
+        for t, frame in enumerate(clip):
+            faces = models.detect(frame, upsample)
+            if faces:
+                marks[b, t] = models.landmarks(frame, faces[0])
+    return np.stack([aligned_lips(m) for m in marks])
