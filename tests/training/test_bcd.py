@@ -221,3 +221,36 @@ def test_clip_colour_copies_read_content_and_target_from_one_recolouring_of_thei
     assert (video[batch.content_index.numpy()] == video[batch.index.numpy()]).all()
     with pytest.raises(MotionbitsError, match="augment_clip_colors needs data.kind: video"):
         tiny_config(train={"augment_clip_colors": 1})
+
+
+def test_lip_points_are_read_once_and_follow_the_clips_their_halves_come_from(tmp_path, monkeypatch):
+    # model.lip_groups: every training frame's lip points are found once (dlib, here a stand-in that
+    # tells clips and frames apart), cached beside the clips, and each half of a clip reads the lips
+    # of the clip its latents come from (content_from_video).
+    import motionbits.training.bcd as training_bcd
+
+    calls = []
+
+    def stand_in(clips):                                             # uint8 [B, T, H, W, 3] -> [B, T, 40]
+        calls.append(len(clips))
+        return np.repeat(clips.astype(np.float64).mean((2, 3, 4))[..., None], 40, axis=-1)
+
+    monkeypatch.setattr(training_bcd, "lip_shapes", stand_in)
+    cfg = two_people_clips(tmp_path, lip_bits=1.0)
+    cfg.model.content_reader, cfg.model.content_queries, cfg.model.lip_groups = "patch_pool", 4, 1
+    clips = load_clips(cfg, "train", torch.device("cpu"))
+    task = BCDTask(cfg, clips)
+    assert sum(calls) == len(clips) and task.lips.shape == (len(clips), 8, 40)
+    BCDTask(cfg, clips)                                               # the second run reads the cache
+    assert sum(calls) == len(clips)
+    trainer = Trainer(task, schedule_of(cfg), tmp_path / "run", torch.device("cpu"), progress=False)
+    state = trainer.generator.get_state()
+    batch = task.draw(trainer.generator, 16)
+    seen = []
+    trainer.forward = lambda z, draws, lips: seen.append(lips) or trainer.model(z, draws, lips)
+    trainer.generator.set_state(state)
+    out = trainer.train_step()
+    expected = stand_in(clips.frames.numpy())
+    torch.testing.assert_close(seen[0][:, :4], torch.from_numpy(expected[batch.content_index.numpy(), :4]).float())
+    torch.testing.assert_close(seen[0][:, 4:], torch.from_numpy(expected[batch.index.numpy(), 4:]).float())
+    assert "lip_bits" in out
