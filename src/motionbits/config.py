@@ -81,6 +81,10 @@ class ModelConfig:
     lip_relative: bool = setting(False, "lip_groups: the lip points read as their change from a reference's mean "
                                         "(training: the content half; inference: the clip's or the driver's first "
                                         "window), so a driver's own lip shape stays out of the codes")
+    lip_reads: Literal["points", "openings"] = setting(
+        "points", "lip_groups: what they read, the 20 aligned lip points or five numbers of them that the head's "
+                  "turn and nod change little (lip_points.lip_openings: the lips' inner and outer opening and width, "
+                  "the corners' height)")
     patch_size: int = setting(8, "denoiser patch side, in latent cells", low=1)
     denoiser_width: int = setting(256, "denoiser (DiT) width", low=8)
     denoiser_depth: int = setting(4, "denoiser blocks", low=1)
@@ -409,6 +413,7 @@ def validate(cfg: Config, where: str = "config") -> None:
          "model.lip_groups needs content_reader patch_pool or key_frame, rate_estimate information, "
          "lip_groups below groups and no train.augment_motion_colors"),
         (not m.lip_relative or m.lip_groups, "model.lip_relative needs model.lip_groups"),
+        (m.lip_reads == "points" or m.lip_groups, "model.lip_reads needs model.lip_groups"),
         (cfg.diffusion.sigma_min < cfg.diffusion.sigma_max, "diffusion.sigma_min must be below diffusion.sigma_max"),
     ]
     for ok, message in checks:

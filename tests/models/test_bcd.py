@@ -282,3 +282,22 @@ def test_relative_lip_points_leave_a_persons_own_lip_shape_out_of_the_codes(rela
     assert not torch.allclose(model.motion_logits(z, lips=moving)[:, 6], logits[:, 6], atol=1e-4)
     with pytest.raises(MotionbitsError, match="lip_relative needs"):
         tiny_config(model={"lip_relative": True})
+
+
+def test_the_lip_openings_encoder_standardises_each_number_on_its_own():
+    # model.lip_reads openings: five numbers of the lip points, each with its own spread (widths
+    # vary far more than openings); a frame without a face reads as their mean.
+    from motionbits.lip_points import lip_openings
+
+    model = BCDModel(tiny_config(model={**LIP_MODEL, "lip_reads": "openings"}), 3, 16).eval()
+    lips = torch.randn(4, 8, 40, dtype=torch.float64)
+    lips[..., 0::2] *= 3.0                                              # x spreads more than y
+    lips[0, 0] = float("nan")
+    encoder = model.lip_encoder
+    encoder.set_statistics(lips)
+    numbers = lip_openings(lips).reshape(-1, 5)[1:]
+    assert encoder.mean.shape == encoder.spread.shape == (5,)
+    assert torch.allclose(encoder.spread, numbers.std(0).float(), atol=1e-5)
+    assert encoder(lips[:1]).isfinite().all()                           # the frame without a face
+    with pytest.raises(MotionbitsError, match="lip_reads needs model.lip_groups"):
+        tiny_config(model={"lip_reads": "openings"})

@@ -120,7 +120,8 @@ class BCDModel(nn.Module):
                                             m.encoder_heads, m.content_queries if reads_content else 0,
                                             m.content_dim, (m.groups - m.lip_groups) * m.group_dim)
         self.lip_encoder = (LipMotionEncoder(m.encoder_width, 2, m.encoder_heads, m.lip_groups * m.group_dim,
-                                             relative=m.lip_relative) if m.lip_groups else None)
+                                             relative=m.lip_relative, openings=m.lip_reads == "openings")
+                            if m.lip_groups else None)
         if m.content_reader == "patch_pool":
             self.content_reader = PatchPoolContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
                                                          2, m.encoder_heads, m.content_queries, m.content_dim)

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
+from motionbits.lip_points import LIP_FEATURES, OPENINGS, lip_openings
 from motionbits.models.layers import MLP, Attention, CrossAttention, RelativePositionBias, sincos_2d
 
 
@@ -84,14 +85,19 @@ class LipMotionEncoder(nn.Module):
     """The motion of the lips as dlib draws them (model.lip_groups): each frame's 20 lip points,
     aligned to the eyes (lip_points.py: the head's place, size and roll taken out), standardised
     by the training frames' mean and spread, one token per frame, a few encoder blocks across the
-    frames -> motion [B, T, Nl*d] for the lip code groups, whose rate is pulled apart (train.lip_bits)."""
+    frames -> motion [B, T, Nl*d] for the lip code groups, whose rate is pulled apart (train.lip_bits).
+    With `openings` it reads five numbers of the points instead (lip_points.lip_openings), each
+    standardised on its own (they differ in scale; the points share one spread, keeping their shape)."""
 
-    def __init__(self, width: int, depth: int, heads: int, motion_dim: int, points: int = 40, relative: bool = False):
+    def __init__(self, width: int, depth: int, heads: int, motion_dim: int, relative: bool = False,
+                 openings: bool = False):
         super().__init__()
         self.relative = relative      # it reads changes from a reference's mean (model.lip_relative)
-        self.register_buffer("mean", torch.zeros(points))     # set from the training frames (set_statistics)
-        self.register_buffer("spread", torch.ones(()))
-        self.embed = nn.Sequential(nn.Linear(points, width), nn.SiLU(), nn.Linear(width, width))
+        self.openings = openings      # model.lip_reads: openings
+        features = OPENINGS if openings else LIP_FEATURES
+        self.register_buffer("mean", torch.zeros(features))     # set from the training frames (set_statistics)
+        self.register_buffer("spread", torch.ones(features) if openings else torch.ones(()))
+        self.embed = nn.Sequential(nn.Linear(features, width), nn.SiLU(), nn.Linear(width, width))
         self.position_bias = RelativePositionBias(heads)
         self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
@@ -101,13 +107,15 @@ class LipMotionEncoder(nn.Module):
         """lips [N, T, 40] of the training clips (NaN: no face)."""
         if self.relative:           # the spread of a clip's changes from its own mean
             lips = lips - lips.nanmean(dim=1, keepdim=True)
+        lips = lip_openings(lips) if self.openings else lips
         ok = lips[~lips[..., 0].isnan()].reshape(-1, lips.shape[-1]).float()
         self.mean.copy_(ok.mean(0))
-        self.spread.copy_((ok - ok.mean(0)).std())
+        self.spread.copy_((ok - ok.mean(0)).std(0) if self.openings else (ok - ok.mean(0)).std())
 
     def forward(self, lips: torch.Tensor) -> torch.Tensor:
         """lips [B, T, 40] (NaN where no face: read as the mean) -> motion [B, T, Nl*d]."""
-        lips = torch.where(lips.isnan(), self.mean, lips.float())
+        lips = lip_openings(lips.float()) if self.openings else lips.float()              # [B, T, F]
+        lips = torch.where(lips.isnan(), self.mean, lips)
         x = self.embed((lips - self.mean) / self.spread)                              # [B, T, W]
         bias = self.position_bias(lips.shape[1], lips.device, queries=0)
         for block in self.blocks:
