@@ -30,12 +30,13 @@ def rate_rows(pipe, frames, fps: float, prior=None, packet_windows: int = 1) -> 
     """uint8 frames [T, H, W, 3] -> one dict per tables: coded and ideal bits per frame, ratio."""
     import torch
 
-    latents = pipe.to_latents(torch.as_tensor(np.asarray(frames))[None])     # read once, coded three ways
+    clip = torch.as_tensor(np.asarray(frames))[None]
+    latents, lips = pipe.to_latents(clip), pipe.model.lips_of_frames(clip)    # read once, coded three ways
     runs = [("static", None, "static"), ("adaptive", None, "adaptive")] + ([("prior", prior, "adaptive")] if prior else [])
     rows = []
     for name, with_prior, tables in runs:
         encoder = StreamEncoder(pipe, with_prior, fps, tables=tables, packet_windows=packet_windows)
-        file_bytes = len(encoder.feed_latents(latents) + encoder.finish())          # the whole .mbits file
+        file_bytes = len(encoder.feed_latents(latents, lips) + encoder.finish())          # the whole .mbits file
         motion_bytes = sum(size for kind, _, size in encoder.packets if kind == "motion")
         codes = encoder.codes
         model = code_model(pipe, with_prior, encoder.content_values, tables == "adaptive")

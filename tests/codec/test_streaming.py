@@ -175,3 +175,34 @@ def test_a_model_that_reads_codes_in_context_streams_the_frames_of_a_whole_clip_
     pipe.model.motion_context = None
     plain = decode_stream([data], pipe)
     assert not torch.equal(streamed[20:], plain[20:])   # the context changed the last frames
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_model_whose_lip_groups_read_lip_points_streams_the_codes_a_whole_clip_gets(pipe, clip, monkeypatch,
+                                                                                        relative):
+    # model.lip_groups: the encoder finds each fed frame's lip points (here a stand-in for dlib that
+    # tells frames apart) and reads every window against the first one's lips, as encode_motion does.
+    import dataclasses
+
+    import motionbits.models.bcd as bcd
+    from motionbits.models.bcd import BCDModel
+    from tests.helpers import awake
+
+    monkeypatch.setattr(bcd, "lip_shapes", lambda clips: np.repeat(             # [B, T, 3] -> [B, T, 40]
+        np.asarray(clips, np.float64).mean((2, 3)) / 64, [14, 13, 13], axis=-1))
+    m = dataclasses.replace(pipe.cfg.model, content_reader="patch_pool", lip_groups=1, lip_relative=True,
+                            relative_motion=relative)
+    cfg = dataclasses.replace(pipe.cfg, model=m)
+    model = awake(BCDModel(cfg, pipe.model.latent_channels, pipe.model.latent_size), std=0.3)
+    lips = model.lips_of_frames(clip[None])                                       # [1, T, 40]
+    model.lip_encoder.set_statistics(lips)
+    with torch.no_grad():   # the lip group's entries at some frames' features, so its codes tell frames apart
+        features = model.lip_encoder(lips - lips[:, :4].mean(1, keepdim=True))[0]                     # [T, d]
+        model.quantizer.codebook[-1, :8] = (features - relative * features[:4].mean(0))[::3][:8]
+    lips_pipe = MotionBits(model, pipe.tokenizer, cfg)
+    _, encoder = _encode_frame_by_frame(lips_pipe, clip)
+    whole = lips_pipe.encode_motion(clip)[0].numpy()
+    assert np.array_equal(encoder.codes, whole)
+    assert len(np.unique(whole[:, -1])) > 1                         # the lip group's codes move
+    with pytest.raises(MotionbitsError, match="feed frames, or latents with their lip points"):
+        StreamEncoder(lips_pipe, fps=8).feed_latents(lips_pipe.to_latents(clip[None]))

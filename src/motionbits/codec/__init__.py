@@ -48,7 +48,8 @@ def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_h
     if clip.shape[0] > MAX_FRAMES:
         raise MotionbitsError(f"the clip has {clip.shape[0]} frames, more than a bitstream holds ({MAX_FRAMES}): "
                               "--frames N encodes its start")
-    encoder.feed_latents(pipe.to_latents(clip[None]))     # the whole clip's latents at once, as reconstruct reads them
+    # the whole clip's latents (and lip points) at once, as reconstruct reads them
+    encoder.feed_latents(pipe.to_latents(clip[None]), pipe.model.lips_of_frames(clip[None]))
     encoder.finish()
     return MbitsFile(encoder.header, encoder.section, encoder.motion)
 

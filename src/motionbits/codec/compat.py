@@ -15,9 +15,6 @@ def check_codable(cfg, where: str = "this model") -> None:
     if cfg.model.codebook_size > MAX_ENTRIES:
         raise MotionbitsError(f"{where}: model.codebook_size = {cfg.model.codebook_size}, above {MAX_ENTRIES}, the most "
                               "entries per group the bitstream codes (docs/bitstream.md)")
-    if cfg.model.lip_groups:   # the stream encoder reads codes from latents alone
-        raise MotionbitsError(f"{where}: its code groups read lip points too (model.lip_groups), "
-                              "which the bitstream's encoder does not read yet")
     for name, value in (("size", cfg.data.image_size), ("groups", cfg.model.groups),
                         ("content_tokens", cfg.model.content_queries), ("content_dim", cfg.model.content_dim)):
         least, most = FIELD_RANGES[name]

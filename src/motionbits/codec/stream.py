@@ -68,7 +68,9 @@ class _Codes:
 class StreamEncoder:
     """Fed uint8 frames [n, H, W, 3] (any n, in order; or latents with feed_latents), returns the
     bytes of every packet those frames complete; finish() returns the last packets. The bytes
-    returned, joined, are the .mbits file. `packets` lists (kind, frames, bytes) as they were sent."""
+    returned, joined, are the .mbits file. `packets` lists (kind, frames, bytes) as they were sent.
+    A model whose lip groups read lip points (model.lip_groups) finds them in each frame fed (dlib);
+    only the encoder reads them, the decoder reads codes."""
 
     def __init__(self, pipe, prior=None, fps: float | None = None, content: str = content_coding.COMPACT,
                  content_bytes: int | None = None, tables: str = "adaptive", packet_windows: int = 1):
@@ -94,10 +96,11 @@ class StreamEncoder:
         self._out = [pack_header(self.header)]
         self.packets[0] = ("header", 0, len(self._out[0]))
         self._latents: torch.Tensor | None = None         # [1, <= 2W, C, h, w]: the frames not yet sent, and the last W
+        self._lips: torch.Tensor | None = None            # [1, <= 2W, 40]: their lip points (model.lip_groups)
         self._coded = 0                         # frames whose codes are read
         self._sent = 0                          # frames whose codes are sent
         self._read = 0                          # frames read
-        self._offset = None                     # relative motion: the reference's mean motion feature
+        self._against = None                    # what the codes are read against (BCDModel.motion_reference)
         self._codes = _Codes(m.groups)
         self._crc = 0
         self._model = None
@@ -108,25 +111,34 @@ class StreamEncoder:
         frames = torch.as_tensor(np.asarray(frames))
         if frames.ndim != 4:
             raise MotionbitsError(f"the encoder takes frames [n, H, W, 3], got shape {tuple(frames.shape)}")
-        return self.feed_latents(self.pipe.to_latents(frames[None]))
+        return self.feed_latents(self.pipe.to_latents(frames[None]), self.pipe.model.lips_of_frames(frames[None]))
 
-    def feed_latents(self, z: torch.Tensor) -> bytes:
-        """Latents [1, n, C, h, w] (pipe.to_latents) -> the bytes of the packets they complete."""
+    def feed_latents(self, z: torch.Tensor, lips: torch.Tensor | None = None) -> bytes:
+        """Latents [1, n, C, h, w] (pipe.to_latents), and for a model with lip groups their frames'
+        lip points [1, n, 40] (BCDModel.lips_of_frames) -> the bytes of the packets they complete."""
         if self.finished:
             raise MotionbitsError("this stream is finished: start another encoder")
+        if self.pipe.cfg.model.lip_groups and lips is None:
+            raise MotionbitsError("this model's codes read the lips too (model.lip_groups): feed frames, or latents "
+                                  "with their lip points")
         if self._read + z.shape[1] > MAX_FRAMES:
             raise MotionbitsError(f"the clip has {self._read + z.shape[1]} frames, more than a bitstream holds "
                                   f"({MAX_FRAMES}): --frames N encodes its start")
         self._latents = z if self._latents is None else torch.cat([self._latents, z], dim=1)
+        if lips is not None:
+            lips = lips.to(z.device)
+            self._lips = lips if self._lips is None else torch.cat([self._lips, lips], dim=1)
         self._read += z.shape[1]
         w = self.window
         while self._read - self._coded >= w:
             held = self._latents.shape[1] - (self._read - self._coded)     # frames kept from before the window
-            self._read_codes(self._latents[:, held:held + w], 0)
+            self._read_codes(held, 0)
             if self._coded - self._sent == self.packet_frames:
                 self._send()
             keep = self._latents.shape[1] - (held + w)                     # the frames after the window
-            self._latents = self._latents[:, max(0, self._latents.shape[1] - keep - w):]   # and the last full window
+            first = max(0, self._latents.shape[1] - keep - w)              # and the last full window
+            self._latents = self._latents[:, first:]
+            self._lips = None if self._lips is None else self._lips[:, first:]
         return self._take()
 
     def finish(self) -> bytes:
@@ -139,7 +151,7 @@ class StreamEncoder:
                                   "nothing to read its motion from")
         left = self._read - self._coded
         if left:
-            self._read_codes(self._latents[:, -w:], w - left)
+            self._read_codes(self._latents.shape[1] - w, w - left)
         if self._coded > self._sent:
             self._send()
         self._out.append(end_packet(self._read, self._crc))
@@ -152,14 +164,16 @@ class StreamEncoder:
         out, self._out = b"".join(self._out), []
         return out
 
-    def _read_codes(self, window: torch.Tensor, skip: int) -> None:
-        """The codes of the frames of `window` [1, W, ...] from `skip` on: the content packet first if none was sent."""
-        pipe = self.pipe
+    def _read_codes(self, begin: int, skip: int) -> None:
+        """The codes of the window of held frames from `begin`, from its `skip`-th frame on: the
+        content packet first if none was sent."""
+        pipe, w = self.pipe, self.window
+        window = self._latents[:, begin:begin + w]                                      # [1, W, C, h, w]
+        lips = None if self._lips is None else self._lips[:, begin:begin + w]            # [1, W, 40]
         if self._model is None:
-            self._start(window)
+            self._start(window, lips)
         with autocast(pipe.device, pipe.bf16):                 # as BCDModel.motion_logits, window by window
-            _, motion = pipe.model.encoder(window)
-            logits = pipe.model.quantizer.logits(motion - self._offset)[:, skip:].float()
+            logits = pipe.model.window_logits(window, lips, self._against)[:, skip:].float()
         codes = logits.argmax(-1)[0].cpu().numpy()             # [n, N]
         n = codes.shape[0]
         rows = self._codes.room(n)
@@ -177,8 +191,8 @@ class StreamEncoder:
         self.packets.append(("motion", n, len(self._out[-1])))
         self._sent += n
 
-    def _start(self, first: torch.Tensor) -> None:
-        """The content (and the relative-motion reference) from the first window [1, W, ...]."""
+    def _start(self, first: torch.Tensor, first_lips: torch.Tensor | None) -> None:
+        """The content (and what the codes are read against) from the first window [1, W, ...]."""
         pipe = self.pipe
         values = pipe.content_of_latents(first)[0].cpu().numpy()                      # [K, Cc] float16 values
         if self.content_coding == content_coding.FLOAT16:
@@ -188,10 +202,8 @@ class StreamEncoder:
         self.content_values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None]
         self._out.append(content_packet(self.header, self.section))
         self.packets.append(("content", 0, len(self._out[-1])))
-        self._offset = 0.0
-        if pipe.cfg.model.relative_motion:
-            with autocast(pipe.device, pipe.bf16):
-                self._offset = pipe.model.encoder(first)[1].mean(dim=1, keepdim=True)      # [1, 1, N*d]
+        with autocast(pipe.device, pipe.bf16):
+            self._against = pipe.model.motion_reference(first, first_lips)
         self._model = code_model(pipe, self.prior, self.content_values, self.adaptive)
 
     @property

@@ -58,6 +58,13 @@ class Draws:
                         for f in fields(self)})
 
 
+@dataclass
+class MotionReference:
+    """What a clip's codes are read against (BCDModel.motion_reference)."""
+    offset: torch.Tensor | None          # [B, 1, N*d]: the reference's mean motion feature (model.relative_motion)
+    lip_centre: torch.Tensor | None      # [B, 1, 40]: the reference's mean lip points (model.lip_relative)
+
+
 class SameVideoClips:
     """Draws, for clip indices, a random clip of the same video starting at least `min_gap` frames
     away (min_gap 0: any clip of the video, itself included). A video too short for the gap
@@ -279,21 +286,36 @@ class BCDModel(nn.Module):
         own first window), so the codes say how z moved since then. lips, reference_lips
         [B, T, 40]: those frames' aligned lip points, for model.lip_groups (lips_of_frames)."""
         t, w = z.shape[1], self.window
-        offset = 0.0
-        if lips is not None and self.cfg.model.lip_relative:   # their change from the reference's first window
-            centre = (lips if reference_lips is None else reference_lips)[:, :w].nanmean(dim=1, keepdim=True)
-            lips = lips - centre
-            reference_lips = None if reference_lips is None else reference_lips - centre
-        if self.cfg.model.relative_motion:
-            if reference is None:
-                reference, reference_lips = z, lips
-            offset = self.read_motion(reference[:, :w], None if reference_lips is None else reference_lips[:, :w])
-            offset = offset.mean(dim=1, keepdim=True)                                # [B, 1, N*d]
+        against = self.motion_reference(z, lips) if reference is None else self.motion_reference(reference, reference_lips)
         logits = []
         for begin, new in encoder_windows(t, w):
-            motion = self.read_motion(z[:, begin: begin + w], None if lips is None else lips[:, begin: begin + w])
-            logits.append(self.quantizer.logits(motion - offset)[:, new:])
+            window_lips = None if lips is None else lips[:, begin: begin + w]
+            logits.append(self.window_logits(z[:, begin: begin + w], window_lips, against)[:, new:])
         return torch.cat(logits, dim=1)
+
+    @torch.no_grad()
+    def motion_reference(self, reference: torch.Tensor, reference_lips: torch.Tensor | None = None) -> MotionReference:
+        """What every window's codes are read against, from the first window of `reference` [B, T, ...]
+        (and its lip points [B, T, 40]): the lips' mean shape (model.lip_relative) and the mean
+        motion feature (model.relative_motion); neither for a model with neither."""
+        w, m = self.window, self.cfg.model
+        centre = None
+        if reference_lips is not None and m.lip_relative:
+            centre = reference_lips[:, :w].nanmean(dim=1, keepdim=True)                      # [B, 1, 40]
+        offset = None
+        if m.relative_motion:
+            lips = None if reference_lips is None else reference_lips[:, :w] - (0.0 if centre is None else centre)
+            offset = self.read_motion(reference[:, :w], lips).mean(dim=1, keepdim=True)     # [B, 1, N*d]
+        return MotionReference(offset, centre)
+
+    @torch.no_grad()
+    def window_logits(self, z: torch.Tensor, lips: torch.Tensor | None, against: MotionReference) -> torch.Tensor:
+        """Code logits [B, W, N, K_e] of one window z [B, W, ...] (and its lips [B, W, 40]) read against
+        a motion_reference."""
+        if lips is not None and against.lip_centre is not None:
+            lips = lips - against.lip_centre
+        motion = self.read_motion(z, lips)
+        return self.quantizer.logits(motion if against.offset is None else motion - against.offset)
 
     @torch.no_grad()
     def encode_motion(self, z: torch.Tensor, reference: torch.Tensor | None = None, lips: torch.Tensor | None = None,
