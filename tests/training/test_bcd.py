@@ -254,3 +254,7 @@ def test_lip_points_are_read_once_and_follow_the_clips_their_halves_come_from(tm
     torch.testing.assert_close(seen[0][:, :4], torch.from_numpy(expected[batch.content_index.numpy(), :4]).float())
     torch.testing.assert_close(seen[0][:, 4:], torch.from_numpy(expected[batch.index.numpy(), 4:]).float())
     assert "lip_bits" in out
+    monkeypatch.setattr(training_bcd, "lip_shapes", lambda clips: np.full((*clips.shape[:2], 40), np.nan))
+    (tmp_path / "clips" / f"lip_shapes-train-{len(clips)}.npy").unlink()
+    with pytest.raises(MotionbitsError, match="finds no face in any training frame"):
+        BCDTask(cfg, clips)

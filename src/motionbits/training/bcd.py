@@ -49,6 +49,9 @@ def cached_lip_shapes(cfg: Config, clips: ClipSet) -> np.ndarray:
     frames = clips.frames.numpy()
     print(f"reading the lips of {frames.shape[0] * frames.shape[1]} training frames (dlib, once)")
     lips = np.concatenate([lip_shapes(frames[i:i + 64]) for i in range(0, len(frames), 64)])
+    if np.isnan(lips[..., 0]).all():
+        raise MotionbitsError(f"{cfg.data.root}: dlib finds no face in any training frame, so model.lip_groups has no "
+                              "lips to read (make the dataset with `data video --crop face`, or set lip_groups: 0)")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, lips)
     return lips
