@@ -17,8 +17,12 @@ def test_bench_tiny_config(tmp_path):
                   "content_reader": "patch_pool"},   # the demo's reader: its codec FLOPs are counted too
         "train": {"batch_size": 4, "target_bits": 2.0, "amp": "off", "content_from_video": 0.5},
     }))
+    lips = tmp_path / "tiny-lips.yaml"       # a model whose last group reads lip points (model.lip_groups)
+    lips.write_text(yaml.safe_dump({"base": str(config), "name": "tiny-lips", "model": {"lip_groups": 1}}))
     out = tmp_path / "bench.json"
-    report = run_bench([str(config)], "cpu", steps_list=[1, 2], repeats=1, sample_clips=2, out=str(out))
+    report = run_bench([str(config), str(lips)], "cpu", steps_list=[1, 2], repeats=1, sample_clips=2, out=str(out))
+    assert report["training"][1]["config"] == "tiny-lips" and report["training"][1]["gflop_per_step"] > 0
+    assert all(row["frames_per_s"] > 0 for row in report["codec"]["tiny-lips"])   # dlib reads each encoded frame
     train = report["training"][0]
     assert train["gflop_per_step"] > 0 and train["clips_per_s"] > 0
     assert abs(train["frames_per_s"] - 4 * train["clips_per_s"]) < 1e-6 * train["frames_per_s"]

@@ -30,6 +30,7 @@ from motionbits.atomic_files import write_json_atomic
 from motionbits.config import Config, load_config
 from motionbits.models.tokenizer import frames_to_float
 from motionbits.diffusion import network_calls
+from motionbits.lip_points import LIP_FEATURES
 from motionbits.models.bcd import BCDModel, SameVideoClips
 from motionbits.runtime import autocast, flush_denormals, keep_freed_memory, pick_device, use_bf16
 from motionbits.training.loop import update_ema
@@ -106,27 +107,30 @@ def training_step(cfg: Config, device: torch.device, compile: bool = False):
     # random latents are all one "video" here.
     one_video = SameVideoClips(np.zeros(cfg.train.batch_size, np.int64))
     draws = model.draw(cfg.train.batch_size, cfg.train.batch_size, torch.Generator().manual_seed(0), one_video).to(device)
+    inputs = (z, draws)
+    if cfg.model.lip_groups:  # random lip points [B, T, 40]: training reads them from a cache, so only their encoder costs
+        inputs += (torch.randn(cfg.train.batch_size, cfg.data.frames, LIP_FEATURES, device=device),)
 
     def step():
         with autocast(device, bf16):
-            out = forward(z, draws)
+            out = forward(*inputs)
         out["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         update_ema(ema, model, cfg.train.ema_decay)
 
-    return model, step, (z, draws, opt, bf16)
+    return model, step, (inputs, opt, bf16)
 
 
 def bench_training(cfg: Config, device: torch.device, repeats: int, compile: bool = False) -> dict:
-    model, step, (z, draws, opt, bf16) = training_step(cfg, device, compile)
+    model, step, (inputs, opt, bf16) = training_step(cfg, device, compile)
     batch = cfg.train.batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = _timed(step, device, repeats)
     with FlopCounterMode(display=False) as counter:
         with autocast(device, bf16):
-            out = model(z, draws)
+            out = model(*inputs)
         out["loss"].backward()
     opt.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()
@@ -176,11 +180,13 @@ def bench_sampling(cfg: Config, device: torch.device, steps_list: list[int], cli
     bf16 = use_bf16(device, cfg.train.amp)
     t = cfg.data.frames
     z = torch.randn(clips, t, latent_c, latent_s, latent_s, device=device)
+    # model.lip_groups: lip points as found beforehand (finding them is the codec rows' dlib time)
+    lips = torch.randn(clips, t, LIP_FEATURES, device=device) if cfg.model.lip_groups else None
     rows = []
     with autocast(device, bf16):
         content = model.encode_content(z)
-        codes = model.encode_motion(z)
-        extract_s = _timed(lambda: model.encode_motion(z), device, repeats)
+        codes = model.encode_motion(z, lips=lips)
+        extract_s = _timed(lambda: model.encode_motion(z, lips=lips), device, repeats)
         rows.append({"what": "motion extraction (encoder only)", "frames_per_s": clips * t / extract_s})
         for steps in steps_list:
             for sampler in ("euler", "heun"):
