@@ -204,5 +204,7 @@ def test_a_model_whose_lip_groups_read_lip_points_streams_the_codes_a_whole_clip
     whole = lips_pipe.encode_motion(clip)[0].numpy()
     assert np.array_equal(encoder.codes, whole)
     assert len(np.unique(whole[:, -1])) > 1                         # the lip group's codes move
+    from motionbits.training.prior import extract_codes             # what a motion prior trains on
+    assert np.array_equal(extract_codes(lips_pipe, clip[None].numpy(), progress=False)[0][0], whole)
     with pytest.raises(MotionbitsError, match="feed frames, or latents with their lip points"):
         StreamEncoder(lips_pipe, fps=8).feed_latents(lips_pipe.to_latents(clip[None]))

@@ -264,7 +264,9 @@ def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, p
         # Each clip goes through the tokenizer once (its encoder is the slow part on a CPU); the
         # transfer is pipe.transfer's, the result is read back from its pixels.
         z_content, z_motion = pipe.to_latents(content_clips), pipe.to_latents(motion_clips)
-        content, logits = pipe.content_of_latents(z_content), pipe.motion_logits_of_latents(z_motion)
+        lips_of = pipe.model.lips_of_frames             # None, or the frames' lip points (model.lip_groups)
+        content = pipe.content_of_latents(z_content)
+        logits = pipe.motion_logits_of_latents(z_motion, lips=lips_of(motion_clips))
         codes = logits.argmax(-1)
         out = pipe.render(content, codes, steps=steps, seed=seed + i)
         if faces is not None:
@@ -272,8 +274,8 @@ def cross_identity(pipe: MotionBits, frames: np.ndarray, identity: np.ndarray, p
         z_out = pipe.to_latents(out)
         result_looks.append(looks(out.cpu()))
         driving_codes.append(logits.flatten(0, 1).cpu())
-        agreement.append((pipe.motion_of_latents(z_out) == codes).float().mean().item())
-        reference.append((pipe.motion_of_latents(z_content) == codes).float().mean().item())
+        agreement.append((pipe.motion_of_latents(z_out, lips=lips_of(out)) == codes).float().mean().item())
+        reference.append((pipe.motion_of_latents(z_content, lips=lips_of(content_clips)) == codes).float().mean().item())
         cosine.append(F.cosine_similarity(pipe.content_of_latents(z_out).flatten(1), content.flatten(1)).mean().item())
     attributed = nearest_identity(torch.cat(result_looks), gallery, gallery_ids)
     content_id, driver_id = identity[[a for a, _ in pairs]], identity[[b for _, b in pairs]]

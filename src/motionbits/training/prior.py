@@ -44,9 +44,11 @@ def extract_codes(pipe, frames_u8: np.ndarray, batch_size: int = 64,
     codes, content = [], []
     for start in tqdm(range(0, len(frames_u8), batch_size), desc="extract codes", disable=not progress,
                       dynamic_ncols=True):
-        z = pipe.to_latents(np.ascontiguousarray(frames_u8[start:start + batch_size]))  # tokenize once
+        frames = np.ascontiguousarray(frames_u8[start:start + batch_size])
+        z = pipe.to_latents(frames)                                                      # tokenize once
         content.append(pipe.content_of_latents(z).cpu().numpy().astype(np.float16))
-        codes.append(pipe.motion_of_latents(z).cpu().numpy().astype(np.int16))
+        lips = pipe.model.lips_of_frames(frames)          # None, or their lip points (model.lip_groups)
+        codes.append(pipe.motion_of_latents(z, lips=lips).cpu().numpy().astype(np.int16))
     return np.concatenate(codes), np.concatenate(content)
 
 
