@@ -243,6 +243,10 @@ def test_lip_points_are_read_once_and_follow_the_clips_their_halves_come_from(tm
     assert sum(calls) == len(clips) and task.lips.shape == (len(clips), 8, 40)
     BCDTask(cfg, clips)                                               # the second run reads the cache
     assert sum(calls) == len(clips)
+    clips.frames[0, 0, 0, 0, 0] ^= 1                                  # other frames: their own lips
+    BCDTask(cfg, clips)
+    assert sum(calls) == 2 * len(clips)
+    clips.frames[0, 0, 0, 0, 0] ^= 1
     trainer = Trainer(task, schedule_of(cfg), tmp_path / "run", torch.device("cpu"), progress=False)
     state = trainer.generator.get_state()
     batch = task.draw(trainer.generator, 16)
@@ -255,6 +259,7 @@ def test_lip_points_are_read_once_and_follow_the_clips_their_halves_come_from(tm
     torch.testing.assert_close(seen[0][:, 4:], torch.from_numpy(expected[batch.index.numpy(), 4:]).float())
     assert "lip_bits" in out
     monkeypatch.setattr(training_bcd, "lip_shapes", lambda clips: np.full((*clips.shape[:2], 40), np.nan))
-    (tmp_path / "clips" / f"lip_shapes-train-{len(clips)}.npy").unlink()
+    for cached in (tmp_path / "clips").glob("lip_shapes-train-*.npy"):
+        cached.unlink()
     with pytest.raises(MotionbitsError, match="finds no face in any training frame"):
         BCDTask(cfg, clips)

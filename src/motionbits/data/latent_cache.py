@@ -34,13 +34,24 @@ def latent_key(frames: np.ndarray | torch.Tensor, tokenizer: Tokenizer) -> str:
     for name, tensor in sorted(tokenizer.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().flatten().contiguous().view(torch.uint8).numpy().tobytes())
+    _hash_frames(h, frames)
+    return h.hexdigest()
+
+
+def frames_key(frames: np.ndarray | torch.Tensor) -> str:
+    """16 hex digits that change with the frames [N, T, H, W, 3] (for what is read from frames alone)."""
+    h = hashlib.blake2b(digest_size=8)
+    _hash_frames(h, frames)
+    return h.hexdigest()
+
+
+def _hash_frames(h, frames: np.ndarray | torch.Tensor) -> None:
     frames = frames.numpy() if isinstance(frames, torch.Tensor) else frames
     h.update(repr(frames.shape).encode())
     # Hash in slices so a memory-mapped split is never copied whole.
     flat = frames.reshape(frames.shape[0], -1)
     for start in range(0, len(flat), 256):
         h.update(np.ascontiguousarray(flat[start:start + 256]).data)
-    return h.hexdigest()
 
 
 def cache_path(root: str | os.PathLike, split: str, key: str) -> Path:

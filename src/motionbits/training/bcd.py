@@ -25,6 +25,7 @@ from motionbits.atomic_files import atomic_path, write_text_atomic
 from motionbits.config import Config, config_changes
 from motionbits.data.clips import ClipSet, load_clips
 from motionbits.data.colour_copies import colour_copies
+from motionbits.data.latent_cache import frames_key
 from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
 from motionbits.lip_points import LIP_FEATURES, lip_shapes
@@ -39,9 +40,10 @@ RELIANCE_EVERY_LOGS = 10
 
 
 def cached_lip_shapes(cfg: Config, clips: ClipSet) -> np.ndarray:
-    """Every training frame's aligned lip points [N, T, 40] (dlib, about 20 ms a frame), cached beside
-    the clips (recoloured copies share them)."""
-    path = Path(cfg.data.root) / f"lip_shapes-train-{len(clips)}.npy"
+    """Every training frame's aligned lip points [N, T, 40] (dlib, about 10 ms a face frame), cached
+    beside the clips under a key of their frames, so a rebuilt dataset never reads another's lips
+    (recoloured copies share them)."""
+    path = Path(cfg.data.root) / f"lip_shapes-train-{frames_key(clips.frames)}.npy"
     if path.exists():
         lips = np.load(path)
         if lips.shape == (len(clips), clips.frames.shape[1], LIP_FEATURES):
