@@ -6,7 +6,7 @@ On --clips clips spread over the training split and as many over the test split 
 dataset (or DATA, a dataset of the same kind and frame size), prints the denoising loss with the
 clips' own codes and the relative gap (loss - own loss) / own loss with the codes shuffled in time,
 held at the first frame's, or another person's, at sigma 0.5, 2, 5, 10 and 20, the same noise for
-every row (evaluation/reliance.py; docs/evaluation.md says how to read it).
+every row (reliance.py; docs/evaluation.md says how to read it).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import sys
 
 from motionbits.api import MotionBits
 from motionbits.errors import MotionbitsError
-from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
+from motionbits.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
 
 
 def main(argv: list[str] | None = None) -> int:

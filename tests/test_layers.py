@@ -1,6 +1,7 @@
 """The package's layers, read from its imports (every `import`, at module level or inside a function):
 no module reaches itself through others, and the inference side (api.py, codec/, app/ and the
-command's use verbs) never reaches motionbits.training. docs/architecture.md draws the layers."""
+command's use verbs) never reaches motionbits.training, and no module imports one on a floor above
+its own (FLOORS, as docs/architecture.md draws them)."""
 from __future__ import annotations
 
 import ast
@@ -11,6 +12,25 @@ import motionbits
 PACKAGE = Path(motionbits.__file__).parent
 # The command's verbs that use a trained model; `train`, `sweep`, `demo`, `bench` and `data` train or build.
 USE_VERBS = ("transfer", "reconstruct", "encode", "decode", "generate", "score", "app")
+# docs/architecture.md's floors, top to bottom: a module (or a folder's modules) by its name without
+# "motionbits."; "" is the package itself. A module may import its own floor and those below.
+FLOORS = (
+    ("", "cli"),
+    ("sweep", "demo"),
+    ("evaluation",),
+    ("bench",),
+    ("training",),
+    ("reliance",),
+    ("app",),
+    ("codec",),
+    ("api",),
+    ("checkpoints",),
+    ("data",),
+    ("models",),
+    ("diffusion", "visualize"),
+    ("config", "prior_config", "runtime", "run_lock", "face_models", "lip_points", "frame_rate", "bounded_yaml",
+     "atomic_files", "json_text", "errors", "assets"),
+)
 
 
 def module_name(path: Path) -> str:
@@ -100,6 +120,18 @@ def training_reached_from(edges: dict[str, set[str]], start: set[str]) -> list[s
             m.startswith("motionbits.training.")]
 
 
+def floor_of(module: str) -> int:
+    name = module.removeprefix("motionbits").removeprefix(".")
+    for floor, names in enumerate(FLOORS):
+        if any(name == n or n and name.startswith(n + ".") for n in names):
+            return floor
+    raise AssertionError(f"{module} is on no floor: add it to FLOORS and docs/architecture.md")
+
+
+def imports_up(edges: dict[str, set[str]]) -> list[str]:
+    return [f"{a} -> {b}" for a in sorted(edges) for b in sorted(edges[a]) if floor_of(b) < floor_of(a)]
+
+
 def test_no_import_cycles():
     assert cycles(graph()) == []
 
@@ -108,6 +140,10 @@ def test_inference_modules_never_reach_training():
     edges = graph()
     inference = {m for m in MODULES if m == "motionbits.api" or m.startswith(("motionbits.codec", "motionbits.app"))}
     assert inference and training_reached_from(edges, inference) == []
+
+
+def test_no_module_imports_a_floor_above_its_own():
+    assert imports_up(graph()) == []
 
 
 def test_use_verbs_never_reach_training():
@@ -139,3 +175,10 @@ def test_the_walk_sees_a_cycle_and_a_training_import():
     edges = graph()
     edges["motionbits.codec.format"] = edges["motionbits.codec.format"] | {"motionbits.training.loop"}
     assert "motionbits.codec.format -> motionbits.training.loop" in training_reached_from(edges, {"motionbits.codec.format"})
+
+
+def test_the_floors_see_an_import_up():
+    """training/ may not import evaluation/ (evaluation trains the Sprites judge with training's loop)."""
+    edges = graph()
+    edges["motionbits.training.bcd"] = edges["motionbits.training.bcd"] | {"motionbits.evaluation.video"}
+    assert imports_up(edges) == ["motionbits.training.bcd -> motionbits.evaluation.video"]

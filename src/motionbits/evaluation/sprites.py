@@ -39,7 +39,7 @@ from motionbits.evaluation.judge import (MISREAD_FRAMES, SpritesJudge, judge_acc
                                          save_judge, train_judge, transferred)
 from motionbits.evaluation.metrics import accuracy, flicker, frame_change, motion_distribution_scores, psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
-from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
+from motionbits.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
 from motionbits.api import MotionBits
 
 

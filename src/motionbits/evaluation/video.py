@@ -54,7 +54,7 @@ from motionbits.data.video import load_video_clips
 from motionbits.errors import MotionbitsError
 from motionbits.evaluation.metrics import psnr, ssim
 from motionbits.evaluation.rate import coded_rate, rate_lines, rate_report
-from motionbits.evaluation.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
+from motionbits.reliance import EVAL_CLIPS, RELIANCE_NOTE, RelianceClips, reliance_lines
 from motionbits.api import MotionBits
 from motionbits.atomic_files import write_json_atomic, write_text_atomic
 from motionbits.evaluation.face_motion import LONG_FRAMES, long_motion_lines

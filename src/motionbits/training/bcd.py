@@ -30,6 +30,7 @@ from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
 from motionbits.lip_points import LIP_FEATURES, lip_shapes
 from motionbits.models.bcd import BCDModel, Draws, SameVideoClips
+from motionbits.reliance import RelianceClips, scalars
 from motionbits.training import checkpoint as ckpt_io
 from motionbits.training.loop import Schedule, Task, Trainer, learning_rate, setup_distributed
 
@@ -153,10 +154,8 @@ class BCDTask(Task):
                          dataformats="HWC")
 
     def log_reliance(self, writer, step: int) -> None:
-        """Decoder reliance (evaluation/reliance.py) of the EMA model on a few fixed training and test
+        """Decoder reliance (reliance.py) of the EMA model on a few fixed training and test
         clips: how much worse it denoises with wrong codes. The clips are encoded once, on first use."""
-        from motionbits.evaluation.reliance import RelianceClips, scalars
-
         if self.reliance_clips is None:
             self.reliance_clips = RelianceClips.of_dataset(self.cfg, self.clips.tokenizer, self.clips.device)
         training = self.model.training      # without an EMA, inference_model is the model being trained

@@ -1,4 +1,4 @@
-"""Decoder reliance (evaluation/reliance.py): 0 for a decoder that ignores its codes, clearly positive
+"""Decoder reliance (reliance.py): 0 for a decoder that ignores its codes, clearly positive
 for one that renders what its codes say, logged while training and reported by `evaluate`."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from motionbits.evaluation.reliance import SIGMAS, code_variants, partners, reliance, reliance_lines
+from motionbits.reliance import SIGMAS, code_variants, partners, reliance, reliance_lines
 from motionbits.models.bcd import BCDModel
 from tests.helpers import awake, tiny_config
 
@@ -130,7 +130,7 @@ def test_training_logs_it_and_evaluate_and_the_script_report_it(sprites_root, tm
 
 def test_a_failing_instrument_does_not_stop_the_training(sprites_root, tmp_path, capsys, monkeypatch, one_thread):
     # The reliance log comes before the step's checkpoint: a crash there would lose the steps since the last one.
-    from motionbits.evaluation.reliance import RelianceClips
+    from motionbits.reliance import RelianceClips
     from motionbits.training.bcd import RELIANCE_EVERY_LOGS, train
 
     def broken(self, model, seed=0):

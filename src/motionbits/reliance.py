@@ -171,7 +171,7 @@ def scalars(report: dict[str, dict]) -> dict[str, float]:
 RELIANCE_NOTE = ("The denoising loss of the frames the content did not see, with the clip's own motion codes, and "
                  "how much larger it is with wrong codes: gap = (loss - own loss) / own loss at each noise level "
                  "sigma, the same noise for every row. 0: the decoder does not use its codes; 1: wrong codes double "
-                 "its error (evaluation/reliance.py).")
+                 "its error (reliance.py).")
 
 
 def reliance_lines(report: dict[str, dict]) -> list[str]:
