@@ -87,6 +87,20 @@ class FaceModels:
                  for b, s in zip(boxes, scores)]
         return sorted(faces, key=lambda f: -f.size)
 
+    def largest_faces(self, frames: np.ndarray) -> list[Face | None]:
+        """uint8 frames [T, H, W, 3] -> each frame's largest face (None where none is found),
+        upsampled for the frames' size (upsample_for)."""
+        upsample = upsample_for(max(frames.shape[1:3]))
+        return [next(iter(self.detect(frame, upsample)), None) for frame in frames]
+
+    def frame_landmarks(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 frames [T, H, W, 3] -> the 68 points of each frame's largest face [T, 68, 2] (NaN: no face)."""
+        marks = np.full((len(frames), 68, 2), np.nan)
+        for t, (frame, face) in enumerate(zip(frames, self.largest_faces(frames))):
+            if face is not None:
+                marks[t] = self.landmarks(frame, face)
+        return marks
+
     def _shape(self, image: np.ndarray, face: Face):
         left, top, right, bottom = (int(round(v)) for v in face.box)
         return self.predictor(image, self._dlib.rectangle(left, top, right, bottom))

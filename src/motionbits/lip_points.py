@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from motionbits.face_models import face_models, upsample_for
+from motionbits.face_models import face_models
 
 MOUTH_POINTS = slice(48, 68)                           # dlib's 68-point model: the lips
 EYES = (slice(36, 42), slice(42, 48))                  # its left and right eye
@@ -53,12 +53,4 @@ def lip_shapes(clips: np.ndarray) -> np.ndarray:
     """uint8 clips [B, T, H, W, 3] -> each frame's aligned lip points [B, T, 40] (about 20 ms a
     128-px frame on one core)."""
     models = face_models()
-    clips = np.asarray(clips)
-    upsample = upsample_for(max(clips.shape[2:4]))
-    marks = np.full((*clips.shape[:2], 68, 2), np.nan)                                # [B, T, 68, 2]
-    for b, clip in enumerate(clips):
-        for t, frame in enumerate(clip):
-            faces = models.detect(frame, upsample)
-            if faces:
-                marks[b, t] = models.landmarks(frame, faces[0])
-    return np.stack([aligned_lips(m) for m in marks])
+    return np.stack([aligned_lips(models.frame_landmarks(clip)) for clip in np.asarray(clips)])

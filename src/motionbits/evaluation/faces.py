@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from motionbits.evaluation.face_signals import MIN_FRAMES, SIGNALS, inter_ocular, motion_signals
-from motionbits.face_models import SAME_PERSON_DISTANCE, FaceModels, face_models, upsample_for
+from motionbits.face_models import SAME_PERSON_DISTANCE, FaceModels, face_models
 
 EMBED_EVERY = 4
 
@@ -84,15 +84,13 @@ def read_faces(frames: np.ndarray, models: FaceModels | None = None, embed_every
     found = np.zeros(t, bool)
     landmarks = np.full((t, 68, 2), np.nan)
     embeddings = np.full((t, 128), np.nan)
-    upsample = upsample_for(max(frames.shape[1:3]))
-    for i, frame in enumerate(frames):
-        faces = models.detect(frame, upsample)
-        if not faces:
+    for i, (frame, face) in enumerate(zip(frames, models.largest_faces(frames))):
+        if face is None:
             continue
         found[i] = True
-        landmarks[i] = models.landmarks(frame, faces[0])
+        landmarks[i] = models.landmarks(frame, face)
         if embed and i % embed_every == 0:
-            embeddings[i] = models.embedding(frame, faces[0])
+            embeddings[i] = models.embedding(frame, face)
     return FaceReadings(found, landmarks, embeddings, int(max(frames.shape[1:3])))
 
 
