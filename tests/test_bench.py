@@ -1,6 +1,8 @@
 """The bench command runs on the CPU and reports consistent numbers (not their size: no timing bars in tests)."""
 import json
 
+import torch
+
 import yaml
 
 from motionbits.bench import format_report, run_bench
@@ -35,8 +37,39 @@ def test_bench_tiny_config(tmp_path):
     codec = {row["what"].split(" (")[0]: row for row in report["codec"]["tiny-bench"]}
     assert set(codec) == {"stream encode", "stream decode to RGB"}
     assert all(row["frames_per_s"] > 0 and row["batch"] == 1 and row["look_ahead_frames"] == 1 for row in codec.values())
-    assert "codec (tiny-bench, batch 1, 16x16, pixels, look-ahead 1 frames)" in format_report(report)
+    frames = codec["stream encode"]["frames"]
+    assert frames > 0 and codec["stream encode"]["clip"] is None
+    assert f"codec (tiny-bench, batch 1, 16x16, pixels, look-ahead 1 frames, {frames} random frames)" in format_report(report)
     # the frame rate the FLOPs allow at the measured fp32 peak: what separates code from hardware
     for row in codec.values():
         assert row["gflop_per_frame"] > 0
         assert abs(row["frames_per_s_at_peak"] * row["gflop_per_frame"] / 1e3 - row["peak_tflops"]) < 1e-9 * row["peak_tflops"]
+
+
+def test_bench_codec_times_a_real_clip(tmp_path):
+    """--codec-clip: the codec is timed on the clip's frames, as many whole windows as it has (up to
+    three), and the table says whose frames; a clip that cannot be read is refused before any work."""
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from motionbits.bench import bench_codec
+    from motionbits.config import load_config
+    from motionbits.errors import MotionbitsError
+
+    config = tmp_path / "tiny-codec.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "tiny-codec", "data": {"kind": "video", "frames": 4, "image_size": 16},
+        "model": {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "content_queries": 2, "content_dim": 16,
+                  "groups": 2, "codebook_size": 4, "group_dim": 4, "patch_size": 4, "denoiser_width": 32,
+                  "denoiser_depth": 1, "denoiser_heads": 2},
+        "train": {"batch_size": 2, "target_bits": 2.0, "amp": "off", "content_from_video": 0.5}}))
+    frames = [Image.fromarray(np.full((16, 16, 3), 20 * i, np.uint8)) for i in range(5)]   # 5 frames: two whole windows of 2
+    gif = tmp_path / "clip.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    rows = bench_codec(load_config(str(config)), torch.device("cpu"), repeats=1, clip=str(gif))
+    assert [(row["frames"], row["clip"]) for row in rows] == [(4, "clip.gif")] * 2
+    assert "4 frames of clip.gif" in format_report({"device": "CPU", "torch": "", "training": [], "sampling": {}, "loader": [],
+                                                    "codec": {"tiny-codec": rows}})
+    with pytest.raises(MotionbitsError, match="nothing.gif"):
+        run_bench([str(config)], "cpu", steps_list=[1], repeats=1, codec_clip=str(tmp_path / "nothing.gif"))

@@ -13,7 +13,8 @@ Measures, per config, on random data of the config's shapes (so no dataset is ne
 - the codec as a call runs it (codec/stream.py), randomly initialised weights and the config's real
   tokenizer (the shipped taef2, or pixels): `encode` fed one frame at a time (batch 1, adaptive
   tables) and `decode` fed the packets to RGB frames at the config's sampler and steps, frames/s
-  against the 25 fps a call needs, with the look-ahead in frames.
+  against the 25 fps a call needs, with the look-ahead in frames; on random frames, or on a real
+  clip's (--codec-clip).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from motionbits.atomic_files import write_json_atomic
 from motionbits.config import Config, load_config
+from motionbits.data.inputs import read_input_clip
+from motionbits.errors import MotionbitsError
 from motionbits.models.tokenizer import frames_to_float
 from motionbits.diffusion import network_calls
 from motionbits.lip_points import LIP_FEATURES
@@ -228,8 +231,12 @@ CALL_FPS = 25.0       # what a video call shows
 
 
 @torch.no_grad()
-def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 3) -> list[dict]:
-    """Stream encode and decode speed at batch 1 over `windows` windows of random frames: frames/s."""
+def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 3,
+                clip: str | None = None) -> list[dict]:
+    """Stream encode and decode speed at batch 1 over `windows` windows of random frames, or of
+    `clip`'s frames (data/inputs.py reads it; as many whole windows as it has, up to `windows`):
+    frames/s. A lip model's encoder runs dlib on every frame, several times slower on noise than
+    on a face, so its encode rate needs a real clip."""
     from motionbits.api import MotionBits
     from motionbits.codec.stream import StreamDecoder, StreamEncoder, look_ahead
     from motionbits.models.tokenizer import make_tokenizer
@@ -240,8 +247,14 @@ def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 
     # (no parameter needs a gradient: FlopCounterMode trips on views of ones that do)
     model = BCDModel(cfg, tokenizer.latent_channels, size // tokenizer.downsample).to(device).eval().requires_grad_(False)
     pipe = MotionBits(model, tokenizer, cfg, device)
-    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (windows * model.window, size, size, 3),
-                                                                dtype=np.uint8))
+    if clip is None:
+        frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (windows * model.window, size, size, 3),
+                                                                    dtype=np.uint8))
+    else:
+        frames = read_input_clip(clip, size, None)                      # [T, size, size, 3]
+        if len(frames) < model.window:
+            raise MotionbitsError(f"{clip}: {len(frames)} frames, the codec bench needs a window of {model.window}")
+        frames = frames[:min(windows, len(frames) // model.window) * model.window]
     packets: list[bytes] = []
 
     def encode():
@@ -259,7 +272,8 @@ def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 
     # The FLOPs a frame costs (the tokenizer's convolutions included) and the frame rate they allow at
     # the machine's peak: whether a call's 25 fps is a matter of code or of hardware.
     peak = device_peak_tflops(device, pipe.bf16)
-    common = {"batch": 1, "frames": len(frames), "look_ahead_frames": look_ahead(pipe),
+    common = {"batch": 1, "frames": len(frames), "clip": Path(clip).name if clip else None,
+              "look_ahead_frames": look_ahead(pipe),
               "tokenizer": cfg.model.tokenizer, "size": size, "peak_tflops": peak}
     rows = []
     for what, run, seconds in (("stream encode (a frame at a time, adaptive tables)", encode, encode_s),
@@ -275,7 +289,7 @@ def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 
 
 def run_bench(config_names: list[str], device_name: str = "auto", steps_list: list[int] | None = None,
               repeats: int = 5, sample_clips: int = 4, compile: bool = False, out: str | None = None,
-              tokenizer_path: str | None = None) -> dict:
+              tokenizer_path: str | None = None, codec_clip: str | None = None) -> dict:
     device = pick_device(device_name)
     if device.type == "cpu":
         flush_denormals()
@@ -288,6 +302,8 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
             write_json_atomic(out, report)
 
     configs = [load_config(name) for name in config_names]  # a bad one is refused before any measuring
+    if codec_clip:                                           # and so is a clip that cannot be read
+        read_input_clip(codec_clip, configs[0].data.image_size, 1)
     for cfg in configs:
         if tokenizer_path and cfg.model.tokenizer != "pixels":
             cfg.model.tokenizer_path = tokenizer_path
@@ -297,7 +313,7 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
         save()
         report["loader"].append({"config": cfg.name, **bench_loader(cfg, device, cfg.train.batch_size)})
         save()
-        report["codec"][cfg.name] = bench_codec(cfg, device, max(1, repeats // 2))
+        report["codec"][cfg.name] = bench_codec(cfg, device, max(1, repeats // 2), clip=codec_clip)
         save()
         if compile:
             try:
@@ -323,7 +339,8 @@ def format_report(r: dict) -> str:
             lines.append(f"| {row['what']} | {row.get('network_calls', '-')} | {row['frames_per_s']:.1f} |")
     for name, rows in r.get("codec", {}).items():
         lines += ["", f"codec ({name}, batch 1, {rows[0]['size']}x{rows[0]['size']}, {rows[0]['tokenizer']}, "
-                  f"look-ahead {rows[0]['look_ahead_frames']} frames):", "",
+                  f"look-ahead {rows[0]['look_ahead_frames']} frames, "
+                  f"{rows[0]['frames']} {'random frames' if not rows[0].get('clip') else 'frames of ' + rows[0]['clip']}):", "",
                   f"| what | frames/s | a {CALL_FPS:g} fps call | GFLOP a frame | frames/s at the peak |", "|---|---|---|---|---|"]
         for row in rows:
             verdict = "fast enough" if row["frames_per_s"] >= CALL_FPS else f"{row['frames_per_s'] / CALL_FPS:.2f}x too slow"

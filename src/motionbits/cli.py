@@ -477,7 +477,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.out:
         check_output_file(args.out, (".json",))
     report = run_bench(args.config, args.device, steps, repeats=args.repeats, sample_clips=args.clips,
-                       compile=args.compile, out=args.out, tokenizer_path=args.tokenizer_path)
+                       compile=args.compile, out=args.out, tokenizer_path=args.tokenizer_path,
+                       codec_clip=args.codec_clip)
     print(format_report(report))
     if args.out:
         print(f"wrote {args.out}")
@@ -699,6 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="write the JSON report here")
     b.add_argument("--tokenizer-path", default=None,
                    help="weights of the configs' tokenizer (default: the shipped taef2): sampling is timed to RGB frames")
+    b.add_argument("--codec-clip", default=None,
+                   help="time the codec on this clip's frames (a video, GIF, image folder) instead of random "
+                        "ones: a lip model's dlib runs several times slower on noise than on a face")
     b.set_defaults(func=cmd_bench)
 
     a = sub.add_parser("app", help="a web page to try the model: transfer, bitrate, generation (docs/app.md)")
