@@ -223,8 +223,9 @@ def test_the_lip_groups_read_the_lips_alone_with_a_rate_of_their_own():
         model.encode_motion(z)
     out = model.train()(z, draws_for(model, 2), lips)
     assert 0 <= out["lip_bits"] <= 3 and out["rate_loss"] > 0
-    with pytest.raises(MotionbitsError, match="the training loss needs the clips' lip points"):
-        model(z, draws_for(model, 2))
+    for split_or_loss in (model, model.split_clip):
+        with pytest.raises(MotionbitsError, match="the training loss needs the clips' lip points"):
+            split_or_loss(z, draws_for(model, 2))
     out["loss"].backward()
     assert model.lip_encoder.embed[0].weight.grad.abs().sum() > 0
     assert BCDModel(tiny_config(), 3, 16).lips_of_frames(torch.zeros(1, 8, 16, 16, 3, dtype=torch.uint8)) is None

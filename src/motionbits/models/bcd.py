@@ -189,9 +189,6 @@ class BCDModel(nn.Module):
     def forward(self, z: torch.Tensor, draws: Draws, lips: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips); lips
         [B, T, 40]: the frames' aligned lip points (model.lip_groups)."""
-        if (lips is None) != (self.lip_encoder is None):
-            raise MotionbitsError("model.lip_groups: the training loss needs the clips' lip points"
-                                  if lips is None else "lip points given to a model without model.lip_groups")
         content, motion, target = self.split_clip(z, draws, lips)
         q = self.quantizer(motion, draws.gumbel)        # the rate is measured on every rebuilt frame
         quantized = q.quantized                                                  # [B, T', Cm]
@@ -224,6 +221,9 @@ class BCDModel(nn.Module):
         The augmentations change only the encoders' inputs, never the target: a mirrored content
         cannot tell left from right (the direction must come through the codes), and permuted
         colour channels in the motion frames keep the colours out of the codes."""
+        if (lips is None) != (self.lip_encoder is None):
+            raise MotionbitsError("model.lip_groups: the training loss needs the clips' lip points"
+                                  if lips is None else "lip points given to a model without model.lip_groups")
         half = self.window
         content_in = reference_in = z[:, :half]                                  # [B, T', C, h, w]
         motion_in = target = z[:, z.shape[1] - half:]        # the second half (cross-driving), else the clip
