@@ -7,7 +7,8 @@
 #      torch.compile for SPRITES_MIN minutes with train.steps sized from the measured step time (so
 #      the cosine decay ends inside the budget), evaluate on the whole test split;
 #   3. talking heads: HEADS is a folder of clips (built here at 128x128, 8 frames at 10 fps, split
-#      by person) or a dataset packed by scripts/pack_frames.py (unpacked here); train HEADS_CONFIG
+#      by person) or a dataset packed by scripts/pack_frames.py (unpacked here, with the training
+#      frames' lip points a lip model such as talking-head-person needs: no dlib there); train HEADS_CONFIG
 #      for HEADS_MIN minutes (less if DEADLINE_S, seconds from the start, would be passed), and keep
 #      its EMA weights in float16 (two parts under 16 MB) to be judged with the landmark
 #      instruments on a CPU (dlib is not on the GPU machine):
@@ -20,10 +21,11 @@
 #               python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #                 --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #                 -d .whl av constriction
+#               motionbits train --config talking-head-person --data DATA/own128 --steps 1 --out /tmp/lips  # caches the lips
 #               python scripts/pack_frames.py pack DATA/own128 .heads   # never committed
 #   device run (carry .whl and .heads, timeout 600):
 #               python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl &&
-#               PYTHONPATH=$PWD/src:$PWD/.site HEADS_CONFIG=results/h200-talking-heads-own/recipe-colours.yaml \
+#               PYTHONPATH=$PWD/src:$PWD/.site HEADS_CONFIG=talking-head-person \
 #                 bash scripts/gpu_checks.sh $OUT .heads
 # A dry run on a CPU (minutes): DEVICE=cpu SPRITES_MIN=0.3 HEADS_MIN=0.3 CLIPS=16 COMPILE=0 \
 #   BENCH_CONFIGS=sprites-cpu SPRITES_CONFIG=sprites-cpu bash scripts/gpu_checks.sh OUT_DIR HEADS

@@ -5,6 +5,8 @@ A dataset folder (`motionbits data video`) stores every clip's frames, and clips
 `pack` keeps each video's frames once, as near-lossless H.264 (yuv444p, CRF 6), beside the clip
 index; `unpack` decodes them and writes the frames of every clip again. What the model trains on
 differs from the original by the codec's rounding (PSNR printed by `pack`: 46 dB on 128x128 faces).
+The training frames' lip points (cached by a lip model's training, `model.lip_groups`) travel too,
+cached again under the rebuilt frames' key: the lent machine has no dlib to read them.
 
     python scripts/pack_frames.py pack DATA PACKED      # DATA: a dataset folder; PACKED: new folder
     python scripts/pack_frames.py unpack PACKED DATA    # on the other machine
@@ -19,7 +21,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from motionbits.training.bcd import lip_cache_path
+
 SPLITS = ("train", "test")
+LIPS = "lip_shapes-train.npy"        # the packed lip points' cache
 
 
 def unique_frames(index: np.lib.npyio.NpzFile, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +78,9 @@ def pack(data: Path, packed: Path) -> None:
         size = (packed / f"{split}.mp4").stat().st_size / 1e6
         print(f"{split}: {len(clips)} clips, {len(frames)} frames once, {size:.1f} MB, "
               f"PSNR {10 * np.log10(255 ** 2 / max(mse, 1e-12)):.1f} dB")
+        if split == "train" and lip_cache_path(data, clips).exists():
+            shutil.copy(lip_cache_path(data, clips), packed / LIPS)
+            print("train: the lip points' cache packed")
 
 
 def unpack(packed: Path, data: Path) -> None:
@@ -84,6 +92,8 @@ def unpack(packed: Path, data: Path) -> None:
         frames = read_video(packed / f"{split}.mp4")
         clips = frames[index["frame_row"][:, None] + np.arange(clip_len)]  # (N, T, H, W, 3)
         np.save(data / f"{split}_frames.npy", clips)
+        if split == "train" and (packed / LIPS).exists():   # the rebuilt frames' own key
+            shutil.copy(packed / LIPS, lip_cache_path(data, clips))
         np.savez(data / f"{split}.npz", **{k: index[k] for k in index.files if k != "frame_row"})
         print(f"{split}: {len(clips)} clips rebuilt")
 

@@ -46,7 +46,7 @@ def test_bench_tiny_config(tmp_path):
         assert abs(row["frames_per_s_at_peak"] * row["gflop_per_frame"] / 1e3 - row["peak_tflops"]) < 1e-9 * row["peak_tflops"]
 
 
-def test_bench_codec_times_a_real_clip(tmp_path):
+def test_bench_codec_times_a_real_clip(tmp_path, monkeypatch):
     """--codec-clip: the codec is timed on the clip's frames, as many whole windows as it has (up to
     three), and the table says whose frames; a clip that cannot be read is refused before any work."""
     import numpy as np
@@ -73,3 +73,11 @@ def test_bench_codec_times_a_real_clip(tmp_path):
                                                     "codec": {"tiny-codec": rows}})
     with pytest.raises(MotionbitsError, match="nothing.gif"):
         run_bench([str(config)], "cpu", steps_list=[1], repeats=1, codec_clip=str(tmp_path / "nothing.gif"))
+
+    def no_dlib(*args, **kwargs):
+        raise MotionbitsError("the face tools need the faces extra")
+    # a lip model's codec on a machine without dlib (a lent GPU): the other tables are kept, the reason said
+    monkeypatch.setattr("motionbits.bench.bench_codec", no_dlib)
+    report = run_bench([str(config)], "cpu", steps_list=[1], repeats=1, sample_clips=1)
+    assert report["training"] and report["codec"] == {}
+    assert report["errors"] == ["tiny-codec codec: the face tools need the faces extra"]

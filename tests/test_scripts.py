@@ -255,10 +255,17 @@ def test_pack_frames_keeps_each_frame_once_and_rebuilds_every_clip(tmp_path):
     for person in ("anna", "ben"):
         write_video(src / person / "take.mp4", moving_square(24, seed=len(person)), fps=10)
     build_video_dataset(src, tmp_path / "clips", size=16, frames=8, stride=2, test_fraction=0.5, progress=False)
+    import numpy as np
+
+    from motionbits.training.bcd import lip_cache_path
     pack = load_script("pack_frames")
+    train_frames = np.load(tmp_path / "clips" / "train_frames.npy")
+    lips = np.random.default_rng(0).normal(size=(*train_frames.shape[:2], 40))   # a lip model's cache
+    np.save(lip_cache_path(tmp_path / "clips", train_frames), lips)
     pack.pack(tmp_path / "clips", tmp_path / "packed")
     pack.unpack(tmp_path / "packed", tmp_path / "again")
-    import numpy as np
+    # the lip points come back under the rebuilt frames' key, where training looks for them
+    assert np.array_equal(np.load(lip_cache_path(tmp_path / "again", np.load(tmp_path / "again" / "train_frames.npy"))), lips)
     for split in ("train", "test"):
         clips = np.load(tmp_path / "clips" / f"{split}_frames.npy")
         again = np.load(tmp_path / "again" / f"{split}_frames.npy")

@@ -40,11 +40,16 @@ from motionbits.training.loop import Schedule, Task, Trainer, learning_rate, set
 RELIANCE_EVERY_LOGS = 10
 
 
+def lip_cache_path(root: str | Path, frames: np.ndarray | torch.Tensor) -> Path:
+    """Where the lip points of a dataset's training frames [N, T, H, W, 3] are cached: under a key
+    of the frames, so a rebuilt dataset never reads another's lips."""
+    return Path(root) / f"lip_shapes-train-{frames_key(frames)}.npy"
+
+
 def cached_lip_shapes(cfg: Config, clips: ClipSet) -> np.ndarray:
     """Every training frame's aligned lip points [N, T, 40] (dlib, about 10 ms a face frame), cached
-    beside the clips under a key of their frames, so a rebuilt dataset never reads another's lips
-    (recoloured copies share them)."""
-    path = Path(cfg.data.root) / f"lip_shapes-train-{frames_key(clips.frames)}.npy"
+    beside the clips (lip_cache_path; recoloured copies share them)."""
+    path = lip_cache_path(cfg.data.root, clips.frames)
     if path.exists():
         lips = np.load(path)
         if lips.shape == (len(clips), clips.frames.shape[1], LIP_FEATURES):
