@@ -83,8 +83,8 @@ class ModelConfig:
                                         "window), so a driver's own lip shape stays out of the codes")
     lip_reads: Literal["points", "openings"] = setting(
         "points", "lip_groups: what they read, the 20 aligned lip points or five numbers of them that the head's "
-                  "turn and nod change little (lip_points.lip_openings: the lips' inner and outer opening and width, "
-                  "the corners' height)")
+                  "turn changes little (lip_points.lip_openings: the lips' inner and outer opening and width, the "
+                  "corners' height; a nod still foreshortens the openings)")
     patch_size: int = setting(8, "denoiser patch side, in latent cells", low=1)
     denoiser_width: int = setting(256, "denoiser (DiT) width", low=8)
     denoiser_depth: int = setting(4, "denoiser blocks", low=1)

@@ -6,8 +6,9 @@
             the eye line level, the eyes' distance 1, so the head's place, size and roll are gone
 
 A frame without a face gives a row of NaN (LipMotionEncoder reads it as the training mean).
-`lip_openings` reduces the 40 numbers to five the head's turn and nod change little: how far the
-lips part inside and out, how wide the mouth is inside and out, how high its corners sit.
+`lip_openings` reduces the 40 numbers to five the head's turn changes little (a nod still
+foreshortens them): how far the lips part inside and out, how wide the mouth is inside and out, how
+high its corners sit.
 """
 from __future__ import annotations
 
