@@ -21,7 +21,7 @@
 #               python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #                 --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #                 -d .whl av constriction
-#               motionbits train --config talking-head-person --data DATA/own128 --steps 1 --out /tmp/lips  # caches the lips
+#               motionbits train --config talking-head-person --data DATA/own128 --steps 1 --out RUN  # caches the lips
 #               python scripts/pack_frames.py pack DATA/own128 .heads   # never committed
 #   device run (carry .whl and .heads, timeout 600):
 #               python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl &&
