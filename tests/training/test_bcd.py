@@ -141,7 +141,8 @@ def test_same_video_clips_keeps_the_gap_and_draws_every_far_clip():
     from motionbits.models.bcd import SameVideoClips
 
     rng = np.random.default_rng(0)
-    video = np.repeat([0, 1, 2], [20, 3, 30])
+    # video 2 is too short for the gap and sorts last: its draws must not index past the clips
+    video = np.repeat([0, 2, 1], [20, 3, 30])
     start = np.concatenate([np.arange(20), np.arange(3), np.arange(30)]) * 2     # clips every 2 frames
     shuffle = rng.permutation(len(video))
     video, start = video[shuffle], start[shuffle]
@@ -151,7 +152,7 @@ def test_same_video_clips_keeps_the_gap_and_draws_every_far_clip():
     drawn = picker.draw(index, gen).numpy()
     index = index.numpy()
     assert (video[drawn] == video[index]).all()
-    short = video[index] == 1                                    # 3 clips over 6 frames: none 10 frames away
+    short = video[index] == 2                                    # 3 clips over 6 frames: none 10 frames away
     assert (drawn[short] == index[short]).all()
     assert (np.abs(start[drawn] - start[index])[~short] >= 10).all()
     first = int(np.flatnonzero((video == 0) & (start == 0))[0])

@@ -97,7 +97,9 @@ class SameVideoClips:
         eligible = self.count[index] - self.skip[index]
         u = torch.rand(index.shape, generator=generator)
         offset = (u * eligible).long().clamp(max=(eligible - 1).clamp(min=0))
-        offset = torch.where(offset >= self.near_lo[index], offset + self.skip[index], offset)
+        # (a clip with nothing eligible keeps offset 0, a valid place, so the gather below stays in
+        # bounds for the last video too; torch.where then gives it itself)
+        offset = torch.where((offset >= self.near_lo[index]) & (eligible > 0), offset + self.skip[index], offset)
         return torch.where(eligible > 0, self.order[self.first[index] + offset], index)
 
 
