@@ -702,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights of the configs' tokenizer (default: the shipped taef2): sampling is timed to RGB frames")
     b.add_argument("--codec-clip", default=None,
                    help="time the codec on this clip's frames (a video, GIF, image folder) instead of random "
-                        "ones: a lip model's dlib runs several times slower on noise than on a face")
+                        "ones, e.g. to see a lip model's encoder find real lips")
     b.set_defaults(func=cmd_bench)
 
     a = sub.add_parser("app", help="a web page to try the model: transfer, bitrate, generation (docs/app.md)")
