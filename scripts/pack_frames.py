@@ -78,8 +78,9 @@ def pack(data: Path, packed: Path) -> None:
         size = (packed / f"{split}.mp4").stat().st_size / 1e6
         print(f"{split}: {len(clips)} clips, {len(frames)} frames once, {size:.1f} MB, "
               f"PSNR {10 * np.log10(255 ** 2 / max(mse, 1e-12)):.1f} dB")
-        if split == "train" and lip_cache_path(data, clips).exists():
-            shutil.copy(lip_cache_path(data, clips), packed / LIPS)
+        lips = lip_cache_path(data, clips) if split == "train" else None   # (hashes every frame: once)
+        if lips is not None and lips.exists():
+            shutil.copy(lips, packed / LIPS)
             print("train: the lip points' cache packed")
 
 

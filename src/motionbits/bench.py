@@ -315,7 +315,7 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
         save()
         try:
             report["codec"][cfg.name] = bench_codec(cfg, device, max(1, repeats // 2), clip=codec_clip)
-        except MotionbitsError as err:  # a lip model's encoder needs dlib, which a lent GPU machine lacks
+        except MotionbitsError as err:  # a codec this machine cannot run (a lip model needs dlib, which a lent GPU lacks)
             report.setdefault("errors", []).append(f"{cfg.name} codec: {err}")
         save()
         if compile:
