@@ -13,7 +13,8 @@ videos in both splits) gives:
 - the same for windows of the person's training videos (seen): a rebuild that follows there what
   it misses on the held-back video has learnt the footage, not how the face moves;
 - transfer: the person's first held-back clip as the content, driven by windows of the test split's
-  people the run never trained on (or of --drivers, a dataset of footage from elsewhere): motion r
+  people the run never trained on (or of --drivers, a dataset of footage from elsewhere; or, with
+  --seen-drivers, of the other people the run trained on, in their training clips): motion r
   against the driver, CSIM to the person (dlib descriptors of the person's held-back frames) and the
   share of frames recognised as them (descriptor distance below 0.6).
 Intervals resample whole drivers' videos; the reconstruction resamples windows, since a person
@@ -52,7 +53,7 @@ def stack(frames: np.ndarray, tiles: list[int]) -> np.ndarray:
 
 
 def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, most: int, steps: int | None,
-            seed: int) -> tuple[dict, list[np.ndarray]]:
+            seed: int, seen_drivers: bool = False) -> tuple[dict, list[np.ndarray]]:
     models = face_models()
     names = dataset_manifest(root, "test", "video")[1]["identities"]
     if person not in names:
@@ -79,7 +80,10 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
 
     content = np.asarray(frames[held_back[0][1][0]])[None]
     reference = readings[0].mean_embedding()
-    if drivers_root is not None:
+    if seen_drivers:  # the other people the run trained on, in their training clips
+        d_frames, d_labels = t_frames, t_labels
+        d_keep = t_labels["identity"] != names.index(person)
+    elif drivers_root is not None:
         d_frames, d_labels = load_video_clips(drivers_root, "train")
         d_frames = d_frames[:, : pipe.cfg.data.frames]
         d_keep = np.ones(len(d_frames), bool)
@@ -88,7 +92,8 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
         d_keep = ~np.isin(labels["identity"], train_ids)
     drivers = windows_of(d_frames, d_labels, d_keep, most)
     if not drivers:
-        raise MotionbitsError(f"{drivers_root or root}: no driver video of {WINDOW} frames or more")
+        raise MotionbitsError(f"{drivers_root or root}: no driver video of {WINDOW} frames or more"
+                              + (" of another training person" if seen_drivers else ""))
     transfer = MotionFollowing()
     identity = {"model": [], "still": [], "copy driver": []}
     driver_marks = []
@@ -111,7 +116,10 @@ def measure(pipe: MotionBits, root: str, person: str, drivers_root: str | None, 
             transfer.add("null", video, other, marks)
 
     report = {
-        "person": person, "data": Path(root).name, "drivers": Path(drivers_root).name if drivers_root else "unseen people of the test split",
+        "person": person, "data": Path(root).name,
+        "drivers": ("the other people of the training split (seen in training)" if seen_drivers
+                    else Path(drivers_root).name if drivers_root else "unseen people of the test split"),
+        "drivers_seen": seen_drivers,
         "window_frames": WINDOW, "sample_steps": steps or pipe.cfg.diffusion.sample_steps,
         "reconstruction": held_back_rebuilt,
         "reconstruction_seen": seen,
@@ -192,7 +200,8 @@ def table(report: dict) -> str:
         lines += ["", "## Their training videos rebuilt (seen in training: what the decoder learnt, not what it generalises)", ""]
         lines += rebuild_table(report["reconstruction_seen"])
     tr = report["transfer"]
-    lines += ["", f"## {report['person']} driven by people never seen ({report['drivers']})", "",
+    who = "the other people it trained on" if report.get("drivers_seen") else "people never seen"
+    lines += ["", f"## {report['person']} driven by {who} ({report['drivers']})", "",
               f"{tr['windows']} windows of {tr['videos']} driver videos.", "",
               "| row | mouth r | head pose r | yaw r | CSIM to the person | frames recognised as them |",
               "|---|---|---|---|---|---|"]
@@ -236,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--person", required=True, help="the person's name in the dataset (its identities)")
     ap.add_argument("--data", help="dataset folder (default: the run's data.root)")
-    ap.add_argument("--drivers", help="a `motionbits data video` folder of drivers from elsewhere (its train split)")
+    drivers = ap.add_mutually_exclusive_group()
+    drivers.add_argument("--drivers", help="a `motionbits data video` folder of drivers from elsewhere (its train split)")
+    drivers.add_argument("--seen-drivers", action="store_true",
+                         help="drivers: the run's other training people, in their training clips (transfer between "
+                              "people seen in training)")
     ap.add_argument("--windows", type=int, default=12, help="at most this many windows per set")
     ap.add_argument("--steps", type=int, help="sampling steps (default: the config's)")
     ap.add_argument("--seed", type=int, default=0)
@@ -245,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipe = MotionBits.from_checkpoint(args.checkpoint)
         report, strips = measure(pipe, args.data or pipe.cfg.data.root, args.person, args.drivers, args.windows,
-                                 args.steps, args.seed)
+                                 args.steps, args.seed, seen_drivers=args.seen_drivers)
     except MotionbitsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

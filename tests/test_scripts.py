@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from motionbits.data.video import build_video_dataset
+from motionbits.data.video import build_video_dataset, dataset_manifest, load_video_clips
 from motionbits.training.bcd import train
 from tests.data.test_video import moving_square, write_video
 from tests.helpers import tiny_config
@@ -134,6 +134,7 @@ def test_own_footage_rebuilds_the_held_back_video_and_tells_a_copy_from_a_still_
     save(src / "man" / "take.mp4", man[:56], fps=30)
     save(src / "man" / "held_back.mp4", man[56:120], fps=30)
     save(src / "grace" / "talk.mp4", grace_clip(64), fps=30)
+    save(src / "hopper" / "lecture.mp4", grace_clip(64)[::-1], fps=30)       # another training person
     build_video_dataset(src, tmp_path / "clips", size=96, frames=8, stride=8, test_videos="held_back|grace",
                         progress=False)
     own = load_script("own_footage")
@@ -157,6 +158,15 @@ def test_own_footage_rebuilds_the_held_back_video_and_tells_a_copy_from_a_still_
     with pytest.raises(own.MotionbitsError, match="no person 'nobody'"):
         own.measure(_PlainPipe(follows=True), str(tmp_path / "clips"), "nobody", None, 4, None, 0)
     assert "| still |" in own.table(report) and "training videos rebuilt" in own.table(report)
+    assert "driven by people never seen" in own.table(report)
+    # --seen-drivers: the other training person drives, in their training clips, never the person
+    seen_report, seen_strips = own.measure(_PlainPipe(follows=True), str(tmp_path / "clips"), "man", None, 4, None, 0,
+                                           seen_drivers=True)
+    frames, labels = load_video_clips(tmp_path / "clips", "train")
+    hopper = dataset_manifest(tmp_path / "clips", "train", "video")[1]["identities"].index("hopper")
+    assert seen_report["transfer"]["videos"] == 1 and seen_report["drivers_seen"]
+    assert (seen_strips[1][0, :96] == frames[labels["identity"] == hopper][0, 0]).all()   # hopper drives
+    assert "driven by the other people it trained on" in own.table(seen_report)
 
 
 def test_sprites_codes_tells_codes_that_carry_the_pose_from_codes_that_carry_only_the_class():
