@@ -136,9 +136,6 @@ class TrainConfig:
                                           "permuted, gains and offsets, one draw per video), each clip read whole "
                                           "from one copy, so a decoder must take the colours from the content", low=0,
                                        high=8)
-    augment_shift: int = setting(0, "move each training clip as a whole by up to this many tokenizer cells down "
-                                    "and across at random, edges repeated, so a decoder must take the scene from "
-                                    "the content instead of drawing a training video's by heart", low=0, high=4)
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
     mouth_loss_weight: float = setting(1.0, "face crops (`data video --crop face`): the denoising loss of the latent cells "
                                             "where the mouth lies (rows 0.65-0.80, columns 0.38-0.62 of the frame) "

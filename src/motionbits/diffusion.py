@@ -56,8 +56,8 @@ class EDM:
 
     def loss(self, net: NetFn, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
              where: torch.Tensor | None = None) -> torch.Tensor:
-        """Weighted denoising loss per frame [B, T]; x0, noise [B,T,C,h,w]; sigma [B,T]; `where` [h, w]
-        or [B, 1, 1, h, w]: how much each latent cell counts (None: all alike)."""
+        """Weighted denoising loss per frame [B, T]; x0, noise [B,T,C,h,w]; sigma [B,T]; `where` [h, w]:
+        how much each latent cell counts (None: all alike)."""
         sd = self.sigma_data
         denoised = self.denoise(net, x0 + _bcast(sigma, x0) * noise, sigma)
         weight = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2

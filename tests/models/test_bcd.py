@@ -301,29 +301,3 @@ def test_the_lip_openings_encoder_standardises_each_number_on_its_own():
     assert encoder(lips[:1]).isfinite().all()                           # the frame without a face
     with pytest.raises(MotionbitsError, match="lip_reads needs model.lip_groups"):
         tiny_config(model={"lip_reads": "openings"})
-
-
-def test_a_shifted_clip_moves_as_a_whole_and_its_mouth_weights_with_it():
-    from motionbits.models.bcd import mouth_loss_map, shift_cells
-    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float).view(2, 3, 5, 5)
-    moved = shift_cells(x, torch.tensor([[1, -2], [0, 0]]), 2)
-    assert torch.equal(moved[1], x[1])                                   # no shift: as it is
-    assert torch.equal(moved[0, :, 1:, :3], x[0, :, :4, 2:])             # one down, two left
-    assert torch.equal(moved[0, :, 0, :3], x[0, :, 0, 2:])               # the top row repeated into the gap
-    assert torch.equal(moved[0, :, 1:, 3], x[0, :, :4, 4]) and torch.equal(moved[0, :, 1:, 4], x[0, :, :4, 4])
-
-    torch.manual_seed(0)
-    cfg = tiny_config(train={"augment_shift": 1, "mouth_loss_weight": 8.0})
-    model = awake(BCDModel(cfg, 3, 16)).eval()
-    draws = draws_for(model, 64)
-    plain = draws_for(BCDModel(tiny_config(train={"mouth_loss_weight": 8.0}), 3, 16), 64)
-    assert plain.shift is None and torch.equal(draws.sigma, plain.sigma) and torch.equal(draws.index, plain.index)
-    assert set(draws.shift.flatten().tolist()) == {-1, 0, 1}
-    # the loss of a shifted clip is the loss of the clip moved beforehand, with the mouth's weights moved too
-    z, both = torch.randn(2, 8, 3, 16, 16), draws.shard(0, 32)
-    both.shift = torch.tensor([[1, 1], [1, 1]])
-    shifted = model(z, both)["diffusion_loss"]
-    unshifted = Draws(**{**both.__dict__, "shift": None})
-    assert not torch.allclose(model(shift_cells(z, both.shift, 1), unshifted)["diffusion_loss"], shifted)
-    model.loss_map = shift_cells(mouth_loss_map(16, 8.0)[None, None], torch.tensor([[1, 1]]), 1)[0, 0]
-    assert torch.allclose(model(shift_cells(z, both.shift, 1), unshifted)["diffusion_loss"], shifted, atol=1e-6)

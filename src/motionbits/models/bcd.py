@@ -21,7 +21,6 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from motionbits.config import Config
 from motionbits.diffusion import EDM
@@ -47,7 +46,6 @@ class Draws:
     frame_pick: torch.Tensor | None = None        # [B, R]: the rebuilt frames the loss renders (train.render_frames)
     rebuild_first: torch.Tensor | None = None     # [B] bool: the second half gives the content, the first is rebuilt
     colour_copy: torch.Tensor | None = None       # [B] which recoloured copy each clip is read from (0: as it is)
-    shift: torch.Tensor | None = None             # [B, 2] cells each whole clip moves down and right (train.augment_shift)
 
     def shard(self, part: int, parts: int) -> "Draws":
         """The part-th of `parts` equal slices along the batch (a process's or a micro-batch's share)."""
@@ -116,15 +114,6 @@ def mouth_loss_map(size: int, weight: float) -> torch.Tensor | None:
     (top, bottom), (left, right) = ((math.floor(a * size), math.ceil(b * size)) for a, b in (MOUTH_ROWS, MOUTH_COLUMNS))
     cells[top:bottom, left:right] = weight
     return cells / cells.mean()
-
-
-def shift_cells(x: torch.Tensor, shift: torch.Tensor, most: int) -> torch.Tensor:
-    """x [B, ..., h, w] with each clip's picture moved shift[b] = (down, right) cells (|shift| <= most),
-    its edge rows and columns repeated into the gap (a latent grid's cells move with the pixels)."""
-    h, w = x.shape[-2:]
-    padded = F.pad(x.reshape(len(x), -1, h, w), (most,) * 4, mode="replicate")     # [B, ..., h+2m, w+2m]
-    return torch.stack([padded[b, :, most - down:most - down + h, most - right:most - right + w]
-                        for b, (down, right) in enumerate(shift.tolist())]).reshape(x.shape)
 
 
 class BCDModel(nn.Module):
@@ -197,20 +186,11 @@ class BCDModel(nn.Module):
         if cfg.train.render_frames:
             draws.frame_pick = torch.argsort(torch.rand(batch_size, t_out, generator=generator),
                                              dim=1)[:, :t_render].sort(dim=1).values
-        if cfg.train.augment_shift:  # drawn last, so the other draws are those of a run without it
-            most = cfg.train.augment_shift
-            draws.shift = torch.randint(-most, most + 1, (batch_size, 2), generator=generator)
         return draws
 
     def forward(self, z: torch.Tensor, draws: Draws, lips: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training loss of clips z [B, T, C, h, w] under `draws` (the same B clips); lips
         [B, T, 40]: the frames' aligned lip points (model.lip_groups)."""
-        loss_map = self.loss_map                                                 # [h, w] or None
-        if draws.shift is not None:  # the clip moves as a whole (lip points are read aligned to the eyes: unmoved)
-            z = shift_cells(z, draws.shift, self.cfg.train.augment_shift)
-            if loss_map is not None:                                             # the mouth's cells move with it
-                loss_map = shift_cells(loss_map.expand(len(z), 1, *loss_map.shape), draws.shift,
-                                       self.cfg.train.augment_shift)[:, None]  # [B, 1, 1, h, w]
         content, motion, target = self.split_clip(z, draws, lips)
         q = self.quantizer(motion, draws.gumbel)        # the rate is measured on every rebuilt frame
         quantized = q.quantized                                                  # [B, T', Cm]
@@ -221,7 +201,7 @@ class BCDModel(nn.Module):
             quantized = quantized.gather(1, pick[..., None].expand(-1, -1, quantized.shape[-1]))        # [B, R, Cm]
             target = target.gather(1, pick.view(*pick.shape, 1, 1, 1).expand(-1, -1, *target.shape[2:]))
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
-                                  target, draws.sigma, draws.noise, loss_map)       # [B, R]
+                                  target, draws.sigma, draws.noise, self.loss_map)  # [B, R]
         diffusion_loss = per_frame.mean()
         lam = self.cfg.train.bitrate_lambda
         if self.lip_encoder is None:
