@@ -1,11 +1,14 @@
 """The bench command runs on the CPU and reports consistent numbers (not their size: no timing bars in tests)."""
 import json
 
+import pytest
+
 import torch
 
 import yaml
 
 from motionbits.bench import format_report, run_bench
+from tests.helpers import tiny_config
 
 
 def test_bench_tiny_config(tmp_path):
@@ -44,6 +47,26 @@ def test_bench_tiny_config(tmp_path):
     for row in codec.values():
         assert row["gflop_per_frame"] > 0
         assert abs(row["frames_per_s_at_peak"] * row["gflop_per_frame"] / 1e3 - row["peak_tflops"]) < 1e-9 * row["peak_tflops"]
+
+
+def test_bench_codec_times_the_first_window_apart_from_the_frames_after_it(monkeypatch):
+    """A stream's first window codes (or renders) the content once: its seconds are reported apart,
+    and the call's frame rate is the steady one of the frames after it."""
+    from motionbits import bench
+
+    def fake_times(steps, device):                  # the first window 0.5 s a step, every later step 0.02 s
+        for step in steps:
+            step()
+        return [0.5] * 2 + [0.02] * (len(steps) - 2)
+
+    monkeypatch.setattr(bench, "_each_timed", fake_times)
+    cfg = tiny_config(data={"kind": "video", "frames": 4})            # a window of 2 frames
+    rows = bench.bench_codec(cfg, torch.device("cpu"), repeats=2, windows=3)
+    # encode: 6 frames fed, then finish(); decode: 7 packets fed (6 frames' and the end's), then finish()
+    for row, later_steps in zip(rows, (5, 6)):
+        assert row["frames"] == 6 and row["start_s"] == pytest.approx(1.0)
+        assert row["frames_per_s"] == pytest.approx(4 / (later_steps * 0.02))       # the 4 frames after it
+        assert row["frames_per_s_overall"] == pytest.approx(6 / (1.0 + later_steps * 0.02))
 
 
 def test_bench_codec_times_a_real_clip(tmp_path, monkeypatch):
