@@ -284,7 +284,7 @@ def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 
     timings = {}
     for what, run in (("encode", encode), ("decode", decode)):
         run()                                                                          # warm-up
-        seconds = np.mean([run() for _ in range(repeats)], axis=0)                     # [frames + 1]
+        seconds = np.mean([run() for _ in range(repeats)], axis=0)                     # [steps of the stream]
         first, rest = seconds[:model.window].sum(), seconds[model.window:].sum()
         later = len(frames) - model.window
         timings[what] = {"start_s": float(first), "frames_per_s": later / rest if later else model.window / first,
