@@ -127,6 +127,9 @@ class TrainConfig:
                                              "of the same video", low=0, high=1)
     content_gap_seconds: float = setting(0.0, "video: that other clip starts at least this far from the rebuilt one, so "
                                               "the content cannot show the pose and mouth to copy (0: any clip)", low=0)
+    person: str | None = setting(None, "video: one identity of the dataset (its manifest's name) whose clips are "
+                                       "drawn person_weight times as often as each other clip")
+    person_weight: float = setting(1.0, "how many times as often train.person's clips are drawn", low=1, high=100)
     rebuild_either_half: bool = setting(False, "cross-driving: rebuild the first half from the second as often as the "
                                                "second from the first, so the decoder learns every frame's pose of "
                                                "clips that all start at one phase (Sprites)")
@@ -398,6 +401,8 @@ def validate(cfg: Config, where: str = "config") -> None:
          "train.content_from_video needs data.kind: video (clips with their videos)"),
         (t.content_gap_seconds == 0 or t.content_from_video > 0,
          "train.content_gap_seconds needs train.content_from_video above 0 (it says how far that clip is)"),
+        (t.person is None or d.kind == "video", "train.person needs data.kind: video (clips with their identities)"),
+        (t.person_weight == 1 or t.person is not None, "train.person_weight needs train.person"),
         (t.augment_clip_colors == 0 or d.kind == "video",
          "train.augment_clip_colors needs data.kind: video (a recolouring is drawn per video)"),
         (not (t.augment_content_flip or t.augment_motion_colors) or m.tokenizer == "pixels",

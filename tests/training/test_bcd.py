@@ -11,6 +11,7 @@ from motionbits.training import checkpoint as ckpt_io
 from motionbits.training.bcd import BCDTask, schedule_of, train
 from motionbits.training.loop import Trainer
 from motionbits.data.clips import load_clips
+from motionbits.data.folders import dataset_manifest
 from tests.helpers import tiny_config
 
 
@@ -222,6 +223,32 @@ def test_clip_colour_copies_read_content_and_target_from_one_recolouring_of_thei
     assert (video[batch.content_index.numpy()] == video[batch.index.numpy()]).all()
     with pytest.raises(MotionbitsError, match="augment_clip_colors needs data.kind: video"):
         tiny_config(train={"augment_clip_colors": 1})
+
+
+def test_a_persons_clips_are_drawn_person_weight_times_as_often(tmp_path):
+    from motionbits.data.video import build_video_dataset
+    from tests.data.test_video import moving_square, write_video
+
+    for person, seconds in (("anna", 40), ("ben", 24), ("carla", 24)):     # anna and ben train, carla tests
+        write_video(tmp_path / "src" / person / "take.mp4", moving_square(seconds, seed=len(person)))
+    build_video_dataset(tmp_path / "src", tmp_path / "clips", size=16, frames=8, stride=8, test_videos="carla",
+                        progress=False)
+    config = lambda **train: tiny_config(data={"kind": "video", "root": str(tmp_path / "clips"),  # noqa: E731
+                                               "image_size": 16}, train=train)
+    cfg = config(person="ben", person_weight=9.0)
+    clips = load_clips(cfg, "train", torch.device("cpu"))
+    ben = dataset_manifest(cfg.data.root, "train", "video")[1]["identities"].index("ben")
+    own = clips.labels["identity"] == ben
+    task = BCDTask(cfg, clips)
+    drawn = task.draw(torch.Generator().manual_seed(0), 4000).index.numpy()
+    expected = 9 * own.sum() / (9 * own.sum() + (~own).sum())
+    assert abs(own[drawn].mean() - expected) < 0.03 and 0.2 < own.mean() < 0.8
+    plain = BCDTask(config(), clips)
+    assert abs(own[plain.draw(torch.Generator().manual_seed(0), 4000).index.numpy()].mean() - own.mean()) < 0.03
+    with pytest.raises(MotionbitsError, match="train.person 'carla' has no training clips"):
+        BCDTask(config(person="carla"), clips)                                  # a test person only
+    with pytest.raises(MotionbitsError, match="person_weight needs train.person"):
+        tiny_config(train={"person_weight": 2.0})
 
 
 def test_lip_points_are_read_once_and_follow_the_clips_their_halves_come_from(tmp_path, monkeypatch):

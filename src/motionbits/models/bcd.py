@@ -160,13 +160,15 @@ class BCDModel(nn.Module):
 
     # ---- training -------------------------------------------------------------------------
     def draw(self, num_clips: int, batch_size: int, generator: torch.Generator,
-             same_video: SameVideoClips | None = None) -> Draws:
+             same_video: SameVideoClips | None = None, clip_weights: torch.Tensor | None = None) -> Draws:
         """Every random draw of one global training step; same_video (train.content_from_video)
-        finds the clips of each clip's video."""
+        finds the clips of each clip's video; clip_weights [num_clips] (train.person): how often each
+        clip is drawn, relative to the others (None: all alike)."""
         cfg = self.cfg
         t_out, c, s = self.window, self.latent_channels, self.latent_size
         t_render = cfg.train.render_frames or t_out
-        index = torch.randint(0, num_clips, (batch_size,), generator=generator)
+        index = (torch.randint(0, num_clips, (batch_size,), generator=generator) if clip_weights is None
+                 else torch.multinomial(clip_weights, batch_size, replacement=True, generator=generator))
         per_clip = cfg.diffusion.noise_levels == "clip"
         sigma = self.edm.sample_sigma((batch_size, 1 if per_clip else t_render), generator).expand(-1, t_render)
         noise = torch.randn((batch_size, t_render, c, s, s), generator=generator)

@@ -25,6 +25,7 @@ from motionbits.atomic_files import atomic_path, write_text_atomic
 from motionbits.config import Config, config_changes
 from motionbits.data.clips import ClipSet, load_clips
 from motionbits.data.colour_copies import colour_copies
+from motionbits.data.folders import dataset_manifest
 from motionbits.data.latent_cache import frames_key
 from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
@@ -65,6 +66,17 @@ def cached_lip_shapes(cfg: Config, clips: ClipSet) -> np.ndarray:
     return lips
 
 
+def person_weights(cfg: Config, clips: ClipSet) -> torch.Tensor:
+    """[N] how often each training clip is drawn: train.person's clips train.person_weight times as
+    often as the others'."""
+    names = dataset_manifest(cfg.data.root, "train", "video")[1]["identities"]
+    own = torch.from_numpy(clips.labels["identity"] == names.index(cfg.train.person)) if cfg.train.person in names else None
+    if own is None or not own.any():
+        raise MotionbitsError(f"{cfg.data.root}: train.person {cfg.train.person!r} has no training clips "
+                              f"(its people: {', '.join(names)})")
+    return torch.where(own, cfg.train.person_weight, 1.0)
+
+
 def schedule_of(cfg: Config) -> Schedule:
     t = cfg.train
     return Schedule(steps=t.steps, batch_size=t.batch_size, lr=t.lr, warmup_steps=t.warmup_steps,
@@ -86,6 +98,7 @@ class BCDTask(Task):
         if cfg.train.content_from_video > 0:
             gap = round(cfg.train.content_gap_seconds * (cfg.data.fps or 0))
             self.same_video = SameVideoClips(clips.labels["video"], clips.labels["start"], gap)
+        self.clip_weights = person_weights(cfg, clips) if cfg.train.person else None
         self.reliance_clips = None       # the decoder-reliance clips' latents, made on first use
         self.lips = None                 # model.lip_groups: the clips' lip points [N, T, 40], found once, cached
         if cfg.model.lip_groups:
@@ -93,7 +106,7 @@ class BCDTask(Task):
             self.model.lip_encoder.set_statistics(self.lips)
 
     def draw(self, generator: torch.Generator, batch_size: int) -> Draws:
-        return self.model.draw(len(self.clips), batch_size, generator, self.same_video)
+        return self.model.draw(len(self.clips), batch_size, generator, self.same_video, self.clip_weights)
 
     def loss(self, module, draws: Draws, device: torch.device) -> dict[str, torch.Tensor]:
         z = self.latents(draws.index, draws.colour_copy)                          # [b, T, C, h, w]
