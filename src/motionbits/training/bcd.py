@@ -70,8 +70,9 @@ def person_weights(cfg: Config, clips: ClipSet) -> torch.Tensor:
     """[N] how often each training clip is drawn: train.person's clips train.person_weight times as
     often as the others'."""
     names = dataset_manifest(cfg.data.root, "train", "video")[1]["identities"]
-    own = torch.from_numpy(clips.labels["identity"] == names.index(cfg.train.person)) if cfg.train.person in names else None
-    if own is None or not own.any():
+    person = names.index(cfg.train.person) if cfg.train.person in names else -1
+    own = torch.from_numpy(clips.labels["identity"] == person)                  # [N] bool
+    if not own.any():
         raise MotionbitsError(f"{cfg.data.root}: train.person {cfg.train.person!r} has no training clips "
                               f"(its people: {', '.join(names)})")
     return torch.where(own, cfg.train.person_weight, 1.0)
