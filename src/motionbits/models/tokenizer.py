@@ -139,23 +139,23 @@ class PixelTokenizer(Tokenizer):
 # ================================================================================================
 # taef2 (pre-trained tiny autoencoder for the FLUX.2 latent space)
 # ================================================================================================
-def _conv(c_in: int, c_out: int, **kw: Any) -> nn.Conv2d:
+def conv3x3(c_in: int, c_out: int, **kw: Any) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, padding=1, **kw)
 
 
-class _TaeClamp(nn.Module):
+class TaeClamp(nn.Module):
     """Parameter-free soft clamp 3*tanh(x/3): keeps decoder inputs within about +-3."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x / 3) * 3
 
 
-class _TaeBlock(nn.Module):
+class TaeBlock(nn.Module):
     """conv-ReLU-conv-ReLU-conv + skip, ReLU after the sum; optional 'pool' branch added to the input first."""
 
     def __init__(self, c_in: int, c_out: int, pool: bool = False):
         super().__init__()
-        self.conv = nn.Sequential(_conv(c_in, c_out), nn.ReLU(), _conv(c_out, c_out), nn.ReLU(), _conv(c_out, c_out))
+        self.conv = nn.Sequential(conv3x3(c_in, c_out), nn.ReLU(), conv3x3(c_out, c_out), nn.ReLU(), conv3x3(c_out, c_out))
         self.skip = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
         self.fuse = nn.ReLU()
         # Keys .pool.0 / .pool.1 / .pool.3: index 2 is the parameter-free ReLU.
@@ -171,23 +171,23 @@ class _TaeBlock(nn.Module):
 
 
 def _taef2_encoder(c: int = 64, latent: int = 32) -> nn.Sequential:
-    layers: list[nn.Module] = [_conv(3, c), _TaeBlock(c, c)]
+    layers: list[nn.Module] = [conv3x3(3, c), TaeBlock(c, c)]
     for stage in range(3):
-        layers += [_conv(c, c, stride=2, bias=False)] + [_TaeBlock(c, c, pool=stage == 2) for _ in range(3)]
-    layers.append(_conv(c, latent))
+        layers += [conv3x3(c, c, stride=2, bias=False)] + [TaeBlock(c, c, pool=stage == 2) for _ in range(3)]
+    layers.append(conv3x3(c, latent))
     return nn.Sequential(*layers)  # 15 modules
 
 
 def _taef2_decoder(c: int = 64, latent: int = 32) -> nn.Sequential:
-    layers: list[nn.Module] = [_TaeClamp(), _conv(latent, c), nn.ReLU()]
+    layers: list[nn.Module] = [TaeClamp(), conv3x3(latent, c), nn.ReLU()]
     for stage in range(3):
-        layers += [_TaeBlock(c, c, pool=stage == 0) for _ in range(3)]
-        layers += [nn.Upsample(scale_factor=2, mode="nearest"), _conv(c, c, bias=False)]
-    layers += [_TaeBlock(c, c), _conv(c, 3)]
+        layers += [TaeBlock(c, c, pool=stage == 0) for _ in range(3)]
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv3x3(c, c, bias=False)]
+    layers += [TaeBlock(c, c), conv3x3(c, 3)]
     return nn.Sequential(*layers)  # 20 modules
 
 
-def _load_state_dict_file(path: str, what: str) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: str, what: str) -> dict[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise MotionbitsError(f"{what} weights not found: {path}")
     try:
@@ -195,11 +195,11 @@ def _load_state_dict_file(path: str, what: str) -> dict[str, torch.Tensor]:
     except Exception as e:  # corrupt file, a pickle with code in it, not a torch file ...
         raise MotionbitsError(f"cannot read {path} as a torch state dict: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise MotionbitsError(f"{path} is not a taef2 state dict: expected a dict of tensors")
+        raise MotionbitsError(f"{path} is not a {what} state dict: expected a dict of tensors")
     return sd
 
 
-def _load_strict(module: nn.Module, sd: dict[str, torch.Tensor], path: str) -> None:
+def load_strict(module: nn.Module, sd: dict[str, torch.Tensor], path: str, what: str = "taef2") -> None:
     """load_state_dict(strict=True) with one-line errors naming the file and the mismatching keys."""
     own = module.state_dict()
     missing = [k for k in own if k not in sd]
@@ -211,10 +211,10 @@ def _load_strict(module: nn.Module, sd: dict[str, torch.Tensor], path: str) -> N
     if missing or unexpected:
         parts = ([f"missing keys {short(missing)}"] if missing else []) + \
                 ([f"unexpected keys {short(unexpected)}"] if unexpected else [])
-        raise MotionbitsError(f"{path} is not a taef2 state dict: {'; '.join(parts)}")
+        raise MotionbitsError(f"{path} is not a {what} state dict: {'; '.join(parts)}")
     bad = [f"{k} {tuple(sd[k].shape)} != {tuple(v.shape)}" for k, v in own.items() if sd[k].shape != v.shape]
     if bad:
-        raise MotionbitsError(f"{path} is not a taef2 state dict: shape mismatch {short(bad)}")
+        raise MotionbitsError(f"{path} is not a {what} state dict: shape mismatch {short(bad)}")
     module.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
 
 
@@ -241,7 +241,7 @@ class TAEF2(Tokenizer):
         tok = cls()
         for name, module in ((cls.ENCODER_FILE, tok.encoder), (cls.DECODER_FILE, tok.decoder)):
             f = os.path.join(path, name)
-            _load_strict(module, _load_state_dict_file(f, "taef2"), f)
+            load_strict(module, load_state_dict_file(f, "taef2"), f)
         return tok.freeze()
 
     def freeze(self) -> "TAEF2":
