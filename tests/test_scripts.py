@@ -374,3 +374,28 @@ def test_mouth_oracle_trains_on_the_models_loss_and_measures_what_its_condition_
     # a person the data does not hold back is one line, not a traceback
     train(cfg, tmp_path / "run", progress=False, max_steps=1)
     assert oracle.main(["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "oracle"), "--person", "zoe"]) == 2
+
+
+def test_compare_autoencoders_prints_a_row_a_clip_and_draws_the_strip(tmp_path, capsys):
+    import torch
+    from PIL import Image
+
+    from motionbits.models.fast_autoencoder import FastTAEF2
+    from motionbits.models.tokenizer import build_tokenizer
+
+    script = load_script("compare_autoencoders")
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, moving_square(8, seed=1))
+    taef2 = build_tokenizer("taef2")
+    fast = FastTAEF2(taef2)                                            # undistilled: its numbers, not good ones
+    for name, sd in fast.state_dicts().items():
+        torch.save(sd, tmp_path / name)
+    assert script.main([str(clip), "--fast", str(tmp_path), "--size", "32", "--strip", str(tmp_path / "s.png")]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split(" | ")
+    assert row[0] == "| clip.mp4" and row[1] == "8"
+    latent_error, decoded_db = float(row[2]), float(row[3])
+    assert latent_error > 0.05 and decoded_db < 30                    # new layers untrained: far from taef2
+    with Image.open(tmp_path / "s.png") as image:
+        assert image.size == (6 * 32, 3 * 32)                          # 6 frames; the frame and two round trips
+    assert script.main([str(clip), "--fast", str(tmp_path / "missing")]) == 2
+    assert "fast autoencoder folder not found" in capsys.readouterr().err
