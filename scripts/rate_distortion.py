@@ -184,11 +184,12 @@ def code_motionbits(pipe, prior, seq: np.ndarray, fps: float, content_bytes: int
             "decode_s": decode_s}
 
 
-def measure_motionbits(run: str, pipe, prior, sequences, fps, content_bytes, scorer: Scorer) -> dict:
+def measure_motionbits(run: str, pipe, prior, sequences, fps, content_bytes, scorer: Scorer, fast: bool = False) -> dict:
     coded = [code_motionbits(pipe, prior, s, fps, content_bytes)
              for s in tqdm(sequences, desc=f"motionbits {Path(run).name} content {content_bytes or 'default'}")]
     frames = [len(s) for s in sequences]
-    series = f"motionbits {Path(run).name}" + (" + prior" if prior is not None else "")
+    series = (f"motionbits {Path(run).name}" + (" + prior" if prior is not None else "")
+              + (" (fast autoencoder)" if fast else ""))
     return {"series": series, "setting": f"content {coded[0]['once']} B once "
                                          f"({'budget ' + str(content_bytes) if content_bytes else 'default budget'}), "
                                          f"target {pipe.cfg.train.target_bits:g} bits/frame",
@@ -338,10 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prior", help="code the motion under this prior (default: the adaptive tables)")
     p.add_argument("--content-bytes", nargs="+", type=int, metavar="N",
                    help="motionbits content budgets, a point each (default: the codec's default budget)")
+    p.add_argument("--fast-autoencoder", metavar="FOLDER",
+                   help="measure each run again through this fast autoencoder (`motionbits distill-autoencoder`)")
     p.add_argument("--plot-call", default="60 s", choices=["clip", *CALLS], help="the rate rd.png plots against")
     args = p.parse_args(argv)
     try:
         pipes = [MotionBits.from_checkpoint(run) for run in args.runs]
+        fast_pipes = [MotionBits.from_checkpoint(run).use_fast_autoencoder(args.fast_autoencoder)
+                      for run in args.runs] if args.fast_autoencoder else []
         prior = None
         if args.prior:
             from motionbits.checkpoints import load_prior
@@ -371,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     for run, pipe in zip(args.runs, pipes):
         for budget in args.content_bytes or [None]:
             results.append(measure_motionbits(run, pipe, prior, sequences, fps, budget, scorer))
+        if args.fast_autoencoder:
+            fast = fast_pipes[args.runs.index(run)]
+            for budget in args.content_bytes or [None]:
+                results.append(measure_motionbits(run, fast, prior, sequences, fps, budget, scorer, fast=True))
     for codec in args.codecs:
         highest = CODECS[codec][1]
         for crf in tqdm(range(highest, max(highest - 6 * args.crf_steps, 0), -6), desc=codec):
@@ -379,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"material": material, "sequences": len(sequences), "frames_total": frames_total, "fps": fps,
             "seconds": frames_total / fps, "size": int(sequences[0].shape[1]), "faces": scorer.faces is not None,
             "runs": [Path(r).name for r in args.runs], "prior": Path(args.prior).name if args.prior else None,
+            "fast_autoencoder": Path(args.fast_autoencoder).name if args.fast_autoencoder else None,
             "torch_threads": torch.get_num_threads(), "calls_s": CALLS,
             "codec_settings": {c: {"encoder": CODECS[c][0], **CODECS[c][2]} for c in args.codecs}}
     bd, check, still = bd_rates(results), third_of_x265(results), scorer.still()

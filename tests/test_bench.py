@@ -42,7 +42,8 @@ def test_bench_tiny_config(tmp_path):
     assert all(row["frames_per_s"] > 0 and row["batch"] == 1 and row["look_ahead_frames"] == 1 for row in codec.values())
     frames = codec["stream encode"]["frames"]
     assert frames > 0 and codec["stream encode"]["clip"] is None
-    assert f"codec (tiny-bench, batch 1, 16x16, pixels, look-ahead 1 frames, {frames} random frames)" in format_report(report)
+    assert f"codec (tiny-bench, batch 1, 16x16, look-ahead 1 frames, {frames} random frames)" in format_report(report)
+    assert "| stream encode (a frame at a time, adaptive tables) | pixels |" in format_report(report)
     # the frame rate the FLOPs allow at the measured fp32 peak: what separates code from hardware
     for row in codec.values():
         assert row["gflop_per_frame"] > 0
@@ -104,3 +105,16 @@ def test_bench_codec_times_a_real_clip(tmp_path, monkeypatch):
     report = run_bench([str(config)], "cpu", steps_list=[1], repeats=1, sample_clips=1)
     assert report["training"] and report["codec"] == {}
     assert report["errors"] == ["tiny-codec codec: the face tools need the faces extra"]
+
+
+def test_bench_codec_times_a_taef2_model_through_the_fast_autoencoder_too():
+    """The fast autoencoder's rows: the same stream through its layers, at under a third of taef2's FLOPs."""
+    from motionbits import bench
+
+    cfg = tiny_config(data={"kind": "video", "frames": 4, "image_size": 32}, model={"tokenizer": "taef2", "patch_size": 2})
+    taef2 = bench.bench_codec(cfg, torch.device("cpu"), repeats=1, windows=2)
+    fast = bench.bench_codec(cfg, torch.device("cpu"), repeats=1, windows=2, fast_autoencoder=True)
+    assert [r["tokenizer"] for r in taef2 + fast] == ["taef2", "taef2", "the fast autoencoder", "the fast autoencoder"]
+    for slow_row, fast_row in zip(taef2, fast):
+        assert fast_row["what"] == slow_row["what"] and fast_row["frames_per_s"] > 0
+        assert fast_row["gflop_per_frame"] < slow_row["gflop_per_frame"] / 3

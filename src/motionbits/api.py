@@ -23,6 +23,7 @@ from motionbits.checkpoints import checkpoint_config, read_checkpoint
 from motionbits.config import Config
 from motionbits.errors import MotionbitsError
 from motionbits.models.bcd import BCDModel
+from motionbits.models.fast_autoencoder import FastTAEF2
 from motionbits.models.tokenizer import Tokenizer, float_to_frames, frames_to_float, make_tokenizer
 from motionbits.runtime import autocast, keep_freed_memory, pick_device, use_bf16
 
@@ -67,6 +68,17 @@ class MotionBits:
         pipe = cls(model.to(dev), make_tokenizer(cfg).to(dev), cfg, dev)
         pipe.source = ckpt["path"]
         return pipe
+
+    def use_fast_autoencoder(self, folder: str | Path) -> "MotionBits":
+        """Encode and render frames through a fast autoencoder distilled from taef2 (models/fast_autoencoder.py).
+
+        The latents are taef2's, so the model, its codes and its files stay the same: a file encoded
+        either way decodes either way."""
+        if self.cfg.model.tokenizer != "taef2":
+            raise MotionbitsError(f"--fast-autoencoder {folder}: a fast autoencoder works in taef2's latent space, "
+                                  f"and this model's tokenizer is {self.cfg.model.tokenizer}")
+        self.tokenizer = FastTAEF2.from_folder(folder).to(self.device).eval()
+        return self
 
     def fingerprint(self) -> bytes:
         """8 bytes identifying this model (config and EMA weights): codec/format.py."""

@@ -15,7 +15,8 @@ Measures, per config, on random data of the config's shapes (so no dataset is ne
   tables) and `decode` fed the packets to RGB frames at the config's sampler and steps: frames/s
   after the first window against the 25 fps a call needs, the first window's seconds apart (the
   content is coded or rendered once, there), with the look-ahead in frames; on random frames, or
-  on a real clip's (--codec-clip).
+  on a real clip's (--codec-clip); for a taef2 config, again through the fast autoencoder's layers
+  (models/fast_autoencoder.py).
 """
 from __future__ import annotations
 
@@ -244,16 +245,19 @@ CALL_FPS = 25.0       # what a video call shows
 
 @torch.no_grad()
 def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 3,
-                clip: str | None = None) -> list[dict]:
+                clip: str | None = None, fast_autoencoder: bool = False) -> list[dict]:
     """Stream encode and decode speed at batch 1 over `windows` windows of random frames, or of
     `clip`'s frames (data/inputs.py reads it; as many whole windows as it has, up to `windows`):
     frames/s. A lip model's encoder runs dlib on every frame (about 10 ms a 128-pixel frame on a
-    face or on noise alike); a real clip makes its lip groups read real lips."""
+    face or on noise alike); a real clip makes its lip groups read real lips. `fast_autoencoder`:
+    through the fast autoencoder's layers instead of taef2's (undistilled: its speed, not its pictures)."""
     from motionbits.api import MotionBits
     from motionbits.codec.stream import StreamDecoder, StreamEncoder, look_ahead
+    from motionbits.models.fast_autoencoder import FastTAEF2
     from motionbits.models.tokenizer import make_tokenizer
 
-    tokenizer = make_tokenizer(cfg).to(device).eval()
+    tokenizer = make_tokenizer(cfg)
+    tokenizer = (FastTAEF2(tokenizer) if fast_autoencoder else tokenizer).to(device).eval()
     size = cfg.data.image_size
     cfg.diffusion.sigma_data = cfg.diffusion.sigma_data or 0.5
     # (no parameter needs a gradient: FlopCounterMode trips on views of ones that do)
@@ -294,7 +298,8 @@ def bench_codec(cfg: Config, device: torch.device, repeats: int, windows: int = 
     peak = device_peak_tflops(device, pipe.bf16)
     common = {"batch": 1, "frames": len(frames), "clip": Path(clip).name if clip else None,
               "look_ahead_frames": look_ahead(pipe),
-              "tokenizer": cfg.model.tokenizer, "size": size, "peak_tflops": peak}
+              "tokenizer": "the fast autoencoder" if fast_autoencoder else cfg.model.tokenizer, "size": size,
+              "peak_tflops": peak}
     rows = []
     for what, run, timed in (("stream encode (a frame at a time, adaptive tables)", encode, timings["encode"]),
                              (f"stream decode to RGB ({cfg.diffusion.sampler} {cfg.diffusion.sample_steps} steps)",
@@ -334,7 +339,10 @@ def run_bench(config_names: list[str], device_name: str = "auto", steps_list: li
         report["loader"].append({"config": cfg.name, **bench_loader(cfg, device, cfg.train.batch_size)})
         save()
         try:
-            report["codec"][cfg.name] = bench_codec(cfg, device, max(1, repeats // 2), clip=codec_clip)
+            rows = bench_codec(cfg, device, max(1, repeats // 2), clip=codec_clip)
+            if cfg.model.tokenizer == "taef2":
+                rows += bench_codec(cfg, device, max(1, repeats // 2), clip=codec_clip, fast_autoencoder=True)
+            report["codec"][cfg.name] = rows
         except MotionbitsError as err:  # a codec this machine cannot run (a lip model needs dlib, which a lent GPU lacks)
             report.setdefault("errors", []).append(f"{cfg.name} codec: {err}")
         save()
@@ -361,16 +369,17 @@ def format_report(r: dict) -> str:
         for row in rows:
             lines.append(f"| {row['what']} | {row.get('network_calls', '-')} | {row['frames_per_s']:.1f} |")
     for name, rows in r.get("codec", {}).items():
-        lines += ["", f"codec ({name}, batch 1, {rows[0]['size']}x{rows[0]['size']}, {rows[0]['tokenizer']}, "
+        lines += ["", f"codec ({name}, batch 1, {rows[0]['size']}x{rows[0]['size']}, "
                   f"look-ahead {rows[0]['look_ahead_frames']} frames, "
                   f"{rows[0]['frames']} {'random frames' if not rows[0].get('clip') else 'frames of ' + rows[0]['clip']}):", "",
-                  f"| what | frames/s after the first window | a {CALL_FPS:g} fps call | the first window (content once), s "
-                  "| GFLOP a frame | frames/s at the peak |", "|---|---|---|---|---|---|"]
+                  f"| what | images through | frames/s after the first window | a {CALL_FPS:g} fps call "
+                  "| the first window (content once), s | GFLOP a frame | frames/s at the peak |",
+                  "|---|---|---|---|---|---|---|"]
         for row in rows:
             verdict = "fast enough" if row["frames_per_s"] >= CALL_FPS else f"{row['frames_per_s'] / CALL_FPS:.2f}x too slow"
             at_peak = (f"{row['frames_per_s_at_peak']:.1f} (of {row['peak_tflops']:.2f} TFLOP/s)"
                        if row.get("frames_per_s_at_peak") else "n/a (no known peak)")
-            lines.append(f"| {row['what']} | {row['frames_per_s']:.1f} | {verdict} | {row['start_s']:.2f} | "
+            lines.append(f"| {row['what']} | {row['tokenizer']} | {row['frames_per_s']:.1f} | {verdict} | {row['start_s']:.2f} | "
                          f"{row.get('gflop_per_frame', 0):.2f} | {at_peak} |")
     for error in r.get("errors", []):
         lines += ["", f"error: {error}"]
