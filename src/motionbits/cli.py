@@ -566,21 +566,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     t.set_defaults(func=cmd_train)
 
-    def use_args(q: argparse.ArgumentParser, sampling: bool = True) -> None:
+    def use_args(q: argparse.ArgumentParser, sampling: bool = True, fast_autoencoder: bool = True) -> None:
         q.add_argument("--checkpoint", required=True, help="last.pt or its run folder")
         q.add_argument("--device", type=device_name, default="auto",
                        help="auto, cpu, cuda, cuda:N (default: CUDA when there is one)")
         q.add_argument("--input-fps", type=input_frame_rate, default=None,
                        help="resample input videos to this rate, 1..240 (default: the rate of the model's training "
                             "clips when its dataset was made with --fps; 0: the source rate)")
-        fast_autoencoder_arg(q)
+        if fast_autoencoder:   # not for evaluate, whose reports are of the model as trained
+            fast_autoencoder_arg(q)
         if sampling:
             sampling_args(q)
 
     def fast_autoencoder_arg(q: argparse.ArgumentParser) -> None:
         q.add_argument("--fast-autoencoder", metavar="FOLDER",
                        help="encode and render frames through a fast autoencoder in taef2's latent space, made by "
-                            "`motionbits distill-autoencoder` (about 3x faster on a CPU; the model and its files "
+                            "`motionbits distill-autoencoder` (about 2.5 times the frame rate on a CPU; the model and its files "
                             "stay the same)")
 
     def sampling_args(q: argparse.ArgumentParser) -> None:
@@ -677,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.set_defaults(func=cmd_decode)
 
     e = sub.add_parser("evaluate", help="measure a trained model on the test split")
-    use_args(e)
+    use_args(e, fast_autoencoder=False)
     e.add_argument("--judge", help="judge .safetensors (trained and saved there if missing)")
     e.add_argument("--data", help="dataset folder (default: the checkpoint's)")
     e.add_argument("--clips", type=positive_int, default=None, help="test clips to evaluate (default: config)")
