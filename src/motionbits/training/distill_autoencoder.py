@@ -1,8 +1,8 @@
 """Distil taef2 into the fast autoencoder (models/fast_autoencoder.py) on a video dataset's frames.
 
-A few frames of each training clip are drawn (seeded); taef2 encodes it and decodes its latent once, and those
-are the targets: the fast encoder learns taef2's latent of the frame, the fast decoder taef2's picture
-of the latent (and of the latent slightly moved, since a diffusion model's latents are never exactly
+A few frames of each training clip are drawn (seeded); taef2 encodes each and decodes its latent
+once, and those are the targets: the fast encoder learns taef2's latent of the frame, the fast
+decoder taef2's picture of the latent (and of the latent slightly moved, since a diffusion model's latents are never exactly
 an encoder's). The layers both keep from taef2 start from its weights. The test split's frames (people
 the distillation never saw, when the dataset splits by person) measure the result against taef2.
 A killed run resumes from its last state with nothing lost.
@@ -103,7 +103,7 @@ def compare_with_taef2(student: FastTAEF2, teacher: TAEF2, frames: torch.Tensor,
             "round_trip_psnr_db": psnr(trip_err), "taef2_round_trip_psnr_db": psnr(teacher_trip_err)}
 
 
-def distill_autoencoder(data: str | os.PathLike, out: str | os.PathLike, steps: int = 2000, batch: int = 8,
+def distill_autoencoder(data: str | os.PathLike, out: str | os.PathLike, steps: int = 1500, batch: int = 8,
                         lr: float = 1e-3, clips: int | None = None, frames_per_clip: int = 1, seed: int = 0,
                         tokenizer_path: str | None = None, save_every: int = 250, progress: bool = True) -> dict[str, Any]:
     """Train the fast autoencoder on ``data``'s training frames; write it and its report to ``out``."""
