@@ -603,12 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "frames measure the result)")
     da.add_argument("out", help="folder to write fast_encoder.pth, fast_decoder.pth and distill_report.json (resumes "
                                 "from its distill_state.pt)")
-    da.add_argument("--steps", type=positive_int, default=1500, help="training steps (default 1500)")
+    da.add_argument("--steps", type=positive_int, default=2500, help="training steps (default 2500)")
     da.add_argument("--batch", type=positive_int, default=8, help="frames a step (default 8)")
     da.add_argument("--clips", type=positive_int, default=None, help="use at most this many training clips "
                                                                      "(default: every clip)")
-    da.add_argument("--frames-per-clip", type=positive_int, default=1,
-                    help="frames of each clip, evenly spaced (default 1; taef2 encodes and decodes each once, "
+    da.add_argument("--frames-per-clip", type=positive_int, default=2,
+                    help="frames of each clip, evenly spaced (default 2; taef2 encodes and decodes each once, "
                          "about 0.1 s a 128x128 frame on 2 CPU cores)")
     da.add_argument("--seed", type=non_negative_int, default=0, help="seed of the frames drawn and the training")
     da.add_argument("--tokenizer-path", help="taef2 weights folder to distil (default: the shipped taef2)")

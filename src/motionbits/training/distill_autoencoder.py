@@ -103,8 +103,8 @@ def compare_with_taef2(student: FastTAEF2, teacher: TAEF2, frames: torch.Tensor,
             "round_trip_psnr_db": psnr(trip_err), "taef2_round_trip_psnr_db": psnr(teacher_trip_err)}
 
 
-def distill_autoencoder(data: str | os.PathLike, out: str | os.PathLike, steps: int = 1500, batch: int = 8,
-                        lr: float = 1e-3, clips: int | None = None, frames_per_clip: int = 1, seed: int = 0,
+def distill_autoencoder(data: str | os.PathLike, out: str | os.PathLike, steps: int = 2500, batch: int = 8,
+                        lr: float = 1e-3, clips: int | None = None, frames_per_clip: int = 2, seed: int = 0,
                         tokenizer_path: str | None = None, save_every: int = 250, progress: bool = True) -> dict[str, Any]:
     """Train the fast autoencoder on ``data``'s training frames; write it and its report to ``out``."""
     out = Path(out)
