@@ -21,8 +21,8 @@ from motionbits.errors import MotionbitsError
 from motionbits.models.tokenizer import TAEF2, TaeBlock, conv3x3, load_state_dict_file, load_strict
 
 FULL_CHANNELS, HALF_CHANNELS = 16, 32
-# taef2's encoder from its third stride-2 convolution on (1/4 resolution and below) and its decoder
-# up to its second upsampling (1/4 resolution and below) are kept as they are.
+# taef2's encoder from the blocks after its second stride-2 convolution on (1/4 resolution and below)
+# and its decoder up to its second upsampling (1/4 resolution and below) are kept as they are.
 TAEF2_ENCODER_KEPT_FROM, TAEF2_DECODER_KEPT_UNTIL = 7, 11
 
 
