@@ -24,6 +24,7 @@ from tqdm import tqdm
 from motionbits.assets import TAEF2_WEIGHTS
 from motionbits.atomic_files import atomic_path
 from motionbits.checkpoints import load_data_only
+from motionbits.data.folders import dataset_manifest
 from motionbits.data.video import load_video_clips
 from motionbits.errors import MotionbitsError
 from motionbits.models.fast_autoencoder import FastTAEF2
@@ -158,10 +159,11 @@ def distill_autoencoder(data: str | os.PathLike, out: str | os.PathLike, steps: 
                          "optimizer": opt.state_dict(), "schedule": schedule.state_dict()}, state_path)
     bar.close()
     student.freeze()
-    test = frames_of_clips(data, "test", TEST_FRAMES, seed) if _has_split(data, "test") else frames[:TEST_FRAMES]
+    has_test = dataset_manifest(data, "test", "video")[1].get("counts", {}).get("test", 0) > 0
+    test = frames_of_clips(data, "test", TEST_FRAMES, seed) if has_test else frames[:TEST_FRAMES]
     report = {"data": str(data), "steps": steps, "batch": batch, "lr": lr, "frames_per_clip": frames_per_clip,
               "training_frames": len(frames),
-              "test_frames": len(test), "test_split": _has_split(data, "test"),
+              "test_frames": len(test), "test_split": has_test,
               "minutes": round((time.time() - t0) / 60, 1), "log": log,
               "test": compare_with_taef2(student, teacher, test)}
     for name, sd in student.state_dicts().items():
@@ -170,9 +172,3 @@ def distill_autoencoder(data: str | os.PathLike, out: str | os.PathLike, steps: 
         Path(tmp).write_text(json.dumps(report, indent=1) + "\n")
     return report
 
-
-def _has_split(data: str | os.PathLike, split: str) -> bool:
-    try:
-        return json.loads((Path(data) / "manifest.json").read_text()).get("counts", {}).get(split, 0) > 0
-    except (OSError, ValueError):
-        return False
