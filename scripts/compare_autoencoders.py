@@ -20,7 +20,7 @@ from PIL import Image
 from motionbits.data.inputs import read_input_clip
 from motionbits.errors import MotionbitsError
 from motionbits.models.fast_autoencoder import FastTAEF2
-from motionbits.models.tokenizer import build_tokenizer
+from motionbits.models.tokenizer import build_tokenizer, frames_to_unit
 from motionbits.training.distill_autoencoder import compare_with_taef2
 
 
@@ -28,7 +28,7 @@ from motionbits.training.distill_autoencoder import compare_with_taef2
 def strip(frames: torch.Tensor, taef2, fast, path: Path, count: int = 6) -> None:
     """Rows: the frames, taef2's round trip, the fast autoencoder's ([0,1] pictures side by side)."""
     pick = frames[np.linspace(0, len(frames) - 1, count).round().astype(int)]
-    x = pick.permute(0, 3, 1, 2).float().div(255)
+    x = frames_to_unit(pick)
     rows = [x, taef2.decoder(taef2.encoder(x)).clamp(0, 1), fast.decoder(fast.encoder(x)).clamp(0, 1)]
     image = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)          # [3, 3H, count*W]
     Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)

@@ -10,7 +10,8 @@ Kinds:
 - ``DiffusersVAE``: a local diffusers ``AutoencoderKL`` / ``AutoencoderTiny`` folder (optional extra).
 
 `frames_to_float` / `float_to_frames` are the package's one conversion between uint8 frames and
-the [-1, 1] floats every model reads; `make_tokenizer` builds the one a config names.
+the [-1, 1] floats every model reads (`frames_to_unit`: to taef2's own [0, 1]); `make_tokenizer`
+builds the one a config names.
 """
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ TOKENIZER_KINDS = ("pixels", "taef2", "diffusers")
 def frames_to_float(frames_u8: torch.Tensor) -> torch.Tensor:
     """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
     return rearrange(frames_u8, "... h w c -> ... c h w").float().div(127.5).sub(1.0)
+
+
+def frames_to_unit(frames_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [0, 1]: taef2's own input range."""
+    return rearrange(frames_u8, "... h w c -> ... c h w").float().div(255)
 
 
 def float_to_frames(x: torch.Tensor) -> torch.Tensor:

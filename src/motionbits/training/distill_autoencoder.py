@@ -28,7 +28,7 @@ from motionbits.data.folders import dataset_manifest
 from motionbits.data.video import load_video_clips
 from motionbits.errors import MotionbitsError
 from motionbits.models.fast_autoencoder import FastTAEF2
-from motionbits.models.tokenizer import TAEF2
+from motionbits.models.tokenizer import TAEF2, frames_to_unit
 from motionbits.training.checkpoint import rng_state, save_atomic, set_rng_state
 
 STATE_FILE = "distill_state.pt"
@@ -56,7 +56,7 @@ def _teacher_targets(teacher: TAEF2, frames: torch.Tensor, batch: int, progress:
     """taef2's raw latents [N,32,h,w] of uint8 frames [N,H,W,3] and its pictures [N,3,H,W] in [0,1]."""
     latents, pictures = [], []
     for i in tqdm(range(0, len(frames), batch), desc=f"taef2 targets ({what})", disable=not progress, leave=False):
-        x = frames[i:i + batch].permute(0, 3, 1, 2).float().div(255)
+        x = frames_to_unit(frames[i:i + batch])
         z = teacher.encoder(x.contiguous(memory_format=torch.channels_last)).contiguous()
         latents.append(z)
         pictures.append(teacher.decoder(z.contiguous(memory_format=torch.channels_last)).contiguous().to(torch.float16))
@@ -90,7 +90,7 @@ def compare_with_taef2(student: FastTAEF2, teacher: TAEF2, frames: torch.Tensor,
     z_err = dec_err = trip_err = teacher_trip_err = 0.0
     z2 = 0.0
     for i in range(0, len(frames), batch):
-        x = frames[i:i + batch].permute(0, 3, 1, 2).float().div(255)
+        x = frames_to_unit(frames[i:i + batch])
         z = teacher.encoder(x)
         picture = teacher.decoder(z).clamp(0, 1)
         n = len(x) / len(frames)
@@ -142,7 +142,7 @@ def distill_autoencoder(data: str | os.PathLike, out: str | os.PathLike, steps: 
     bar = tqdm(total=steps, initial=step, desc="distil taef2", disable=not progress)
     while step < steps:
         idx = torch.randint(0, len(frames), (batch,))
-        x = frames[idx].permute(0, 3, 1, 2).float().div(255).contiguous(memory_format=torch.channels_last)
+        x = frames_to_unit(frames[idx]).contiguous(memory_format=torch.channels_last)
         latent_err, picture_err = _losses(student, teacher, x, latents[idx], pictures[idx], z_spread)
         loss = latent_err + picture_err * 100   # pictures in [0,1]: 1e-3 mean squared is 30 dB
         opt.zero_grad(set_to_none=True)
