@@ -509,7 +509,8 @@ def cmd_app(args: argparse.Namespace) -> None:
         raise MotionbitsError("the app needs gradio: pip install 'motionbits[app]'")
     from motionbits.app.server import serve
 
-    serve(args.checkpoint, args.prior, host=args.host, port=args.port, device=args.device)
+    serve(args.checkpoint, args.prior, host=args.host, port=args.port, device=args.device,
+          fast_autoencoder=args.fast_autoencoder)
 
 
 # ---- the parser ----------------------------------------------------------------------------------
@@ -754,6 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
     a.add_argument("--port", type=port_number, default=7860, help="port to listen on (1-65535)")
     a.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N")
+    fast_autoencoder_arg(a)
     a.set_defaults(func=cmd_app)
     return p
 

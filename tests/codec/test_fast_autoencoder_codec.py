@@ -1,7 +1,10 @@
-"""--fast-autoencoder: a file encoded through it decodes through taef2 and back, the model unchanged."""
+"""--fast-autoencoder: a file encoded through it decodes through taef2 and back, the model unchanged;
+the app runs through it too and says so on its Model tab."""
 import torch
 
 from motionbits.api import MotionBits
+from motionbits.app import model_card
+from motionbits.app.session import AppSession
 from motionbits.cli import main
 from motionbits.codec import decode_file, encode_clip, read_file
 from motionbits.codec.format import pack
@@ -48,9 +51,18 @@ def test_fast_autoencoder_codes_for_the_same_model_and_is_refused_for_pixels(tmp
         out = tmp_path / f"decoded{len(extra)}.mp4"
         assert main(["decode", str(mbits), "-o", str(out), "--checkpoint", str(tmp_path / "run"), *extra]) == 0
         assert out.stat().st_size > 0
+    session = AppSession(tmp_path / "run", device="cpu", fast_autoencoder=fast_folder)
+    try:
+        assert isinstance(session.pipe.tokenizer, FastTAEF2)
+        assert f"through the fast autoencoder `{tmp_path.name}/fast`" in model_card.summary(session)
+    finally:
+        session.close()
     capsys.readouterr()
     # a model in another latent space (pixels) refuses it in one line
     assert main(["encode", "--checkpoint", str(run), str(video), "-o", str(tmp_path / "x.mbits"),
                  "--fast-autoencoder", str(fast_folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "works in taef2's latent space, and this model's tokenizer is pixels" in err
+    assert main(["app", "--checkpoint", str(run), "--fast-autoencoder", str(fast_folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "works in taef2's latent space, and this model's tokenizer is pixels" in err

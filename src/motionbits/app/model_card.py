@@ -21,7 +21,8 @@ def summary(session: AppSession) -> str:
         ("config", cfg.name),
         ("data", f"{cfg.data.kind}, {cfg.data.image_size}x{cfg.data.image_size} frames, clips of {cfg.data.frames}"
                  + (f" at {fps:g} fps" if fps else "")),
-        ("tokenizer", m.tokenizer),
+        ("tokenizer", m.tokenizer + (f", frames in and out through the fast autoencoder `{session.fast_autoencoder_name}`"
+                                    if session.fast_autoencoder else "")),
         ("content", f"{m.content_queries} tokens x {m.content_dim} values, sent once per clip "
                     f"({2 * m.content_queries * m.content_dim} bytes as float16)"),
         ("motion", f"{m.groups} codes a frame from {m.codebook_size} entries each, read {pipe.model.window} frames "

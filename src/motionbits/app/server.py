@@ -27,7 +27,7 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 0}
 
 
 def serve(checkpoint: str | Path, prior: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
-          device: str = "auto", block: bool = True):
+          device: str = "auto", block: bool = True, fast_autoencoder: str | Path | None = None):
     """Load the model, build the page and serve it at http://host:port/. With block=False it returns
     (page, session) at once, serving in the background (page.close() and session.close() stop it);
     with block=True it serves until SIGINT or SIGTERM and ends the process (it does not return)."""
@@ -42,7 +42,7 @@ def serve(checkpoint: str | Path, prior: str | Path | None = None, host: str = "
             stop.set()
         previous = {signum: signal.signal(signum, on_signal) for signum in EXIT_CODES}
     try:
-        session = AppSession(checkpoint, prior, device)
+        session = AppSession(checkpoint, prior, device, fast_autoencoder)
     except BaseException:
         if block:                # a refused checkpoint: the caller's handlers back (the tests call main())
             for signum, handler in previous.items():

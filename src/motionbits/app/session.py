@@ -32,11 +32,15 @@ def public_name(path: str | Path) -> str:
 
 
 class AppSession:
-    def __init__(self, checkpoint: str | Path, prior: str | Path | None = None, device: str = "auto"):
+    def __init__(self, checkpoint: str | Path, prior: str | Path | None = None, device: str = "auto",
+                 fast_autoencoder: str | Path | None = None):
         from motionbits.api import MotionBits
         from motionbits.checkpoints import load_prior
 
         self.pipe = MotionBits.from_checkpoint(checkpoint, device)
+        self.fast_autoencoder = Path(fast_autoencoder).resolve() if fast_autoencoder else None
+        if fast_autoencoder:       # every tab's frames go in and out through it (api.use_fast_autoencoder)
+            self.pipe.use_fast_autoencoder(fast_autoencoder)
         self.prior_found = False                         # True: the run's own prior, not --prior
         if prior is None and self.run_prior_fits():
             prior, self.prior_found = Path(self.pipe.source).parent / RUN_PRIOR, True
@@ -62,6 +66,10 @@ class AppSession:
     @property
     def checkpoint_name(self) -> str:
         return public_name(self.pipe.source)
+
+    @property
+    def fast_autoencoder_name(self) -> str:
+        return public_name(self.fast_autoencoder) if self.fast_autoencoder else ""
 
     @property
     def prior_name(self) -> str:
