@@ -35,7 +35,7 @@ from tqdm import tqdm
 from motionbits.atomic_files import atomic_path, write_json_atomic, write_text_atomic
 from motionbits.checkpoints import checkpoint_config, read_checkpoint
 from motionbits.data.clips import load_clips
-from motionbits.data.clip_copies import clip_copies
+from motionbits.data.colour_copies import colour_copies
 from motionbits.data.folders import dataset_manifest
 from motionbits.errors import MotionbitsError
 from motionbits.evaluation.faces import read_faces
@@ -94,9 +94,9 @@ def oracle_loss(task: BCDTask, oracle: Oracle, mouth: torch.Tensor, draws, mouth
     """BCDModel.forward's loss with the oracle added to the rebuilt frames' condition, and the mouth's
     latent cells counting `mouth_weight` times the others (the map's mean kept at 1)."""
     model, half = task.model, task.model.window
-    z = task.latents(draws.index, draws.clip_copy)                              # [b, T, C, h, w]
+    z = task.latents(draws.index, draws.colour_copy)                              # [b, T, C, h, w]
     if draws.content_index is not None:
-        z = torch.cat([task.latents(draws.content_index, draws.clip_copy)[:, :half], z[:, half:]], dim=1)
+        z = torch.cat([task.latents(draws.content_index, draws.colour_copy)[:, :half], z[:, half:]], dim=1)
     content, motion, target = model.split_clip(z, draws)
     q = model.quantizer(motion, draws.gumbel)
     quantized = q.quantized if model.motion_context is None else model.motion_context(q.quantized)
@@ -180,7 +180,7 @@ def measure(args: argparse.Namespace) -> None:
     device = torch.device("cpu")
     clips = load_clips(cfg, "train", device=device, progress=True)
     test = load_clips(cfg, "test", device=device, progress=True)
-    task = BCDTask(cfg, clips, clip_copies(cfg, clips, progress=True))
+    task = BCDTask(cfg, clips, colour_copies(cfg, clips, progress=True) if cfg.train.augment_clip_colors else [])
     task.model.load_state_dict(ckpt["ema"])
     original = copy.deepcopy(task.model).eval()
     pipe = MotionBits(original, clips.tokenizer, cfg)

@@ -139,9 +139,6 @@ class TrainConfig:
                                           "permuted, gains and offsets, one draw per video), each clip read whole "
                                           "from one copy, so a decoder must take the colours from the content", low=0,
                                        high=8)
-    augment_clip_mirror: bool = setting(False, "video: every training clip (and recoloured copy) also read mirrored "
-                                               "left to right, content, motion and target alike, its lip points "
-                                               "with it: scenes and head turns no training video shows")
     render_frames: int = setting(0, "the loss renders this many of the rebuilt frames per clip (0: all)", low=0)
     mouth_loss_weight: float = setting(1.0, "face crops (`data video --crop face`): the denoising loss of the latent cells "
                                             "where the mouth lies (rows 0.65-0.80, columns 0.38-0.62 of the frame) "
@@ -408,8 +405,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (t.person_weight == 1 or t.person is not None, "train.person_weight needs train.person"),
         (t.augment_clip_colors == 0 or d.kind == "video",
          "train.augment_clip_colors needs data.kind: video (a recolouring is drawn per video)"),
-        (not t.augment_clip_mirror or d.kind == "video",
-         "train.augment_clip_mirror needs data.kind: video (Sprites' motions name their direction)"),
         (not (t.augment_content_flip or t.augment_motion_colors) or m.tokenizer == "pixels",
          "train.augment_content_flip / augment_motion_colors act on pixels: turn them off with a latent tokenizer"),
         (m.codebook_size <= CODEC_MAX_ENTRIES,

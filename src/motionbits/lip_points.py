@@ -24,9 +24,6 @@ OPENINGS = 5                                           # lip_openings' numbers
 # Of the 20 lip points (dlib's 48-67 from 0): pairs across the lips, top then bottom, and the corners.
 OUTER_PAIRS, INNER_PAIRS = ((2, 10), (3, 9), (4, 8)), ((13, 19), (14, 18), (15, 17))
 OUTER_CORNERS, INNER_CORNERS = (0, 6), (12, 16)
-# Each lip point's partner across the mouth's middle (the outer lip's 0-11 from the left corner
-# clockwise, the inner lip's 12-19 likewise), so a mirrored frame's point i is the frame's MIRROR[i].
-MIRROR = (6, 5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 16, 15, 14, 13, 12, 19, 18, 17)
 
 
 def aligned_lips(marks: np.ndarray) -> np.ndarray:
@@ -39,14 +36,6 @@ def aligned_lips(marks: np.ndarray) -> np.ndarray:
     x = (lips[..., 0] * cos[:, None] + lips[..., 1] * sin[:, None]) / distance[:, None]   # rotated by -roll
     y = (-lips[..., 0] * sin[:, None] + lips[..., 1] * cos[:, None]) / distance[:, None]
     return np.stack([x, y], -1).reshape(len(marks), LIP_FEATURES)
-
-
-def mirrored_lips(lips: np.ndarray) -> np.ndarray:
-    """Aligned lip points [..., 40] of frames -> those of the frames mirrored left to right: the
-    partners across the mouth trade places and x changes sign (the eye line's tilt changes sign with
-    the frame, so the alignment's rotation undoes it)."""
-    points = lips.reshape(*lips.shape[:-1], LIP_FEATURES // 2, 2)[..., MIRROR, :] * np.array([-1.0, 1.0], lips.dtype)
-    return points.reshape(lips.shape)
 
 
 def lip_openings(lips: torch.Tensor) -> torch.Tensor:

@@ -197,7 +197,7 @@ def test_content_from_video_reads_the_content_half_from_another_clip_of_the_vide
 
 
 def test_clip_colour_copies_read_content_and_target_from_one_recolouring_of_their_video(tmp_path):
-    from motionbits.data.clip_copies import clip_copies, recoloured
+    from motionbits.data.colour_copies import colour_copies, recoloured
 
     cfg = two_people_clips(tmp_path, augment_clip_colors=2)
     clips = load_clips(cfg, "train", torch.device("cpu"))
@@ -207,61 +207,22 @@ def test_clip_colour_copies_read_content_and_target_from_one_recolouring_of_thei
     again = recoloured(frames, np.array([0, 0, 1, 1]), copy=1, seed=0)
     assert (again[0] == again[1]).all() and (again[2] == again[3]).all() and not (again[0] == again[2]).all()
     assert not (again[0] == frames[0]).all()
-    task = BCDTask(cfg, clips, clip_copies(cfg, clips))
+    task = BCDTask(cfg, clips, colour_copies(cfg, clips))
     trainer = Trainer(task, schedule_of(cfg), tmp_path / "run", torch.device("cpu"), progress=False)
     state = trainer.generator.get_state()
     batch = task.draw(trainer.generator, 16)
-    assert set(batch.clip_copy.tolist()) == {0, 1, 2}
+    assert set(batch.colour_copy.tolist()) == {0, 1, 2}
     seen = []
     trainer.forward = lambda z, draws: seen.append(z) or trainer.model(z, draws)
     trainer.generator.set_state(state)
     trainer.train_step()
-    for row, (clip, other, copy) in enumerate(zip(batch.index, batch.content_index, batch.clip_copy)):
+    for row, (clip, other, copy) in enumerate(zip(batch.index, batch.content_index, batch.colour_copy)):
         read = task.clip_sets[copy].latents
         torch.testing.assert_close(seen[0][row, :4], read(other[None])[0, :4])   # the content: the same copy
         torch.testing.assert_close(seen[0][row, 4:], read(clip[None])[0, 4:])    # motion and target
     assert (video[batch.content_index.numpy()] == video[batch.index.numpy()]).all()
     with pytest.raises(MotionbitsError, match="augment_clip_colors needs data.kind: video"):
         tiny_config(train={"augment_clip_colors": 1})
-
-
-def test_mirrored_copies_are_read_whole_with_their_lips_mirrored(tmp_path, monkeypatch):
-    # train.augment_clip_mirror: the clips and each recoloured copy, mirrored left to right; a clip
-    # drawn from a mirrored set reads its content half, motion half and lip points all mirrored.
-    import motionbits.training.bcd as training_bcd
-    from motionbits.data.clip_copies import clip_copies
-    from motionbits.lip_points import mirrored_lips
-
-    def stand_in(clips):                                   # [B, T, H, W, 3] -> [B, T, 40], 40 distinct numbers
-        return clips.astype(np.float64).mean((2, 3, 4))[..., None] * np.arange(1, 41)
-
-    monkeypatch.setattr(training_bcd, "lip_shapes", stand_in)
-    cfg = two_people_clips(tmp_path, lip_bits=1.0, augment_clip_colors=1, augment_clip_mirror=True)
-    cfg.model.content_reader, cfg.model.content_queries, cfg.model.lip_groups = "patch_pool", 4, 1
-    clips = load_clips(cfg, "train", torch.device("cpu"))
-    task = BCDTask(cfg, clips, clip_copies(cfg, clips))
-    sets = task.clip_sets
-    assert len(sets) == 4 and torch.equal(sets[2].frames, clips.frames.flip(-2))
-    assert torch.equal(sets[3].frames, sets[1].frames.flip(-2)) and not torch.equal(sets[1].frames, clips.frames)
-    trainer = Trainer(task, schedule_of(cfg), tmp_path / "run", torch.device("cpu"), progress=False)
-    state = trainer.generator.get_state()
-    batch = task.draw(trainer.generator, 16)
-    assert set(batch.clip_copy.tolist()) == {0, 1, 2, 3}
-    seen = []
-    trainer.forward = lambda z, draws, lips: seen.append((z, lips)) or trainer.model(z, draws, lips)
-    trainer.generator.set_state(state)
-    trainer.train_step()
-    z, lips = seen[0]
-    plain = stand_in(clips.frames.numpy())
-    for row, (clip, other, copy) in enumerate(zip(batch.index, batch.content_index, batch.clip_copy)):
-        read = sets[copy].latents
-        torch.testing.assert_close(z[row, :4], read(other[None])[0, :4])
-        torch.testing.assert_close(z[row, 4:], read(clip[None])[0, 4:])
-        shapes = mirrored_lips(plain) if copy >= 2 else plain
-        torch.testing.assert_close(lips[row, :4], torch.from_numpy(shapes[other, :4]).float())
-        torch.testing.assert_close(lips[row, 4:], torch.from_numpy(shapes[clip, 4:]).float())
-    with pytest.raises(MotionbitsError, match="augment_clip_mirror needs data.kind: video"):
-        tiny_config(train={"augment_clip_mirror": True})
 
 
 def test_a_persons_clips_are_drawn_person_weight_times_as_often(tmp_path):

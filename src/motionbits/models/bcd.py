@@ -45,7 +45,7 @@ class Draws:
     motion_channels: torch.Tensor | None = None   # [B, C]: channel permutation of the motion frames
     frame_pick: torch.Tensor | None = None        # [B, R]: the rebuilt frames the loss renders (train.render_frames)
     rebuild_first: torch.Tensor | None = None     # [B] bool: the second half gives the content, the first is rebuilt
-    clip_copy: torch.Tensor | None = None         # [B] which copy each clip is read from (0: as it is; data/clip_copies.py)
+    colour_copy: torch.Tensor | None = None       # [B] which recoloured copy each clip is read from (0: as it is)
 
     def shard(self, part: int, parts: int) -> "Draws":
         """The part-th of `parts` equal slices along the batch (a process's or a micro-batch's share)."""
@@ -183,9 +183,8 @@ class BCDModel(nn.Module):
             draws.content_flip = torch.rand(batch_size, generator=generator) < 0.5
         if cfg.train.augment_motion_colors:
             draws.motion_channels = torch.argsort(torch.rand(batch_size, c, generator=generator), dim=1)
-        copies = (cfg.train.augment_clip_colors + 1) * (2 if cfg.train.augment_clip_mirror else 1)   # clip_copies' sets
-        if copies > 1:
-            draws.clip_copy = torch.randint(0, copies, (batch_size,), generator=generator)
+        if cfg.train.augment_clip_colors:
+            draws.colour_copy = torch.randint(0, cfg.train.augment_clip_colors + 1, (batch_size,), generator=generator)
         if cfg.train.render_frames:
             draws.frame_pick = torch.argsort(torch.rand(batch_size, t_out, generator=generator),
                                              dim=1)[:, :t_render].sort(dim=1).values

@@ -4,7 +4,7 @@ Follow one batch from disk to loss:
     data/<root>  ──load_clips──► ClipSet: uint8 clips [N, T, H, W, 3] + the tokenizer's cached latents
     BCDModel.draw ──► Draws: which clips, noise levels, noise, Gumbel noise, augmentation draws
     BCDTask.loss: clips.latents(draws.index) ──► z [b, T, C, h, w] ──► BCDModel(z, draws) ──► loss
-    (with train.augment_clip_colors / augment_clip_mirror, each clip's latents from one copy: data/clip_copies.py)
+    (with train.augment_clip_colors, each clip's latents from one recoloured copy: data/colour_copies.py)
 and training/loop.py does the rest (optimizer, schedule, EMA, checkpoints, logs, DDP).
 
 Before the first step, what the data decides is written into the run's config: the clips' frame
@@ -24,12 +24,12 @@ import torch
 from motionbits.atomic_files import atomic_path, write_text_atomic
 from motionbits.config import Config, config_changes
 from motionbits.data.clips import ClipSet, load_clips
-from motionbits.data.clip_copies import clip_copies, is_mirrored
+from motionbits.data.colour_copies import colour_copies
 from motionbits.data.folders import dataset_manifest
 from motionbits.data.latent_cache import frames_key
 from motionbits.data.video import video_dataset_fps
 from motionbits.errors import MotionbitsError
-from motionbits.lip_points import LIP_FEATURES, lip_shapes, mirrored_lips
+from motionbits.lip_points import LIP_FEATURES, lip_shapes
 from motionbits.models.bcd import BCDModel, Draws, SameVideoClips
 from motionbits.reliance import RelianceClips, scalars
 from motionbits.training import checkpoint as ckpt_io
@@ -90,9 +90,9 @@ class BCDTask(Task):
     name = "train"
     shown_metrics = ("diffusion_loss", "rate_bits", "code_entropy_bits", "static_code_bits", "entries_used_min")
 
-    def __init__(self, cfg: Config, clips: ClipSet, copies: list[ClipSet] = ()):
+    def __init__(self, cfg: Config, clips: ClipSet, colour_copies: list[ClipSet] = ()):
         self.cfg, self.clips = cfg, clips
-        self.clip_sets = [clips, *copies]   # the clips, then their recoloured and mirrored copies (clip_copies)
+        self.clip_sets = [clips, *colour_copies]   # train.augment_clip_colors: the clips, then their recoloured copies
         self.model = BCDModel(cfg, clips.latent_channels, clips.latent_size)
         # (validate() allows content_from_video on video data only, whose clips always carry their video)
         self.same_video = None
@@ -102,46 +102,32 @@ class BCDTask(Task):
         self.clip_weights = person_weights(cfg, clips) if cfg.train.person else None
         self.reliance_clips = None       # the decoder-reliance clips' latents, made on first use
         self.lips = None                 # model.lip_groups: the clips' lip points [N, T, 40], found once, cached
-        self.mirrored_lips = None        # and those of the clips mirrored (train.augment_clip_mirror)
         if cfg.model.lip_groups:
-            lips = cached_lip_shapes(cfg, clips)
-            self.lips = torch.from_numpy(lips).float()
+            self.lips = torch.from_numpy(cached_lip_shapes(cfg, clips)).float()
             self.model.lip_encoder.set_statistics(self.lips)
-            if cfg.train.augment_clip_mirror:
-                self.mirrored_lips = torch.from_numpy(mirrored_lips(lips)).float()
 
     def draw(self, generator: torch.Generator, batch_size: int) -> Draws:
         return self.model.draw(len(self.clips), batch_size, generator, self.same_video, self.clip_weights)
 
     def loss(self, module, draws: Draws, device: torch.device) -> dict[str, torch.Tensor]:
-        z = self.latents(draws.index, draws.clip_copy)                            # [b, T, C, h, w]
+        z = self.latents(draws.index, draws.colour_copy)                          # [b, T, C, h, w]
         if draws.content_index is not None:  # the content half from another moment of the video
             half = z.shape[1] // 2
-            z = torch.cat([self.latents(draws.content_index, draws.clip_copy)[:, :half], z[:, half:]], dim=1)
+            z = torch.cat([self.latents(draws.content_index, draws.colour_copy)[:, :half], z[:, half:]], dim=1)
         if self.lips is None:
             return module(z, draws.to(device))
-        lips = self.lip_points(draws.index, draws.clip_copy)                     # [b, T, 40]
+        lips = self.lips[draws.index.cpu()]                  # [b, T, 40] (recolouring moves no lip point)
         if draws.content_index is not None:
-            lips = torch.cat([self.lip_points(draws.content_index, draws.clip_copy)[:, :half], lips[:, half:]], dim=1)
+            lips = torch.cat([self.lips[draws.content_index.cpu()][:, :half], lips[:, half:]], dim=1)
         return module(z, draws.to(device), lips.to(device))
 
-    def lip_points(self, index: torch.Tensor, clip_copy: torch.Tensor | None) -> torch.Tensor:
-        """index [b] -> the clips' lip points [b, T, 40] as their copies show them (a recolouring
-        moves no lip point, a mirror does)."""
-        index = index.cpu()
-        lips = self.lips[index]
-        if self.mirrored_lips is None:
-            return lips
-        mirror = torch.tensor([is_mirrored(self.cfg, int(c)) for c in clip_copy.cpu()], dtype=torch.bool)
-        return torch.where(mirror[:, None, None], self.mirrored_lips[index], lips)
-
-    def latents(self, index: torch.Tensor, clip_copy: torch.Tensor | None) -> torch.Tensor:
-        """index [b] -> latents [b, T, C, h, w], each clip from its copy (None: all as they are)."""
-        if clip_copy is None:
+    def latents(self, index: torch.Tensor, colour_copy: torch.Tensor | None) -> torch.Tensor:
+        """index [b] -> latents [b, T, C, h, w], each clip from its recoloured copy (None: all as they are)."""
+        if colour_copy is None:
             return self.clips.latents(index)
         out = None
         for copy, clips in enumerate(self.clip_sets):
-            rows = (clip_copy == copy).nonzero().flatten()
+            rows = (colour_copy == copy).nonzero().flatten()
             if len(rows):
                 part = clips.latents(index[rows])
                 if out is None:
@@ -233,7 +219,8 @@ def train(cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool 
         cfg.data.fps = video_dataset_fps(cfg.data.root)    # transfer feeds videos at the rate trained on
     if cfg.diffusion.sigma_data is None:
         cfg.diffusion.sigma_data = round(clips.latent_std, 4)
-    task = BCDTask(cfg, clips, clip_copies(cfg, clips, progress=progress and dist_info.main))
+    copies = colour_copies(cfg, clips, progress=progress and dist_info.main) if cfg.train.augment_clip_colors else []
+    task = BCDTask(cfg, clips, copies)
     run_dir = Path(run_dir)
     resuming = (run_dir / "last.pt").exists() and not fresh
     if cfg.train.init_from and not resuming:
