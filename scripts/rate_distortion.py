@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         pipes = [MotionBits.from_checkpoint(run) for run in args.runs]
-        fast_pipes = [MotionBits.from_checkpoint(run).use_fast_autoencoder(args.fast_autoencoder)
+        fast_pipes = [MotionBits.from_checkpoint(run, fast_autoencoder=args.fast_autoencoder)
                       for run in args.runs] if args.fast_autoencoder else []
         prior = None
         if args.prior:

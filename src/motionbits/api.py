@@ -52,7 +52,10 @@ class MotionBits:
         self._fingerprint: bytes | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "MotionBits":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto",
+                        fast_autoencoder: str | Path | None = None) -> "MotionBits":
+        """The trained model of a checkpoint (last.pt or its run folder), its frames through the
+        config's tokenizer or, with `fast_autoencoder`, through that folder's (use_fast_autoencoder)."""
         ckpt = read_checkpoint(path)
         cfg = checkpoint_config(ckpt)
         dev = pick_device(device)
@@ -67,7 +70,7 @@ class MotionBits:
             raise MotionbitsError(f"checkpoint {ckpt['path']}: weights do not fit its config ({str(err).splitlines()[0]})") from None
         pipe = cls(model.to(dev), make_tokenizer(cfg).to(dev), cfg, dev)
         pipe.source = ckpt["path"]
-        return pipe
+        return pipe.use_fast_autoencoder(fast_autoencoder) if fast_autoencoder else pipe
 
     def use_fast_autoencoder(self, folder: str | Path) -> "MotionBits":
         """Encode and render frames through a fast autoencoder distilled from taef2 (models/fast_autoencoder.py).

@@ -249,8 +249,7 @@ def _wrote(path, frames: int, fps: float, note: str) -> str:
 def _open_checkpoint(args: argparse.Namespace):
     from motionbits.api import MotionBits
 
-    pipe = MotionBits.from_checkpoint(args.checkpoint, args.device)
-    return pipe.use_fast_autoencoder(args.fast_autoencoder) if getattr(args, "fast_autoencoder", None) else pipe
+    return MotionBits.from_checkpoint(args.checkpoint, args.device, getattr(args, "fast_autoencoder", None))
 
 
 def cmd_distill_autoencoder(args: argparse.Namespace) -> None:
@@ -368,9 +367,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     f = read_file(data, str(path))      # every packet checked before a model is loaded
     # the model and prior by fingerprint: the file holds no path (codec/find_models.py)
     checkpoint = args.checkpoint or find_checkpoint(f.header.model_fingerprint, path, MODEL_KIND)
-    pipe = MotionBits.from_checkpoint(checkpoint, args.device)
-    if args.fast_autoencoder:
-        pipe.use_fast_autoencoder(args.fast_autoencoder)
+    pipe = MotionBits.from_checkpoint(checkpoint, args.device, args.fast_autoencoder)
     prior = None
     if f.header.uses_prior:
         from motionbits.checkpoints import load_prior

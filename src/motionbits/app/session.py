@@ -37,10 +37,9 @@ class AppSession:
         from motionbits.api import MotionBits
         from motionbits.checkpoints import load_prior
 
-        self.pipe = MotionBits.from_checkpoint(checkpoint, device)
+        # with a fast autoencoder, every tab's frames go in and out through it
+        self.pipe = MotionBits.from_checkpoint(checkpoint, device, fast_autoencoder)
         self.fast_autoencoder = Path(fast_autoencoder).resolve() if fast_autoencoder else None
-        if fast_autoencoder:       # every tab's frames go in and out through it (api.use_fast_autoencoder)
-            self.pipe.use_fast_autoencoder(fast_autoencoder)
         self.prior_found = False                         # True: the run's own prior, not --prior
         if prior is None and self.run_prior_fits():
             prior, self.prior_found = Path(self.pipe.source).parent / RUN_PRIOR, True
