@@ -64,6 +64,10 @@ class ModelConfig:
                    "content frame, one token added onto each of the denoiser's patches (K = patches per frame), a "
                    "source picture as in FOMM")
     content_width: int = setting(0, "patch_pool, key_frame: the reader's width (0: encoder_width)", low=0)
+    draw_change: bool = setting(False, "key_frame: the denoiser draws each frame's change from the key frame and adds "
+                                       "the key frame back, so codes that say nothing give the key frame, not a "
+                                       "training video's look; the content is then the key frame's latent patches "
+                                       "(content_dim = latent channels x (latent size / sqrt(content_queries))^2)")
     groups: int = setting(8, "N: code groups per frame", low=1)
     codebook_size: int = setting(16, "K_e: entries per group; ceiling = N log2 K_e bits per frame", low=2)
     group_dim: int = setting(8, "size of each group's vector; motion width = N x group_dim", low=1)
@@ -98,8 +102,9 @@ class ModelConfig:
 
 @dataclass
 class DiffusionConfig:
-    sigma_data: float | None = setting(None, "std of the clean latents (null: measured on the training data and "
-                                             "stored in the run)", above=0)
+    sigma_data: float | None = setting(None, "std of the clean latents, or with model.draw_change of their "
+                                             "change from the clip's first frame (null: measured on the training "
+                                             "data and stored in the run)", above=0)
     p_mean: float = setting(1.0, "training noise levels: log sigma ~ N(p_mean, p_std^2)")
     p_std: float = setting(1.0, "see p_mean", above=0)
     noise_levels: Literal["frame", "clip"] = setting(
@@ -387,6 +392,12 @@ def validate(cfg: Config, where: str = "config") -> None:
         (m.content_width == 0 or m.content_reader != "encoder", "model.content_width needs content_reader: patch_pool or key_frame"),
         ((m.content_width or m.encoder_width) % m.encoder_heads == 0,
          "model.content_width must be divisible by model.encoder_heads"),
+        (not m.draw_change or m.content_reader == "key_frame", "model.draw_change needs content_reader: key_frame"),
+        (not (m.draw_change and m.content_width), "model.content_width is the key frame reader's width, and "
+                                                  "model.draw_change reads the key frame's patches as they are"),
+        (not (m.draw_change and t.augment_content_flip),
+         "model.draw_change and train.augment_content_flip exclude each other (a mirrored key frame is not the "
+         "frames' start)"),
         (not m.relative_motion or t.cross_drive,
          "model.relative_motion needs train.cross_drive (the content half is the training reference)"),
         (t.render_frames <= half, f"train.render_frames={t.render_frames} is more than the {half} frames a clip rebuilds"),

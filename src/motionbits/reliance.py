@@ -91,7 +91,7 @@ def reliance(model: BCDModel, z: torch.Tensor, identity: np.ndarray | None = Non
         z = z.float()
         content = model.encode_content(z)                                    # [B, K, Cc]
         codes = model.encode_motion(z, lips=lips)                            # [B, T, N]
-        target = z[:, z.shape[1] - window:]                                  # [B, W, C, h, w]
+        target = model.drawn(z[:, z.shape[1] - window:], content)            # [B, W, C, h, w]
         variants = code_variants(codes, window, identity, generator)
         losses: dict[str, dict[str, float]] = {name: {} for name in variants}
         for sigma in sigmas:

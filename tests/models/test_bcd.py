@@ -151,6 +151,50 @@ def test_a_key_frame_content_lies_on_the_denoisers_patches():
         BCDModel(tiny_config(model={"content_reader": "key_frame", "content_queries": 4}), 3, 16)
 
 
+def draw_change_model(**model) -> BCDModel:
+    # 16x16 frames, 3 channels, 4x4 patches: 16 content tokens of 4*4*3 = 48 values
+    return BCDModel(tiny_config(model={"content_reader": "key_frame", "content_queries": 16, "content_dim": 48,
+                                       "draw_change": True, **model}), 3, 16)
+
+
+def test_draw_change_content_is_the_key_frame_and_rendering_adds_it_back(monkeypatch):
+    torch.manual_seed(0)
+    model = awake(draw_change_model()).eval()
+    z = torch.randn(1, 8, 3, 16, 16)
+    content = model.encode_content(z)                                   # [1, 16, 48]: frame 0's raw patches
+    assert torch.equal(model.content_reader.key_latent(content), z[:, 0])
+    codes, noise = torch.randint(0, 8, (1, 3, 4)), torch.randn(1, 3, 3, 16, 16)
+    drawn = model.edm.sample(lambda x, c: model.denoiser(x, c, model.motion_condition(codes), content), noise, 2)
+    out = model.render(content, codes, noise, steps=2)                  # [1, 3, 3, 16, 16]
+    assert torch.allclose(out, drawn + z[:, :1], atol=1e-5)
+    # codes that say nothing (a sampler drawing no change) give the key frame itself
+    monkeypatch.setattr(model.edm, "sample", lambda net, noise, steps=None, sampler=None: torch.zeros_like(noise))
+    assert torch.equal(model.render(content, codes, noise), z[:, :1].expand(1, 3, 3, 16, 16))
+
+
+@pytest.mark.parametrize("draw_change", [True, False])
+def test_draw_change_trains_on_the_frames_change_from_the_key_frame(monkeypatch, draw_change):
+    model = (draw_change_model() if draw_change else
+             BCDModel(tiny_config(model={"content_reader": "key_frame", "content_queries": 16}), 3, 16)).train()
+    seen = []
+    loss = model.edm.loss
+    monkeypatch.setattr(model.edm, "loss", lambda net, target, *rest: seen.append(target) or loss(net, target, *rest))
+    still = torch.randn(2, 1, 3, 16, 16).expand(2, 8, 3, 16, 16)       # a clip that never moves
+    model(still, draws_for(model, 2))["loss"].backward()
+    assert (seen[0].abs().max() == 0) == draw_change                   # its change is zero, its frames are not
+    assert all(p.grad is not None for n, p in model.named_parameters() if "position_bias" not in n)
+
+
+def test_draw_change_refuses_a_content_that_is_not_the_key_frames_patches():
+    with pytest.raises(MotionbitsError, match="content_dim must be 48, not 16"):
+        draw_change_model(content_dim=16)
+    with pytest.raises(MotionbitsError, match="draw_change needs content_reader: key_frame"):
+        tiny_config(model={"draw_change": True})
+    with pytest.raises(MotionbitsError, match="augment_content_flip exclude each other"):
+        tiny_config(model={"content_reader": "key_frame", "content_queries": 16, "content_dim": 48,
+                           "draw_change": True}, train={"augment_content_flip": True})
+
+
 def test_render_frames_loss_is_the_loss_of_the_picked_frames():
     torch.manual_seed(0)
     model = awake(BCDModel(tiny_config(train={"render_frames": 2}), 3, 16)).eval()

@@ -83,6 +83,13 @@ class ClipSet:
     def frames_u8(self, index: torch.Tensor) -> torch.Tensor:
         return self.frames.index_select(0, index)  # several times faster than fancy indexing on uint8
 
+    def change_std(self, clips: int = 512) -> float:
+        """Std of the latents' change from their clip's first frame, over an even spread of at most
+        `clips` clips (diffusion.sigma_data of a model.draw_change model)."""
+        pick = torch.linspace(0, len(self) - 1, min(clips, len(self))).long()
+        z = self.latents(pick)                                    # [n, T, C, h, w]
+        return float((z[:, 1:] - z[:, :1]).std())
+
     def latents(self, index: torch.Tensor) -> torch.Tensor:
         """index [B] -> latents [B, T, C, h, w] float32 on the device."""
         if self.cached is not None:

@@ -141,12 +141,17 @@ class BCDModel(nn.Module):
                                       f"denoiser's {grid}x{grid} patches: content_queries must be {grid * grid}, "
                                       f"not {m.content_queries}")
             self.content_reader = KeyFrameContentReader(latent_channels, latent_size, m.content_width or m.encoder_width,
-                                                        m.content_queries, m.content_dim)
+                                                        m.content_queries, m.content_dim, raw=m.draw_change)
+            patch_values = latent_channels * self.content_reader.patch ** 2
+            if m.draw_change and m.content_dim != patch_values:
+                raise MotionbitsError(f"model.draw_change makes the content the key frame's {grid}x{grid} latent "
+                                      f"patches of {patch_values} values: content_dim must be {patch_values}, "
+                                      f"not {m.content_dim}")
         else:
             self.content_reader = None
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width, m.denoiser_depth,
                                  m.denoiser_heads, m.content_dim, self.quantizer.dim, m.temporal_attention,
-                                 content_in_place=m.content_reader == "key_frame")
+                                 content_in_place=m.content_reader == "key_frame", content_mlp=m.draw_change)
         self.motion_context = MotionContext(self.quantizer.dim, m.motion_context) if m.motion_context else None
         self.edm = EDM(cfg.diffusion)
         # Face crops put the mouth in one place; there it moves few pixels, so the loss barely pays for it.
@@ -203,7 +208,7 @@ class BCDModel(nn.Module):
             quantized = quantized.gather(1, pick[..., None].expand(-1, -1, quantized.shape[-1]))        # [B, R, Cm]
             target = target.gather(1, pick.view(*pick.shape, 1, 1, 1).expand(-1, -1, *target.shape[2:]))
         per_frame = self.edm.loss(lambda x, c_noise: self.denoiser(x, c_noise, quantized, content),
-                                  target, draws.sigma, draws.noise, self.loss_map)  # [B, R]
+                                  self.drawn(target, content), draws.sigma, draws.noise, self.loss_map)  # [B, R]
         diffusion_loss = per_frame.mean()
         lam = self.cfg.train.bitrate_lambda
         if self.lip_encoder is None:
@@ -263,6 +268,13 @@ class BCDModel(nn.Module):
         motion = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True) if relative else motion[:b]   # [B, T', N*d]
         content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
         return content, motion, target
+
+    def drawn(self, frames: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """What the denoiser draws for latents frames [B, T, C, h, w]: the frames, or with
+        model.draw_change their change from the content's key frame."""
+        if not self.cfg.model.draw_change:
+            return frames
+        return frames - self.content_reader.key_latent(content)[:, None].to(frames.dtype)
 
     # ---- inference ------------------------------------------------------------------------
     @torch.no_grad()
@@ -358,7 +370,10 @@ class BCDModel(nn.Module):
     def render_condition(self, content: torch.Tensor, motion: torch.Tensor, noise: torch.Tensor,
                          steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
         """render() from motion_condition's output [B, T, Cm], so a long clip renders in spans of frames."""
-        return self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
+        drawn = self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
+        if self.cfg.model.draw_change:                                       # the change, plus the key frame
+            return drawn + self.content_reader.key_latent(content)[:, None].to(drawn.dtype)
+        return drawn
 
 
 def encoder_windows(frames: int, window: int) -> list[tuple[int, int]]:

@@ -85,7 +85,7 @@ class DiTBlock(nn.Module):
 class Denoiser(nn.Module):
     def __init__(self, latent_channels: int, latent_size: int, patch_size: int, width: int,
                  depth: int, heads: int, content_dim: int, motion_dim: int, temporal_attention: bool = False,
-                 content_in_place: bool = False):
+                 content_in_place: bool = False, content_mlp: bool = False):
         super().__init__()
         if latent_size % patch_size:
             raise ValueError(f"latent size {latent_size} is not a multiple of patch size {patch_size}")
@@ -93,7 +93,9 @@ class Denoiser(nn.Module):
         self.grid = latent_size // patch_size
         self.patch_in = nn.Linear(latent_channels * patch_size ** 2, width)
         self.register_buffer("positions", sincos_2d(width, self.grid), persistent=False)
-        self.content_in = nn.Linear(content_dim, width)
+        # content_mlp (model.draw_change): the content is the key frame's raw latent patches, embedded here.
+        self.content_in = (nn.Sequential(nn.Linear(content_dim, width), nn.GELU(), nn.Linear(width, width))
+                           if content_mlp else nn.Linear(content_dim, width))
         self.content_type = nn.Parameter(torch.zeros(1, 1, width))
         # content_in_place (content_reader: key_frame): one content token per patch of the frame,
         # added where it lies, so the key frame's background and light are copied patch by patch.

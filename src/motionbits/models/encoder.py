@@ -162,15 +162,20 @@ class KeyFrameContentReader(nn.Module):
     (Denoiser content_in_place), so background, light and the face's look can be copied where they
     are, the way FOMM and LIA take them from a source image; the pose in that frame is wrong for the
     frames rebuilt (train.content_from_video), so it must come from the codes. One frame, so a call
-    codec can send it as a key frame."""
+    codec can send it as a key frame. With model.draw_change the content is the patches as they are
+    (`raw`): the denoiser embeds them itself and adds the key frame back to what it draws."""
 
-    def __init__(self, latent_channels: int, latent_size: int, width: int, content_queries: int, content_dim: int):
+    def __init__(self, latent_channels: int, latent_size: int, width: int, content_queries: int, content_dim: int,
+                 raw: bool = False):
         super().__init__()
         grid = math.isqrt(content_queries)
         if grid * grid != content_queries or latent_size % grid:
             raise ValueError(f"content_reader key_frame needs content_queries a square whose root divides the "
                              f"latent size {latent_size}, not {content_queries}")
         self.patch = latent_size // grid
+        self.raw = raw
+        if raw:
+            return
         self.embed = nn.Sequential(nn.Linear(latent_channels * self.patch ** 2, width), nn.GELU(),
                                    nn.Linear(width, content_dim))
         self.register_buffer("positions", sincos_2d(content_dim, grid), persistent=False)
@@ -179,4 +184,9 @@ class KeyFrameContentReader(nn.Module):
         """z [B, T, C, h, w] -> content [B, K, Cc] from the first frame."""
         p = self.patch
         patches = rearrange(z[:, 0], "b c (gh p) (gw q) -> b (gh gw) (c p q)", p=p, q=p)     # [B, K, C*p*p]
-        return self.embed(patches) + self.positions.to(patches.dtype)
+        return patches if self.raw else self.embed(patches) + self.positions.to(patches.dtype)
+
+    def key_latent(self, content: torch.Tensor) -> torch.Tensor:
+        """raw content [B, K, C*p*p] -> the key frame's latent [B, C, h, w]."""
+        grid = math.isqrt(content.shape[1])
+        return rearrange(content, "b (gh gw) (c p q) -> b c (gh p) (gw q)", gh=grid, p=self.patch, q=self.patch)

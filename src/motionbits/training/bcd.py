@@ -218,7 +218,7 @@ def train(cfg: Config, run_dir: str | Path, fresh: bool = False, progress: bool 
     if cfg.data.kind == "video" and cfg.data.fps is None:
         cfg.data.fps = video_dataset_fps(cfg.data.root)    # transfer feeds videos at the rate trained on
     if cfg.diffusion.sigma_data is None:
-        cfg.diffusion.sigma_data = round(clips.latent_std, 4)
+        cfg.diffusion.sigma_data = round(clips.change_std() if cfg.model.draw_change else clips.latent_std, 4)
     copies = colour_copies(cfg, clips, progress=progress and dist_info.main) if cfg.train.augment_clip_colors else []
     task = BCDTask(cfg, clips, copies)
     run_dir = Path(run_dir)
