@@ -98,9 +98,6 @@ class ModelConfig:
     motion_context: int = setting(0, "blocks of a small transformer that reads each frame's codes beside the other "
                                      "frames of its encoder window before they condition the denoiser (0: each "
                                      "frame's codes alone)", low=0)
-    context_previous_window: bool = setting(False, "motion_context also reads the previous window's codes (a "
-                                                   "learnt stand-in before a clip's first window), so a window's "
-                                                   "first frames have the frames before them")
 
 
 @dataclass
@@ -401,11 +398,6 @@ def validate(cfg: Config, where: str = "config") -> None:
         (not (m.draw_change and t.augment_content_flip),
          "model.draw_change and train.augment_content_flip exclude each other (a mirrored key frame is not the "
          "frames' start)"),
-        (not m.context_previous_window or (m.motion_context and t.cross_drive and t.content_from_video == 0
-                                            and not m.relative_motion and not m.lip_groups),
-         "model.context_previous_window needs model.motion_context, train.cross_drive, and no "
-         "train.content_from_video, model.relative_motion or model.lip_groups (the clip's other half is the "
-         "previous window, read as it is)"),
         (not m.relative_motion or t.cross_drive,
          "model.relative_motion needs train.cross_drive (the content half is the training reference)"),
         (t.render_frames <= half, f"train.render_frames={t.render_frames} is more than the {half} frames a clip rebuilds"),

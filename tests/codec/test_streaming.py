@@ -154,19 +154,17 @@ def test_a_short_packet_before_another_is_refused(pipe, clip):
         decoder.feed(spliced)
 
 
-@pytest.mark.parametrize("previous", [False, True])
-def test_a_model_that_reads_codes_in_context_streams_the_frames_of_a_whole_clip_render(run, sprites_root, previous):
-    # model.motion_context reads each frame's codes beside its window's (and the window before it:
-    # model.context_previous_window): packet by packet, the decoder must cut the same windows as a
-    # whole-clip render, the last one shifted back.
+def test_a_model_that_reads_codes_in_context_streams_the_frames_of_a_whole_clip_render(run, sprites_root):
+    # model.motion_context reads each frame's codes beside its window's: packet by packet, the
+    # decoder must cut the same windows as a whole-clip render, the last one shifted back.
     from motionbits.models.motion_context import MotionContext
     from tests.helpers import awake
 
     frames = np.load(sprites_root / "test.npz")["frames"]                  # [N, 8, 64, 64, 3]
     clip = torch.from_numpy(np.stack([frames[(5 * t) % len(frames), t % 8] for t in range(22)]))  # a frame of a new clip each
     pipe = MotionBits.from_checkpoint(run)
-    pipe.cfg.model.motion_context, pipe.cfg.model.context_previous_window = 1, previous
-    pipe.model.motion_context = awake(MotionContext(pipe.model.quantizer.dim, 1, previous=previous), std=0.3).eval()
+    pipe.cfg.model.motion_context = 1
+    pipe.model.motion_context = awake(MotionContext(pipe.model.quantizer.dim, 1), std=0.3).eval()
     awake(pipe.model.denoiser, std=0.05)               # a denoiser trained 2 steps barely reads its condition
     codes = pipe.encode_motion(clip)[0]
     assert len(set(map(tuple, codes[18:].tolist()))) > 1

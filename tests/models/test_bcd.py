@@ -245,39 +245,6 @@ def test_motion_context_reads_a_frame_s_codes_beside_its_window_only():
     assert model.motion_context.inp.weight.grad.abs().sum() > 0                        # training reads it too
 
 
-def test_context_previous_window_reads_the_window_before_in_rendering_and_training():
-    # A window's first frame has no frames before it in its own window: the previous window's codes
-    # tell it where in the motion it is (the demo's frame 4 was drawn in its pose least often).
-    cfg = tiny_config(model={"motion_context": 1, "context_previous_window": True},
-                      train={"rebuild_either_half": True})
-    model = awake(BCDModel(cfg, 3, 16)).eval()
-    codes = torch.randint(0, 8, (1, 10, 4), generator=torch.Generator().manual_seed(0))
-    base = model.motion_condition(codes)                                               # [1, 10, Cm]
-    changed = codes.clone()
-    changed[0, 1] = (codes[0, 1] + 1) % 8                  # windows 0-3, 4-7 (after 0-3), 6-9 (after 2-5)
-    moved = (model.motion_condition(changed) - base).abs().amax(dim=-1)[0]
-    assert (moved[:8] > 1e-4).all() and (moved[8:] == 0).all()
-    changed = codes.clone()
-    changed[0, 9] = (codes[0, 9] + 1) % 8
-    moved = (model.motion_condition(changed) - base).abs().amax(dim=-1)[0]
-    assert (moved[:8] == 0).all() and (moved[8:] > 1e-4).all()
-    # training reads the first half's nearest entries before the rebuilt second half, as rendering does
-    z = torch.randn(64, 8, 3, 16, 16)
-    draws = draws_for(model, 64)
-    previous, has = model.previous_window(z, draws)
-    assert torch.equal(has, ~draws.rebuild_first) and 0 < has.sum() < 64
-    assert torch.allclose(previous[has], model.quantizer.lookup(model.encode_motion(z[has, :4])))
-    model.train()
-    few = draws.shard(0, 8)                                                   # 8 clips, some rebuilding each half
-    loss = model(z[:8], few)["loss"]
-    loss.backward()
-    assert model.motion_context.no_previous.grad.abs().sum() > 0
-    model.previous_window = lambda z, draws: (None, None)                    # as if every window were a first
-    assert not torch.allclose(model(z[:8], few)["loss"], loss)
-    with pytest.raises(MotionbitsError, match="context_previous_window needs model.motion_context"):
-        tiny_config(model={"context_previous_window": True})
-
-
 LIP_MODEL = {"content_reader": "patch_pool", "content_queries": 4, "lip_groups": 1}
 
 

@@ -297,10 +297,9 @@ class StreamDecoder:
     def _render(self, codes: np.ndarray) -> torch.Tensor:
         """codes [n, N] (the last decoded) -> uint8 frames [n, H, W, 3], their noise the generator's next n frames."""
         pipe, n, w = self.pipe, len(codes), self.pipe.model.window
-        # model.motion_context reads the codes in the encoder's windows, each with the one before it
-        # (model.context_previous_window): from two windows before this packet (packets start on a
-        # window), the last window is cut shifted back, and read after its previous, as in a whole-clip render.
-        recent = self._codes.all[max(0, len(self._codes.all) - n - 2 * w):]
+        # model.motion_context reads the codes in the encoder's windows: from one window before this
+        # packet (packets start on a window), the last window is cut shifted back as in a whole-clip render.
+        recent = self._codes.all[max(0, len(self._codes.all) - n - w):]
         noise = torch.randn((1, n, *self._noise_shape), generator=self._noise).to(pipe.device)
         with autocast(pipe.device, pipe.bf16):
             motion = pipe.model.motion_condition(torch.from_numpy(recent)[None].to(pipe.device))[:, -n:]

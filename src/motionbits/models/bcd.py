@@ -152,8 +152,7 @@ class BCDModel(nn.Module):
         self.denoiser = Denoiser(latent_channels, latent_size, m.patch_size, m.denoiser_width, m.denoiser_depth,
                                  m.denoiser_heads, m.content_dim, self.quantizer.dim, m.temporal_attention,
                                  content_in_place=m.content_reader == "key_frame", content_mlp=m.draw_change)
-        self.motion_context = (MotionContext(self.quantizer.dim, m.motion_context, previous=m.context_previous_window)
-                               if m.motion_context else None)
+        self.motion_context = MotionContext(self.quantizer.dim, m.motion_context) if m.motion_context else None
         self.edm = EDM(cfg.diffusion)
         # Face crops put the mouth in one place; there it moves few pixels, so the loss barely pays for it.
         self.register_buffer("loss_map", mouth_loss_map(latent_size, cfg.train.mouth_loss_weight), persistent=False)
@@ -203,7 +202,7 @@ class BCDModel(nn.Module):
         q = self.quantizer(motion, draws.gumbel)        # the rate is measured on every rebuilt frame
         quantized = q.quantized                                                  # [B, T', Cm]
         if self.motion_context is not None:                                      # one window: T' = window
-            quantized = self.motion_context(quantized, *self.previous_window(z, draws))
+            quantized = self.motion_context(quantized)
         if draws.frame_pick is not None:
             pick = draws.frame_pick
             quantized = quantized.gather(1, pick[..., None].expand(-1, -1, quantized.shape[-1]))        # [B, R, Cm]
@@ -269,24 +268,6 @@ class BCDModel(nn.Module):
         motion = motion[:b] - motion[b:2 * b].mean(dim=1, keepdim=True) if relative else motion[:b]   # [B, T', N*d]
         content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
         return content, motion, target
-
-    @torch.no_grad()
-    def previous_window(self, z: torch.Tensor, draws: Draws) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """model.context_previous_window in training: the codes [B, T', Cm] of the window before the
-        rebuilt one (the first half, read with the motion frames' colours, its nearest entries as at
-        inference) and which clips have one [B] (not those rebuilding the first half); (None, None)
-        without the setting."""
-        if not self.cfg.model.context_previous_window:
-            return None, None
-        before = z[:, :self.window]                                             # [B, T', C, h, w]
-        if draws.motion_channels is not None:
-            before = _permute_channels(before, draws.motion_channels)
-        has = (torch.ones(z.shape[0], dtype=torch.bool, device=z.device) if draws.rebuild_first is None
-               else ~draws.rebuild_first)
-        codes = torch.zeros(z.shape[0], self.window, self.cfg.model.groups, dtype=torch.long, device=z.device)
-        if has.any():      # only the clips that have one are read
-            codes[has] = self.quantizer.logits(self.encoder(before[has])[1]).argmax(-1)
-        return self.quantizer.lookup(codes), has
 
     def drawn(self, frames: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """What the denoiser draws for latents frames [B, T, C, h, w]: the frames, or with
@@ -376,9 +357,7 @@ class BCDModel(nn.Module):
         if self.motion_context is None:
             return motion
         w = self.window
-        previous = self.cfg.model.context_previous_window
-        return torch.cat([self.motion_context(motion[:, begin: begin + w],
-                                              motion[:, begin - w: begin] if previous and begin >= w else None)[:, new:]
+        return torch.cat([self.motion_context(motion[:, begin: begin + w])[:, new:]
                           for begin, new in encoder_windows(motion.shape[1], w)], dim=1)
 
     @torch.no_grad()
