@@ -269,12 +269,16 @@ class BCDModel(nn.Module):
         content = self.content_reader(content_in) if self.content_reader is not None else content[-b:]
         return content, motion, target
 
+    def key_frame(self, content: torch.Tensor) -> torch.Tensor | None:
+        """model.draw_change: the key frame's latent [B, 1, C, h, w] that what the denoiser draws is
+        the change from; None without the setting."""
+        return self.content_reader.key_latent(content)[:, None] if self.cfg.model.draw_change else None
+
     def drawn(self, frames: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """What the denoiser draws for latents frames [B, T, C, h, w]: the frames, or with
         model.draw_change their change from the content's key frame."""
-        if not self.cfg.model.draw_change:
-            return frames
-        return frames - self.content_reader.key_latent(content)[:, None].to(frames.dtype)
+        key = self.key_frame(content)
+        return frames if key is None else frames - key.to(frames.dtype)
 
     # ---- inference ------------------------------------------------------------------------
     @torch.no_grad()
@@ -371,9 +375,8 @@ class BCDModel(nn.Module):
                          steps: int | None = None, sampler: str | None = None) -> torch.Tensor:
         """render() from motion_condition's output [B, T, Cm], so a long clip renders in spans of frames."""
         drawn = self.edm.sample(lambda x, c: self.denoiser(x, c, motion, content), noise, steps, sampler)
-        if self.cfg.model.draw_change:                                       # the change, plus the key frame
-            return drawn + self.content_reader.key_latent(content)[:, None].to(drawn.dtype)
-        return drawn
+        key = self.key_frame(content)                                        # draw_change: the change, plus it
+        return drawn if key is None else drawn + key.to(drawn.dtype)
 
 
 def encoder_windows(frames: int, window: int) -> list[tuple[int, int]]:

@@ -172,7 +172,7 @@ class KeyFrameContentReader(nn.Module):
         if grid * grid != content_queries or latent_size % grid:
             raise ValueError(f"content_reader key_frame needs content_queries a square whose root divides the "
                              f"latent size {latent_size}, not {content_queries}")
-        self.patch = latent_size // grid
+        self.grid, self.patch = grid, latent_size // grid
         self.raw = raw
         if raw:
             return
@@ -188,5 +188,4 @@ class KeyFrameContentReader(nn.Module):
 
     def key_latent(self, content: torch.Tensor) -> torch.Tensor:
         """raw content [B, K, C*p*p] -> the key frame's latent [B, C, h, w]."""
-        grid = math.isqrt(content.shape[1])
-        return rearrange(content, "b (gh gw) (c p q) -> b c (gh p) (gw q)", gh=grid, p=self.patch, q=self.patch)
+        return rearrange(content, "b (gh gw) (c p q) -> b c (gh p) (gw q)", gh=self.grid, p=self.patch, q=self.patch)
