@@ -1,7 +1,8 @@
 """Rate against distortion, the codec way: motionbits beside x264, x265 and SVT-AV1.
 
     python scripts/rate_distortion.py --runs RUN [RUN ...] (--video FILE [FILE ...] | --data DATA)
-        --out FOLDER [--prior PRIOR] [--content-bytes N [N ...]] [--crf-steps 4] [--frames N]
+        --out FOLDER [--prior PRIOR] [--content-bytes N [N ...]] [--content compact image] [--crf-steps 4]
+        [--frames N]
 
 The material: a person's held-back video given directly (--video, read at the model's size and
 frame rate, as `motionbits encode` reads it), or the test split of a `motionbits data video`
@@ -10,8 +11,9 @@ dataset (--data: each test video's back-to-back clips joined into sequences of -
 motionbits codes each sequence as a call would: a StreamEncoder fed one frame at a time (batch 1),
 the bytes `motionbits encode` writes (header, the content once, a motion packet per window, end),
 under --prior or else the adaptive tables; a StreamDecoder fed those packets renders the frames, as
-`motionbits decode` does. One series per run, a point per --content-bytes budget (runs trained at
-different targets: several series). The codecs (evaluation/video_codecs.py) at their usual presets
+`motionbits decode` does. One series per run and content coding (--content: compact values, or a
+key-frame model's key frame as an AV1 picture), a point per --content-bytes budget (runs trained
+at different targets: several series). The codecs (evaluation/video_codecs.py) at their usual presets
 and at their low-delay call settings, each its own series, at CRFs from the highest down in 6s.
 
 Each point: the clip's total kbps, and the total for 10 s, 60 s and 10 min calls, with what is paid
@@ -160,10 +162,10 @@ def rates(once: list[int], later: list[int], later_frames: list[int], frames: li
             "later_kbps": later_kbps, "calls": {name: 8 * once_bytes / s / 1000 + later_kbps for name, s in CALLS.items()}}
 
 
-def code_motionbits(pipe, prior, seq: np.ndarray, fps: float, content_bytes: int | None) -> dict:
+def code_motionbits(pipe, prior, seq: np.ndarray, fps: float, content_bytes: int | None, content: str = "compact") -> dict:
     """One sequence through the stream coder at batch 1: the packets' bytes by kind, the decoded
     frames and the seconds spent encoding and decoding."""
-    encoder = StreamEncoder(pipe, prior, fps, content_bytes=content_bytes)
+    encoder = StreamEncoder(pipe, prior, fps, content=content, content_bytes=content_bytes)
     packets, start = [], time.perf_counter()
     with torch.inference_mode():
         for frame in torch.from_numpy(seq):
@@ -184,12 +186,13 @@ def code_motionbits(pipe, prior, seq: np.ndarray, fps: float, content_bytes: int
             "decode_s": decode_s}
 
 
-def measure_motionbits(run: str, pipe, prior, sequences, fps, content_bytes, scorer: Scorer, fast: bool = False) -> dict:
-    coded = [code_motionbits(pipe, prior, s, fps, content_bytes)
-             for s in tqdm(sequences, desc=f"motionbits {Path(run).name} content {content_bytes or 'default'}")]
+def measure_motionbits(run: str, pipe, prior, sequences, fps, content_bytes, scorer: Scorer, fast: bool = False,
+                       content: str = "compact") -> dict:
+    coded = [code_motionbits(pipe, prior, s, fps, content_bytes, content)
+             for s in tqdm(sequences, desc=f"motionbits {Path(run).name} {content} content {content_bytes or 'default'}")]
     frames = [len(s) for s in sequences]
     series = (f"motionbits {Path(run).name}" + (" + prior" if prior is not None else "")
-              + (" (fast autoencoder)" if fast else ""))
+              + (" (fast autoencoder)" if fast else "") + (", key frame as AV1" if content == "image" else ""))
     return {"series": series, "setting": f"content {coded[0]['once']} B once "
                                          f"({'budget ' + str(content_bytes) if content_bytes else 'default budget'}), "
                                          f"target {pipe.cfg.train.target_bits:g} bits/frame",
@@ -339,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prior", help="code the motion under this prior (default: the adaptive tables)")
     p.add_argument("--content-bytes", nargs="+", type=int, metavar="N",
                    help="motionbits content budgets, a point each (default: the codec's default budget)")
+    p.add_argument("--content", nargs="+", default=["compact"], choices=["compact", "image"],
+                   help="motionbits content codings, a series each: compact values, or (a key-frame model) the "
+                        "key frame as an AV1 picture (default: compact)")
     p.add_argument("--fast-autoencoder", metavar="FOLDER",
                    help="measure each run again through this fast autoencoder (`motionbits distill-autoencoder`)")
     p.add_argument("--plot-call", default="60 s", choices=["clip", *CALLS], help="the rate rd.png plots against")
@@ -374,12 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     scorer = Scorer(sequences, face_scorer())
     results = []
     for run, pipe in zip(args.runs, pipes):
-        for budget in args.content_bytes or [None]:
-            results.append(measure_motionbits(run, pipe, prior, sequences, fps, budget, scorer))
-        if args.fast_autoencoder:
-            fast = fast_pipes[args.runs.index(run)]
+        for content in args.content:
             for budget in args.content_bytes or [None]:
-                results.append(measure_motionbits(run, fast, prior, sequences, fps, budget, scorer, fast=True))
+                results.append(measure_motionbits(run, pipe, prior, sequences, fps, budget, scorer, content=content))
+            if args.fast_autoencoder:
+                fast = fast_pipes[args.runs.index(run)]
+                for budget in args.content_bytes or [None]:
+                    results.append(measure_motionbits(run, fast, prior, sequences, fps, budget, scorer, fast=True,
+                                                      content=content))
     for codec in args.codecs:
         highest = CODECS[codec][1]
         for crf in tqdm(range(highest, max(highest - 6 * args.crf_steps, 0), -6), desc=codec):

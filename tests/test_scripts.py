@@ -399,3 +399,40 @@ def test_compare_autoencoders_prints_a_row_a_clip_and_draws_the_strip(tmp_path, 
         assert image.size == (6 * 32, 3 * 32)                          # 6 frames; the frame and two round trips
     assert script.main([str(clip), "--fast", str(tmp_path / "missing")]) == 2
     assert "fast autoencoder folder not found" in capsys.readouterr().err
+
+
+def test_rate_distortion_and_key_frame_quality_send_a_key_frame_as_a_picture(tmp_path, capsys):
+    from PIL import Image
+
+    src = tmp_path / "src"
+    for person in ("anna", "ben"):
+        write_video(src / person / "take.mp4", moving_square(32, seed=len(person)), fps=10)
+    build_video_dataset(src, tmp_path / "clips", size=16, frames=8, stride=8, test_fraction=0.5, progress=False)
+    # 16x16 pixels in 4x4 patches: the key frame's 16 patches of 48 values as they are
+    cfg = tiny_config(data={"kind": "video", "root": str(tmp_path / "clips"), "image_size": 16},
+                      model={"content_reader": "key_frame", "content_queries": 16, "content_dim": 48,
+                             "draw_change": True}, train={"steps": 1})
+    train(cfg, tmp_path / "run", progress=False)
+    rd = load_script("rate_distortion")
+    assert rd.main(["--runs", str(tmp_path / "run"), "--data", str(tmp_path / "clips"), "--out", str(tmp_path / "rd"),
+                    "--frames", "16", "--crf-steps", "1", "--codecs", "x265", "--content", "compact", "image",
+                    "--content-bytes", "120"]) == 0
+    report = json.loads((tmp_path / "rd" / "rd.json").read_text())
+    series = [r["series"] for r in report["results"]]
+    assert series == ["motionbits run", "motionbits run, key frame as AV1", "x265"]
+    assert all(r["once_bytes"] <= 120 + 80 for r in report["results"][:2])   # the budget, the header and the end
+    frame = tmp_path / "frame.png"
+    Image.fromarray(moving_square(1, seed=9)[0]).save(frame)
+    capsys.readouterr()
+    quality = load_script("key_frame_quality")
+    assert quality.main(["--checkpoint", str(tmp_path / "run"), str(frame), "--budgets", "100", "200"]) == 0
+    rows = [r.split(" | ") for r in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["| float16", "| compact, 100", "| AV1 picture, 100", "| compact, 200",
+                                    "| AV1 picture, 200"]
+    assert rows[0][1] == str(16 * 48 * 2) and all(int(r[1]) <= 200 for r in rows[1:])
+    assert float(rows[0][2].rstrip(" |")) > 40                 # pixels as latents: float16 loses nothing visible
+    # a model whose content is not the key frame's patches has no key frame to read back
+    other = tiny_config(data={"kind": "video", "root": str(tmp_path / "clips"), "image_size": 16}, train={"steps": 1})
+    train(other, tmp_path / "other", progress=False)
+    assert quality.main(["--checkpoint", str(tmp_path / "other"), str(frame)]) == 2
+    assert "model.draw_change" in capsys.readouterr().err

@@ -649,12 +649,14 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--packet-windows", type=positive_int, default=1,
                     help="the model's windows per motion packet (at most 255): each packet's fixed cost (about 21 "
                          "bits) spread over more frames, for a look-ahead of this x the window - 1 frames (default 1)")
-    en.add_argument("--content", choices=("compact", "float16"), default="compact",
-                    help="the content tokens quantised to fit --content-bytes (compact, the default) or as float16 "
-                         "(what reconstruct renders, 2 bytes a value)")
+    en.add_argument("--content", choices=("compact", "float16", "image"), default=None,
+                    help="the content tokens quantised to fit --content-bytes (compact), as float16 (what "
+                         "reconstruct renders, 2 bytes a value), or, for a model that reads its content from a key "
+                         "frame (model.content_reader: key_frame, as talking-head-person), the first frame as an AV1 "
+                         "picture (image); default: image for such a model, compact otherwise")
     en.add_argument("--content-bytes", type=positive_int, default=None,
-                    help="bytes the compact content may take (default a quarter byte per value: 1024 for 16 x 256 "
-                         "tokens)")
+                    help="bytes the content may take (compact: default a quarter byte per value, 1024 for 16 x 256 "
+                         "tokens; image: default 1024)")
     en.add_argument("--frames", type=positive_int, default=None, help="at most this many frames")
     en.add_argument("--fps", type=frame_rate, default=None,
                     help=f"frame rate to record when the input has none (a frame folder, a Sprites clip), 1..240 "

@@ -84,10 +84,10 @@ def test_bad_bitstreams_are_one_line_errors(run, sprites_root, tmp_path):
 
     assert "not a motionbits bitstream" in error(b"")
     assert "no MBIT magic" in error(b"GIF89a" + data[6:])
-    assert "written by motionbits format v9; this version reads v5" in error(data[:4] + bytes([9]) + data[5:])
+    assert "written by motionbits format v9; this version reads v5 and v6" in error(data[:4] + bytes([9]) + data[5:])
     for old in (3, 4):                                  # format 4: a packet per window with 32-bit coder ends
         assert error(data[:4] + bytes([old]) + data[5:]) == (f"x.mbits: was written by motionbits format v{old}; this "
-                                                             "version reads v5 (encode the clip again)")
+                                                             "version reads v5 and v6 (encode the clip again)")
     assert "truncated or corrupt" in error(data[:-3])
     assert "truncated or corrupt" in error(data + b"\0")
     flipped = bytearray(data)

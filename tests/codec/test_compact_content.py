@@ -52,11 +52,6 @@ def pipe(run):
     return MotionBits.from_checkpoint(run)
 
 
-@pytest.fixture(scope="module")
-def clip(sprites_root):
-    return torch.from_numpy(np.load(sprites_root / "test.npz")["frames"][2])
-
-
 def _prior_for(pipe) -> MotionPrior:
     m = pipe.cfg.model
     torch.manual_seed(0)
@@ -141,7 +136,7 @@ def test_float16_sections_of_the_wrong_size_or_not_finite_are_refused(pipe, clip
 def test_a_format_2_file_and_a_truncated_one_are_refused_in_one_line(pipe, clip):
     data = pack(encode_clip(pipe, clip, fps=8))
     for blob, words in ((data[:4] + bytes([2]) + data[5:], "x.mbits: was written by motionbits format v2; this version "
-                                                           "reads v5 (encode the clip again)"),
+                                                           "reads v5 and v6 (encode the clip again)"),
                         (data[:HEADER_BYTES + 12], "x.mbits: truncated or corrupt bitstream")):   # cut inside the content
         with pytest.raises(MotionbitsError) as err:
             read_file(blob, "x.mbits")

@@ -1,7 +1,8 @@
 """The motion bitstream: `motionbits encode` / `decode`, a clip as content + entropy-coded codes.
 
     clip ──MotionBits──► content [K, Cc] (float16) + codes [T, N]
-    content ──quantised, range-coded to a byte budget (or float16)──► content section (codec/content.py)
+    content ──quantised, range-coded to a byte budget (or float16)──► content section (codec/content.py;
+              or a key-frame model's key frame as an AV1 picture, codec/key_frame.py)
     codes ──range coder under the prior (or adaptive / static tables)──► motion stream   (codec/entropy.py)
     header, content packet, a motion packet per window, end ──► clip.mbits             (codec/format.py)
     clip.mbits ──► the same content values and codes ──MotionBits.render──► frames  (codec/stream.py:
@@ -28,12 +29,13 @@ __all__ = ["encode_clip", "decode_file", "read_file", "content_values", "motion_
 
 
 def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_hint: str = "",
-                prior_hint: str = "", content: str = content_coding.COMPACT, content_bytes: int | None = None,
+                prior_hint: str = "", content: str | None = None, content_bytes: int | None = None,
                 tables: str = "adaptive", packet_windows: int = 1) -> MbitsFile:
     """uint8 frames [T, H, W, 3] of one clip at `fps` frames per second (None: frame_rate.UNTIMED_FPS)
     -> its .mbits contents (`pack` gives the bytes), coded as a stream would be (codec/stream.py).
-    content: "compact" (quantised to fit `content_bytes`, default content.default_budget) or
-    "float16"; tables: "adaptive" or "static", for the motion without a prior; packet_windows: windows
+    content: "compact" (quantised to fit `content_bytes`, default content.default_budget),
+    "float16", or for a model whose content_reader is key_frame "image" (its first frame as an AV1
+    picture of at most `content_bytes`, default key_frame.DEFAULT_BUDGET); None: content.default_coding; tables: "adaptive" or "static", for the motion without a prior; packet_windows: windows
     per motion packet (a look-ahead of packet_windows x window - 1 frames). checkpoint_hint /
     prior_hint are ignored: a file names its models by fingerprint only."""
     import torch
@@ -48,6 +50,7 @@ def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_h
     if clip.shape[0] > MAX_FRAMES:
         raise MotionbitsError(f"the clip has {clip.shape[0]} frames, more than a bitstream holds ({MAX_FRAMES}): "
                               "--frames N encodes its start")
+    encoder.key_frame = clip[0].numpy()
     # the whole clip's latents (and lip points) at once, as reconstruct reads them
     encoder.feed_latents(pipe.to_latents(clip[None]), pipe.model.lips_of_frames(clip[None]))
     encoder.finish()
@@ -72,9 +75,10 @@ def decode_file(f: MbitsFile, pipe, prior=None, where: str = "bitstream") -> tup
     return decoder.content, torch.from_numpy(decoder.codes)[None]
 
 
-def content_values(f: MbitsFile, where: str = "bitstream") -> np.ndarray:
-    """The file's content as the decoder renders it: float32 [K, Cc]."""
-    return section_values(f.content, f.header, where)
+def content_values(f: MbitsFile, where: str = "bitstream", pipe=None) -> np.ndarray:
+    """The file's content as the decoder renders it: float32 [K, Cc] (a key frame's picture is read
+    by its model, `pipe`)."""
+    return section_values(f.content, f.header, where, pipe)
 
 
 def motion_bits_per_frame(pipe, content, codes, prior=None, adaptive: bool = True) -> np.ndarray:

@@ -45,11 +45,19 @@ def check_models(h: Header, pipe, prior, where: str) -> None:
                               f"its model has {ours[0]}px, {ours[1]} of {ours[2]}, {ours[3]} x {ours[4]}, {ours[5]})")
 
 
-def section_values(section: bytes, h: Header, where: str = "bitstream") -> np.ndarray:
-    """A content section as the decoder renders it: float32 [K, Cc]."""
+def section_values(section: bytes, h: Header, where: str = "bitstream", pipe=None) -> np.ndarray:
+    """A content section as the decoder renders it: float32 [K, Cc]. A key frame's picture needs
+    the model (`pipe`) that reads the content from it."""
     if h.content_coding == content_coding.FLOAT16:
         return content_coding.float16_values(section, h.content_tokens, h.content_dim)
     try:
+        if h.content_coding == content_coding.IMAGE:
+            from motionbits.codec.key_frame import check_image_content, decode_key_frame, key_frame_values
+
+            if pipe is None:
+                raise MotionbitsError(f"{where}: its content is a key frame's picture, read by its model only")
+            check_image_content(pipe.cfg, where)
+            return key_frame_values(pipe, decode_key_frame(section, h.size))
         return content_coding.decode_content(section, h.content_tokens, h.content_dim)
     except (ValueError, RuntimeError) as err:
         raise MotionbitsError(f"{where}: corrupt content section ({err})") from None

@@ -1,4 +1,5 @@
-"""The clip's content tokens in the bitstream: compact (quantised and range-coded) or float16.
+"""The clip's content tokens in the bitstream: compact (quantised and range-coded) or float16 (or,
+for a model that reads its content from a key frame, that frame as a picture: codec/key_frame.py).
 
 Compact, the default: one step s for every value, q = round(c / s), the integers q in -M..M range-
 coded token-major under one adaptive table (counts start at 1/2 per symbol and grow by one per value
@@ -28,8 +29,8 @@ import numpy as np
 from motionbits.codec.entropy import categorical, quantize_frequencies
 from motionbits.errors import MotionbitsError
 
-COMPACT, FLOAT16 = "compact", "float16"
-CODINGS = (COMPACT, FLOAT16)
+COMPACT, FLOAT16, IMAGE = "compact", "float16", "image"
+CODINGS = (COMPACT, FLOAT16, IMAGE)   # IMAGE: the key frame as a picture (codec/key_frame.py)
 MAX_MAGNITUDE = 2047                 # at most 4095 symbols: every one keeps a frequency >= 1 of 2^16
 _SIDE = struct.Struct("<fH")         # step, M
 SIDE_BYTES = _SIDE.size              # 6
@@ -37,14 +38,21 @@ _GRID = 2.0 ** (1 / 16)              # step grid: about 0.4 dB of error between 
 _SLACK_BITS = 64                     # the coder's last words, when estimating a section's size
 
 
+def default_coding(cfg) -> str:
+    """The content coding a model's files use unless told: a key-frame model reads its content from
+    one frame, which an image codec sends in a fraction of the bytes (codec/key_frame.py)."""
+    return IMAGE if cfg.model.content_reader == "key_frame" else COMPACT
+
+
 def default_budget(tokens: int, width: int) -> int:
     """Bytes the compact content may take: a quarter byte per value (1,024 for 16 x 256), at least 32."""
     return max(32, tokens * width // 4)
 
 
-def largest_section(tokens: int, width: int) -> int:
-    """The most bytes a compact section may hold: no more than the float16 values would take."""
-    return max(2 * tokens * width, 32)
+def largest_section(tokens: int, width: int, coding: str = COMPACT, size: int = 0) -> int:
+    """The most bytes a section may hold: a compact one no more than the float16 values would take,
+    a key frame's picture (frames of size x size) no more than its raw RGB pixels."""
+    return 3 * size * size if coding == IMAGE else max(2 * tokens * width, 32)
 
 
 def encode_content(content: np.ndarray, budget: int | None = None) -> tuple[bytes, np.ndarray]:
@@ -84,15 +92,18 @@ def float16_values(section: bytes, tokens: int, width: int) -> np.ndarray:
     return np.frombuffer(section, dtype="<f2", count=tokens * width).reshape(tokens, width).astype(np.float32)
 
 
-def section_problem(section: bytes, coding: str, tokens: int, width: int) -> str | None:
-    """What is impossible about a content section of this coding and shape, as words; None if nothing."""
+def section_problem(section: bytes, coding: str, tokens: int, width: int, size: int = 0) -> str | None:
+    """What is impossible about a content section of this coding and shape (frames of size x size),
+    as words; None if nothing."""
     if coding == FLOAT16:
         if len(section) != 2 * tokens * width:
             return f"a float16 content of {tokens} x {width} takes {2 * tokens * width} bytes, not {len(section)}"
         if not np.isfinite(float16_values(section, tokens, width)).all():
             return "content values are not finite"
         return None
-    most = largest_section(tokens, width)
+    most = largest_section(tokens, width, coding, size)
+    if coding == IMAGE:             # what the picture holds is checked as it is decoded (codec/key_frame.py)
+        return None if 1 <= len(section) <= most else f"a key frame of {len(section)} bytes is outside 1..{most}"
     if not SIDE_BYTES <= len(section) <= most or (len(section) - SIDE_BYTES) % 4:
         return (f"a compact content of {tokens} x {width} takes {SIDE_BYTES} bytes plus whole 32-bit words, "
                 f"{most} at most, not {len(section)}")

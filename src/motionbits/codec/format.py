@@ -1,13 +1,14 @@
 """The .mbits file: a header, then self-delimiting packets, so a clip can be sent as it is filmed.
 
-Layout (little-endian), version 5:
+Layout (little-endian), version 6 (version 5 is read too: the same without bit 3):
 
     offset size  field                                              allowed
     0      4     magic b"MBIT"
-    4      1     version (5)
+    4      1     version (6)                                        5 or 6
     5      1     flags: bit 0 = motion coded under a prior           other bits 0
                         bit 1 = adaptive tables (no prior)           not with bit 0
                         bit 2 = content as float16 (else compact)
+                        bit 3 = content as the key frame's picture   not with bit 2; version 6
     6      8     model fingerprint: first 8 bytes of sha256(config JSON + EMA weights)
     14     8     prior fingerprint                                  zeros exactly when bit 0 is clear
     22     8     frame rate, float64                                frame_rate.MIN_FPS..MAX_FPS
@@ -22,7 +23,8 @@ Layout (little-endian), version 5:
     48     ...   packets, in this order: one content, one or more motion, one end
 
     content  b"C", length (LEB128 varint, at most 4 bytes), the content section (codec/content.py:
-             compact, or K x Cc float16), CRC-32 of what comes before it in the packet
+             compact, or K x Cc float16; or one AV1 picture, codec/key_frame.py), CRC-32 of what
+             comes before it in the packet
     motion   length (varint, >= 1: its first byte is never 0), the code word, CRC-8 of the length
              and the code word (1 byte). The code word (codec/range_coder.py, codec/entropy.py)
              holds the packet's frame count first (F costs nothing, fewer, only in the last motion
@@ -54,22 +56,24 @@ from pathlib import Path
 
 import numpy as np
 
-from motionbits.codec.content import COMPACT, FLOAT16, largest_section, section_problem
+from motionbits.codec.content import COMPACT, FLOAT16, IMAGE, largest_section, section_problem
 from motionbits.codec.entropy import MAX_PACKET_FRAMES  # frames per motion packet (its count is coded in 16 bits)
 from motionbits.config import CODEC_MAX_ENTRIES
 from motionbits.errors import MotionbitsError
 from motionbits.frame_rate import fps_problem
 
 MAGIC = b"MBIT"
-VERSION = 5
+VERSION = 6
+READ_VERSIONS = (5, 6)                          # 5: no key frame pictures (flag bit 3)
 _HEADER = struct.Struct("<4sBB8s8sdHHHHHHH")
 _CRC = struct.Struct("<I")
 _END = struct.Struct("<II")                     # frames T, CRC-32 of the codes
 HEADER_BYTES = _HEADER.size + _CRC.size         # 48: the header with its CRC
 CONTENT, MOTION, END = b"C", b"M", b"\0"         # a motion packet has no kind byte: its length's first byte is not 0
 KIND_NAMES = {CONTENT: "content", MOTION: "motion", END: "end"}
-PRIOR_FLAG, ADAPTIVE_FLAG, FLOAT16_FLAG = 0b001, 0b010, 0b100
-KNOWN_FLAGS = PRIOR_FLAG | ADAPTIVE_FLAG | FLOAT16_FLAG
+PRIOR_FLAG, ADAPTIVE_FLAG, FLOAT16_FLAG, IMAGE_FLAG = 0b0001, 0b0010, 0b0100, 0b1000
+KNOWN_FLAGS = {5: PRIOR_FLAG | ADAPTIVE_FLAG | FLOAT16_FLAG, 6: PRIOR_FLAG | ADAPTIVE_FLAG | FLOAT16_FLAG | IMAGE_FLAG}
+CODING_FLAGS = {COMPACT: 0, FLOAT16: FLOAT16_FLAG, IMAGE: IMAGE_FLAG}
 
 MAX_FRAMES = 36_000          # 20 minutes at 30 fps: `decode` holds every frame in memory for its video
 MAX_WINDOW = 1024            # the model's window
@@ -97,7 +101,7 @@ class Header:
     content_dim: int
     window: int                     # the model's window
     adaptive: bool = False          # motion under adaptive tables (codec/entropy.py AdaptiveModel), no prior
-    content_coding: str = COMPACT   # codec/content.py: COMPACT or FLOAT16
+    content_coding: str = COMPACT   # codec/content.py: COMPACT, FLOAT16 or IMAGE
     packet_windows: int = 1         # windows per motion packet: the encoder's look-ahead is this x window - 1
     frames: int = 0                 # from the end packet: 0 while a stream is still arriving
     codes_crc: int = 0              # from the end packet
@@ -152,7 +156,7 @@ def header_problem(h: Header) -> str | None:
         return f"packets of {h.packet_windows} windows of {h.window} frames: more than {MAX_PACKET_FRAMES} frames"
     if h.uses_prior and h.adaptive:
         return "header says coded under a prior and under adaptive tables: one or the other"
-    if h.content_coding not in (COMPACT, FLOAT16):
+    if h.content_coding not in CODING_FLAGS:
         return f"unknown content coding {h.content_coding!r}"
     return None
 
@@ -204,7 +208,7 @@ def pack_header(h: Header) -> bytes:
     if problem:
         raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
     flags = ((PRIOR_FLAG if h.uses_prior else 0) | (ADAPTIVE_FLAG if h.adaptive else 0)
-             | (FLOAT16_FLAG if h.content_coding == FLOAT16 else 0))
+             | CODING_FLAGS[h.content_coding])
     head = _HEADER.pack(MAGIC, VERSION, flags, h.model_fingerprint, h.prior_fingerprint, h.fps, h.size, h.groups,
                         h.codebook_size, h.content_tokens, h.content_dim, h.window, h.packet_windows)
     return head + _CRC.pack(zlib.crc32(head))
@@ -216,7 +220,7 @@ def pack_packet(kind: bytes, payload: bytes) -> bytes:
 
 
 def content_packet(h: Header, section: bytes) -> bytes:
-    problem = section_problem(section, h.content_coding, h.content_tokens, h.content_dim)
+    problem = section_problem(section, h.content_coding, h.content_tokens, h.content_dim, h.size)
     if problem:
         raise MotionbitsError(f"cannot write this clip as a bitstream: {problem}")
     return pack_packet(CONTENT, section)
@@ -343,8 +347,8 @@ class PacketReader:
         buf = self._buf
         if len(buf) >= 4 and buf[:4] != MAGIC:
             self._fail("not a motionbits bitstream (no MBIT magic)")
-        if len(buf) >= 5 and buf[4] != VERSION:
-            self._fail(f"was written by motionbits format v{buf[4]}; this version reads v{VERSION} "
+        if len(buf) >= 5 and buf[4] not in READ_VERSIONS:
+            self._fail(f"was written by motionbits format v{buf[4]}; this version reads v5 and v6 "
                        "(encode the clip again)")
         if len(buf) < HEADER_BYTES:
             return False
@@ -352,11 +356,11 @@ class PacketReader:
             self._fail("truncated or corrupt bitstream (its header's CRC-32 does not match)")
         (_, _, flags, model_fp, prior_fp, fps, size, groups, codebook, tokens, width,
          window, packet_windows) = _HEADER.unpack_from(buf)
-        if flags & ~KNOWN_FLAGS:
+        if flags & ~KNOWN_FLAGS[buf[4]] or (flags & FLOAT16_FLAG and flags & IMAGE_FLAG):
             self._fail(f"corrupt bitstream (unknown flags {flags:#04x})")
+        coding = FLOAT16 if flags & FLOAT16_FLAG else IMAGE if flags & IMAGE_FLAG else COMPACT
         header = Header(bool(flags & PRIOR_FLAG), bytes(model_fp), bytes(prior_fp), fps, size, groups, codebook, tokens,
-                        width, window, bool(flags & ADAPTIVE_FLAG), FLOAT16 if flags & FLOAT16_FLAG else COMPACT,
-                        packet_windows)
+                        width, window, bool(flags & ADAPTIVE_FLAG), coding, packet_windows)
         problem = header_problem(header)
         if problem:
             self._fail(f"corrupt bitstream ({problem})")
@@ -366,7 +370,7 @@ class PacketReader:
     def _largest_payload(self, kind: bytes) -> int:
         h = self.header
         if kind == CONTENT:
-            return largest_section(h.content_tokens, h.content_dim)
+            return largest_section(h.content_tokens, h.content_dim, h.content_coding, h.size)
         if kind == MOTION:   # at most 16 bits a code (every frequency >= 1 of 2^16), the frame count, the end
             return 2 * packet_frames(h) * h.groups + 4 + 8
         return _END.size
@@ -413,7 +417,7 @@ class PacketReader:
         self._at, self._index = end + check, index + 1
         packet = Packet(kind, index, payload, size=end + check - at)
         if kind == CONTENT:
-            problem = section_problem(payload, h.content_coding, h.content_tokens, h.content_dim)
+            problem = section_problem(payload, h.content_coding, h.content_tokens, h.content_dim, h.size)
             if problem:
                 self._fail(f"corrupt bitstream (packet 0, content: {problem})")
         elif kind == MOTION:

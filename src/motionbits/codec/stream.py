@@ -70,18 +70,25 @@ class StreamEncoder:
     bytes of every packet those frames complete; finish() returns the last packets. The bytes
     returned, joined, are the .mbits file. `packets` lists (kind, frames, bytes) as they were sent.
     A model whose lip groups read lip points (model.lip_groups) finds them in each frame fed (dlib);
-    only the encoder reads them, the decoder reads codes."""
+    only the encoder reads them, the decoder reads codes. content: codec/content.py's CODINGS, by
+    default the key frame's picture for a key-frame model and compact values otherwise."""
 
-    def __init__(self, pipe, prior=None, fps: float | None = None, content: str = content_coding.COMPACT,
+    def __init__(self, pipe, prior=None, fps: float | None = None, content: str | None = None,
                  content_bytes: int | None = None, tables: str = "adaptive", packet_windows: int = 1):
         from motionbits.frame_rate import UNTIMED_FPS, check_fps
 
+        content = content_coding.default_coding(pipe.cfg) if content is None else content
         if content not in content_coding.CODINGS or tables not in TABLES:
             raise ValueError(f"content {content!r} / tables {tables!r}: expected one of {content_coding.CODINGS} / {TABLES}")
         check_codable(pipe.cfg, getattr(pipe, "source", "this model"))
         self.pipe, self.prior = pipe, prior
         self.window = pipe.model.window
         self.content_coding, self.content_bytes = content, content_bytes
+        if content == content_coding.IMAGE:
+            from motionbits.codec.key_frame import check_image_content
+
+            check_image_content(pipe.cfg, getattr(pipe, "source", "this model"))
+        self.key_frame: np.ndarray | None = None          # uint8 [H, W, 3]: the first frame, for IMAGE content
         self.adaptive = prior is None and tables == "adaptive"
         m = pipe.cfg.model
         self.header = Header(prior is not None, pipe.fingerprint(), prior_fingerprint(prior),
@@ -111,11 +118,14 @@ class StreamEncoder:
         frames = torch.as_tensor(np.asarray(frames))
         if frames.ndim != 4:
             raise MotionbitsError(f"the encoder takes frames [n, H, W, 3], got shape {tuple(frames.shape)}")
+        if self.key_frame is None and len(frames):
+            self.key_frame = frames[0].numpy()
         return self.feed_latents(self.pipe.to_latents(frames[None]), self.pipe.model.lips_of_frames(frames[None]))
 
     def feed_latents(self, z: torch.Tensor, lips: torch.Tensor | None = None) -> bytes:
         """Latents [1, n, C, h, w] (pipe.to_latents), and for a model with lip groups their frames'
-        lip points [1, n, 40] (BCDModel.lips_of_frames) -> the bytes of the packets they complete."""
+        lip points [1, n, 40] (BCDModel.lips_of_frames) -> the bytes of the packets they complete.
+        Content sent as a picture needs the first frame itself: set `key_frame` before."""
         if self.finished:
             raise MotionbitsError("this stream is finished: start another encoder")
         if self.pipe.cfg.model.lip_groups and lips is None:
@@ -197,6 +207,14 @@ class StreamEncoder:
         values = pipe.content_of_latents(first)[0].cpu().numpy()                      # [K, Cc] float16 values
         if self.content_coding == content_coding.FLOAT16:
             self.section = values.astype("<f2").tobytes()
+        elif self.content_coding == content_coding.IMAGE:
+            from motionbits.codec.key_frame import decode_key_frame, encode_key_frame, key_frame_values
+
+            if self.key_frame is None:
+                raise MotionbitsError("--content image sends the first frame as a picture: feed the encoder frames "
+                                      "(or set its key_frame before feeding latents)")
+            self.section = encode_key_frame(self.key_frame, self.content_bytes)
+            values = key_frame_values(pipe, decode_key_frame(self.section, self.header.size))   # as the decoder reads it
         else:
             self.section, values = content_coding.encode_content(values, self.content_bytes)
         self.content_values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None]
@@ -275,7 +293,7 @@ class StreamDecoder:
 
     def _start(self, section: bytes) -> None:
         h = self.header
-        self.content = torch.from_numpy(section_values(section, h, self.where))[None]          # [1, K, Cc]
+        self.content = torch.from_numpy(section_values(section, h, self.where, self.pipe))[None]   # [1, K, Cc]
         self._model = code_model(self.pipe, self.prior if h.uses_prior else None, self.content, h.adaptive)
         self._codes = _Codes(h.groups)
 
