@@ -35,9 +35,10 @@ def encode_clip(pipe, frames, prior=None, fps: float | None = None, checkpoint_h
     -> its .mbits contents (`pack` gives the bytes), coded as a stream would be (codec/stream.py).
     content: "compact" (quantised to fit `content_bytes`, default content.default_budget),
     "float16", or for a model whose content_reader is key_frame "image" (its first frame as an AV1
-    picture of at most `content_bytes`, default key_frame.DEFAULT_BUDGET); None: content.default_coding; tables: "adaptive" or "static", for the motion without a prior; packet_windows: windows
-    per motion packet (a look-ahead of packet_windows x window - 1 frames). checkpoint_hint /
-    prior_hint are ignored: a file names its models by fingerprint only."""
+    picture of at most `content_bytes`, default key_frame.DEFAULT_BUDGET); None:
+    content.default_coding. tables: "adaptive" or "static", for the motion without a prior;
+    packet_windows: windows per motion packet (a look-ahead of packet_windows x window - 1 frames).
+    checkpoint_hint / prior_hint are ignored: a file names its models by fingerprint only."""
     import torch
 
     encoder = StreamEncoder(pipe, prior, fps, content, content_bytes, tables, packet_windows)

@@ -3,11 +3,12 @@
 A model with `content_reader: key_frame` reads its content from one frame (KeyFrameContentReader:
 its latent patches, embedded, or as they are with `model.draw_change`), so instead of quantising
 the content values (codec/content.py) the encoder can send that frame itself through an image
-codec made for pictures, and both ends read the content from the decoded picture. SVT-AV1 codes it (at the finest CRF whose bytes fit the budget),
-dav1d decodes it (AV1 decoding is exact by the standard: every decoder gives the same pixels), and
-the picture goes through the tokenizer and the content reader in float64 before the values are
-rounded to float16 as any content is: two machines or thread counts that order the float64 sums differently land on the same
-float16 values, so the motion prior sees the very numbers the encoder coded under.
+codec made for pictures, and both ends read the content from the decoded picture. SVT-AV1 codes
+it (at the finest CRF whose bytes fit the budget), dav1d decodes it (AV1 decoding is exact by the
+standard: every decoder gives the same pixels), and the picture goes through the tokenizer and the
+content reader in float64 before the values are rounded to float16 as any content is: two
+machines or thread counts that order the float64 sums differently land on the same float16
+values, so the motion prior sees the very numbers the encoder coded under.
 
 Measured on a held-back talking-head frame at 128x128 (scripts/key_frame_quality.py): the key
 frame rebuilt through taef2 at 31.0 dB from 992 bytes of AV1, against 20.1 dB from 986 bytes of
@@ -29,7 +30,7 @@ from motionbits.errors import MotionbitsError
 
 ENCODER, DECODER, CONTAINER = "libsvtav1", "libdav1d", "obu"
 HIGHEST_CRF = 63                     # SVT-AV1's coarsest; the finest that fits the budget is searched
-PRESET = "4"                         # about 35 ms a 128x128 frame on 2 cores; 8 and 12 gave the same frame in 1.4-2x the bytes
+PRESET = "4"                         # about 35 ms a 128x128 frame on 2 cores, each search step; slower presets save little
 DEFAULT_BUDGET = 1024
 
 
