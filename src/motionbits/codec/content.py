@@ -1,8 +1,8 @@
 """The clip's content tokens in the bitstream: compact (quantised and range-coded) or float16 (or,
 for a model that reads its content from a key frame, that frame as a picture: codec/key_frame.py).
 
-Compact, the default: one step s for every value, q = round(c / s), the integers q in -M..M range-
-coded token-major under one adaptive table (counts start at 1/2 per symbol and grow by one per value
+Compact, the default but for key-frame models: one step s for every value, q = round(c / s), the
+integers q in -M..M range-coded token-major under one adaptive table (counts start at 1/2 per symbol and grow by one per value
 coded, identical on both sides); the decoder's content is q * s in float32. The encoder picks the
 finest step on a geometric grid (2^(1/16) apart) whose coded section fits the byte budget (default a
 quarter byte per value: 1,024 bytes for 16 x 256 tokens, against 8,192 as float16). One step for
