@@ -2,13 +2,14 @@
 for a model that reads its content from a key frame, that frame as a picture: codec/key_frame.py).
 
 Compact, the default but for key-frame models: one step s for every value, q = round(c / s), the
-integers q in -M..M range-coded token-major under one adaptive table (counts start at 1/2 per symbol and grow by one per value
-coded, identical on both sides); the decoder's content is q * s in float32. The encoder picks the
-finest step on a geometric grid (2^(1/16) apart) whose coded section fits the byte budget (default a
-quarter byte per value: 1,024 bytes for 16 x 256 tokens, against 8,192 as float16). One step for
-all values is what minimises the squared error at a given entropy-coded rate (the same step size in
-every dimension); the content is near Gaussian with unit spread, so a per-token or per-channel
-table saved nothing (measured on sprites-cpu: 2.17 bits a value at step 1 either way).
+integers q in -M..M range-coded token-major under one adaptive table (counts start at 1/2 per symbol
+and grow by one per value coded, identical on both sides); the decoder's content is q * s in
+float32. The encoder picks the finest step on a geometric grid (2^(1/16) apart) whose coded section
+fits the byte budget (default a quarter byte per value: 1,024 bytes for 16 x 256 tokens, against
+8,192 as float16). One step for all values is what minimises the squared error at a given
+entropy-coded rate (the same step size in every dimension); the content is near Gaussian with unit
+spread, so a per-token or per-channel table saved nothing (measured on sprites-cpu: 2.17 bits a
+value at step 1 either way).
 
 Compact section (little-endian):
 
