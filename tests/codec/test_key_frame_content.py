@@ -116,6 +116,12 @@ def test_a_larger_budget_buys_a_closer_key_frame_and_beats_the_compact_values(pi
         encode_key_frame(frame, 20)
 
 
+def test_latents_alone_cannot_send_the_key_frame_s_picture(pipe, clip):
+    encoder = StreamEncoder(pipe, None, 8, content="image")
+    with pytest.raises(MotionbitsError, match="sends the first frame as a picture: feed the encoder frames"):
+        encoder.feed_latents(pipe.to_latents(clip[None]))
+
+
 def test_a_model_that_does_not_draw_the_change_refuses_image_content(run, sprites_root, tmp_path, capsys):
     code = main(["encode", f"sprites:{sprites_root}:test:2", "--checkpoint", str(run), "--device", "cpu",
                  "--content", "image", "-o", str(tmp_path / "clip.mbits")])

@@ -204,10 +204,7 @@ class StreamEncoder:
     def _start(self, first: torch.Tensor, first_lips: torch.Tensor | None) -> None:
         """The content (and what the codes are read against) from the first window [1, W, ...]."""
         pipe = self.pipe
-        values = pipe.content_of_latents(first)[0].cpu().numpy()                      # [K, Cc] float16 values
-        if self.content_coding == content_coding.FLOAT16:
-            self.section = values.astype("<f2").tobytes()
-        elif self.content_coding == content_coding.IMAGE:
+        if self.content_coding == content_coding.IMAGE:
             from motionbits.codec.key_frame import decode_key_frame, encode_key_frame, key_frame_values
 
             if self.key_frame is None:
@@ -216,7 +213,11 @@ class StreamEncoder:
             self.section = encode_key_frame(self.key_frame, self.content_bytes)
             values = key_frame_values(pipe, decode_key_frame(self.section, self.header.size))   # as the decoder reads it
         else:
-            self.section, values = content_coding.encode_content(values, self.content_bytes)
+            values = pipe.content_of_latents(first)[0].cpu().numpy()                  # [K, Cc] float16 values
+            if self.content_coding == content_coding.FLOAT16:
+                self.section = values.astype("<f2").tobytes()
+            else:
+                self.section, values = content_coding.encode_content(values, self.content_bytes)
         self.content_values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None]
         self._out.append(content_packet(self.header, self.section))
         self.packets.append(("content", 0, len(self._out[-1])))
