@@ -122,7 +122,7 @@ def test_latents_alone_cannot_send_the_key_frame_s_picture(pipe, clip):
         encoder.feed_latents(pipe.to_latents(clip[None]))
 
 
-def test_a_model_that_does_not_draw_the_change_refuses_image_content(run, sprites_root, tmp_path, capsys):
+def test_a_model_without_a_key_frame_reader_refuses_image_content(run, sprites_root, tmp_path, capsys):
     code = main(["encode", f"sprites:{sprites_root}:test:2", "--checkpoint", str(run), "--device", "cpu",
                  "--content", "image", "-o", str(tmp_path / "clip.mbits")])
     err = capsys.readouterr().err.strip()
