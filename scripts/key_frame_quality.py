@@ -44,10 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except MotionbitsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    reader = pipe.model.content_reader
-
     def key_frame_of(values: np.ndarray) -> np.ndarray:
-        key = reader.key_latent(torch.from_numpy(np.asarray(values, np.float32))[None])[:, None]   # [1, 1, C, h, w]
+        key = pipe.model.key_frame(torch.from_numpy(np.asarray(values, np.float32))[None])          # [1, 1, C, h, w]
         return pipe.to_frames(key)[0, 0].numpy()
 
     exact = pipe.content_of_latents(pipe.to_latents(frame[None, None]))[0].numpy()             # [K, Cc] float16 values

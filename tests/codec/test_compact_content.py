@@ -92,12 +92,13 @@ def test_decoding_is_bit_exact_across_runs_and_thread_counts(pipe, clip):
         assert all(torch.equal(a, b) for a, b in zip(decoded[0], other))
 
 
-def _with_content(data: bytes, section: bytes, flags: int | None = None) -> bytes:
-    """The file with another content packet (its length and CRC right) and flags (the header's CRC
-    right): what only the section checks can refuse."""
+def _with_content(data: bytes, section: bytes, flags: int | None = None, version: int | None = None) -> bytes:
+    """The file with another content packet (its length and CRC right), flags and version (the
+    header's CRC right): what only the section and header checks can refuse."""
     head = bytearray(data[:HEADER_BYTES])
-    if flags is not None:
-        head[5] = flags
+    if flags is not None or version is not None:
+        head[5] = head[5] if flags is None else flags
+        head[4] = head[4] if version is None else version
         struct.pack_into("<I", head, HEADER_BYTES - 4, zlib.crc32(bytes(head[:HEADER_BYTES - 4])))
     old = pack_packet(b"C", read_file(data, "x.mbits").content)
     assert data[HEADER_BYTES:HEADER_BYTES + len(old)] == old

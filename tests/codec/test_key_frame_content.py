@@ -1,9 +1,6 @@
 """A key-frame model's content sent as its key frame's AV1 picture (codec/key_frame.py, format 6):
 both ends read the same values from the decoded picture, a budget buys a closer key frame, and what
 cannot be coded or decoded that way is refused in one line."""
-import struct
-import zlib
-
 import numpy as np
 import pytest
 import torch
@@ -12,12 +9,12 @@ from motionbits.api import MotionBits
 from motionbits.cli import main
 from motionbits.codec import content_values, decode_file, encode_clip, read_file
 from motionbits.codec.content import encode_content
-from motionbits.codec.format import HEADER_BYTES, pack, pack_packet
+from motionbits.codec.format import pack
 from motionbits.codec.key_frame import decode_key_frame, encode_key_frame
 from motionbits.codec.stream import StreamEncoder
 from motionbits.errors import MotionbitsError
 from motionbits.training.bcd import train
-from tests.codec.test_compact_content import _prior_for
+from tests.codec.test_compact_content import _prior_for, _with_content
 from tests.helpers import tiny_config
 
 
@@ -128,17 +125,6 @@ def test_a_model_without_a_key_frame_reader_refuses_image_content(run, sprites_r
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--content image sends the key frame as a picture" in err
     assert not (tmp_path / "clip.mbits").exists()
-
-
-def _with_content(data: bytes, section: bytes, version: int | None = None, flags: int | None = None) -> bytes:
-    """The file with another content section (its packet's length and CRC right), version and flags
-    (the header's CRC right)."""
-    head = bytearray(data[:HEADER_BYTES])
-    head[4] = head[4] if version is None else version
-    head[5] = head[5] if flags is None else flags
-    struct.pack_into("<I", head, HEADER_BYTES - 4, zlib.crc32(bytes(head[:HEADER_BYTES - 4])))
-    old = pack_packet(b"C", read_file(data, "x.mbits").content)
-    return bytes(head) + pack_packet(b"C", section) + data[HEADER_BYTES + len(old):]
 
 
 def test_a_damaged_picture_and_impossible_flags_are_refused_in_one_line(pipe, clip):
